@@ -1,0 +1,1 @@
+//! tooljet-operator: imports ToolJet apps from git into ToolJet instances, one environment at a time.

@@ -1,0 +1,1 @@
+//! Real git repositories and loopback git servers for tests.

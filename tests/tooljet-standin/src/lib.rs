@@ -1,0 +1,1 @@
+//! A stand-in ToolJet server for tests (see shared/tooljet-contract.md).
