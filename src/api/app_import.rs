@@ -1,0 +1,501 @@
+//! `AppImport`: one ToolJet app, from one git repository, into one environment.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::ApiError;
+use super::shared::{Environment, SecretRef};
+
+/// How many applied commits `status.history` keeps.
+pub const HISTORY_LIMIT: usize = 10;
+
+/// Imports one ToolJet app from a git repository into the ToolJet instance of an environment.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "gitops.tooljet.dev",
+    version = "v1alpha1",
+    kind = "AppImport",
+    plural = "appimports",
+    namespaced,
+    status = "AppImportStatus",
+    shortname = "tjapp",
+    category = "tooljet",
+    derive = "PartialEq",
+    doc = "Imports one ToolJet app from git into the ToolJet instance of one environment.",
+    printcolumn(
+        name = "Environment",
+        type_ = "string",
+        json_path = ".spec.environment"
+    ),
+    printcolumn(name = "App", type_ = "string", json_path = ".status.app.name"),
+    printcolumn(
+        name = "Commit",
+        type_ = "string",
+        json_path = ".status.lastAppliedCommit.shortSha"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Editable", type_ = "boolean", json_path = ".spec.editable"),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[allow(clippy::duplicated_attributes)]
+pub struct AppImportSpec {
+    /// Picks the one ToolJetInstance of this environment in the AppImport's namespace
+    /// (unless `instanceRef` names one).
+    pub environment: Environment,
+
+    /// An explicit ToolJetInstance; in another namespace it must list ours in `allowedNamespaces`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_ref: Option<InstanceRef>,
+
+    /// Where the app comes from.
+    pub source: GitSource,
+
+    /// Name of the app in ToolJet ("App name"). Default: the git app name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 50))]
+    pub app_name: Option<String>,
+
+    /// "Make application editable": when true, edits made in ToolJet are kept, never overwritten silently.
+    #[serde(default)]
+    pub editable: bool,
+
+    /// Automatic applies new commits; Manual reports them and waits for the approve annotation.
+    #[serde(default)]
+    pub update_policy: UpdatePolicy,
+
+    /// How often to check the repository for new commits: a Go-style duration (`30s`, `5m`, `1h30m`), at least 10s.
+    #[serde(default = "default_interval")]
+    #[schemars(length(min = 2, max = 32), regex(pattern = INTERVAL_PATTERN))]
+    #[x_kube(validation = Rule::new(
+        "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$') && duration(self) >= duration('10s')"
+    ).message("interval must be a duration of at least 10s, such as 30s, 5m or 1h30m"))]
+    pub interval: String,
+
+    /// Stop reconciling (nothing is read or written) while true.
+    #[serde(default)]
+    pub suspend: bool,
+
+    /// What happens to the ToolJet app when the AppImport is deleted.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Take over an existing app of the same name that this AppImport did not import.
+    #[serde(default)]
+    pub adopt_existing: bool,
+
+    /// Make the imported version the released one.
+    #[serde(default = "default_true")]
+    pub release: bool,
+}
+
+/// Go `time.ParseDuration` syntax without a sign (what the CRD's pattern allows).
+pub const INTERVAL_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$";
+/// Default of `spec.interval`.
+pub const DEFAULT_INTERVAL: &str = "5m";
+/// Smallest `spec.interval` the CRD accepts.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+
+fn default_interval() -> String {
+    DEFAULT_INTERVAL.to_owned()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl AppImportSpec {
+    /// The name the app must have in ToolJet: `appName`, or else the app's name in git.
+    pub fn wanted_app_name<'a>(&'a self, git_app_name: &'a str) -> &'a str {
+        self.app_name.as_deref().unwrap_or(git_app_name)
+    }
+
+    /// `spec.interval` as a duration; refuses anything the CRD would refuse (bad syntax, under 10s).
+    pub fn interval_duration(&self) -> Result<Duration, ApiError> {
+        let d = parse_go_duration(&self.interval).map_err(|reason| ApiError::InvalidInterval {
+            value: self.interval.clone(),
+            reason,
+        })?;
+        if d < MIN_INTERVAL {
+            return Err(ApiError::InvalidInterval {
+                value: self.interval.clone(),
+                reason: "it is shorter than the minimum of 10s".into(),
+            });
+        }
+        Ok(d)
+    }
+}
+
+/// Parses an unsigned Go duration (`300ms`, `1.5h`, `1h30m`), as the API server's CEL `duration()` does.
+fn parse_go_duration(s: &str) -> Result<Duration, String> {
+    if s.is_empty() {
+        return Err("it is empty".into());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| {
+                format!("the number `{rest}` has no unit (use ns, us, ms, s, m or h)")
+            })?;
+        let (num, tail) = rest.split_at(num_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let nanos_per_unit: f64 = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => {
+                return Err(format!(
+                    "`{unit}` is not a unit (use ns, us, ms, s, m or h)"
+                ));
+            }
+        };
+        let value: f64 = num
+            .parse()
+            .ok()
+            .filter(|_| !num.starts_with('.') && !num.ends_with('.'))
+            .ok_or_else(|| format!("`{num}` is not a number"))?;
+        total += Duration::try_from_secs_f64(value * nanos_per_unit / 1e9)
+            .map_err(|_| "it is too large".to_string())?;
+        rest = tail;
+    }
+    Ok(total)
+}
+
+/// An explicit ToolJetInstance reference.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+pub struct InstanceRef {
+    /// Name of the ToolJetInstance.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Its namespace; default: the AppImport's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+}
+
+/// A git repository, a ref in it, and the app to take from it.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.app) != has(self.path)")
+    .message("source must set exactly one of app (an app name from .meta/meta.json) or path (an export bundle)"))]
+pub struct GitSource {
+    /// Repository URL: `https://`, `ssh://`, `git://`, `file://`, or scp-like `git@host:org/repo.git`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new(
+        "self.matches('^(https|ssh|git|file)://[^\\\\s]+$') || self.matches('^[A-Za-z0-9._~-]+@[A-Za-z0-9.-]+:[^\\\\s]+$')"
+    ).message("source.url must be an https://, ssh://, git:// or file:// URL, or scp-like user@host:path (for example git@github.com:acme/apps.git)"))]
+    pub url: String,
+
+    /// The branch, tag or commit to follow: exactly one.
+    #[serde(rename = "ref")]
+    pub git_ref: GitRef,
+
+    /// Git credentials: `username` + `password`, or `token` (https); `identity`, optional
+    /// `passphrase` and `known_hosts` (ssh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretRef>,
+
+    /// The app's name in the repository's `.meta/meta.json` (ToolJet's "Create app from").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub app: Option<String>,
+
+    /// ...or the path of an export bundle (JSON) in the repository, relative, without `..`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new(
+        "!self.startsWith('/') && !self.matches('(^|/)\\\\.\\\\.(/|$)')"
+    ).message("source.path must be relative to the repository root and must not contain `..`"))]
+    pub path: Option<String>,
+}
+
+/// Which of the app's two possible locations in the repository is set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppLocation<'a> {
+    /// An app name from `.meta/meta.json`.
+    GitApp(&'a str),
+    /// An export bundle at this path.
+    BundlePath(&'a str),
+}
+
+impl GitSource {
+    /// Where the app is, or `None` when neither or both are set (refused by the CRD, but files
+    /// read by `sync -f` did not pass the API server).
+    pub fn app_location(&self) -> Option<AppLocation<'_>> {
+        match (&self.app, &self.path) {
+            (Some(a), None) => Some(AppLocation::GitApp(a)),
+            (None, Some(p)) => Some(AppLocation::BundlePath(p)),
+            _ => None,
+        }
+    }
+}
+
+/// Exactly one of branch, tag or commit.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[x_kube(validation = Rule::new(
+    "(has(self.branch) ? 1 : 0) + (has(self.tag) ? 1 : 0) + (has(self.commit) ? 1 : 0) == 1"
+).message("ref must set exactly one of branch, tag or commit"))]
+pub struct GitRef {
+    /// Follow the tip of this branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub branch: Option<String>,
+    /// Import this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 255))]
+    pub tag: Option<String>,
+    /// Import exactly this commit (full 40-character lowercase sha); pin an older one to restore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 40, max = 40))]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9a-f]{40}$')")
+        .message("ref.commit must be a full commit sha: 40 lowercase hexadecimal characters"))]
+    pub commit: Option<String>,
+}
+
+/// The one ref kind set in a [`GitRef`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefKind<'a> {
+    Branch(&'a str),
+    Tag(&'a str),
+    Commit(&'a str),
+}
+
+impl GitRef {
+    /// The ref that is set, or `None` when zero or several are set.
+    pub fn kind(&self) -> Option<RefKind<'_>> {
+        match (&self.branch, &self.tag, &self.commit) {
+            (Some(b), None, None) => Some(RefKind::Branch(b)),
+            (None, Some(t), None) => Some(RefKind::Tag(t)),
+            (None, None, Some(c)) => Some(RefKind::Commit(c)),
+            _ => None,
+        }
+    }
+}
+
+/// When new commits are applied.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UpdatePolicy {
+    /// Apply every new commit.
+    #[default]
+    Automatic,
+    /// Report new commits (`UpdateAvailable`) and apply the one named by the approve annotation.
+    Manual,
+}
+
+/// What happens to the ToolJet app when its AppImport is deleted.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DeletionPolicy {
+    /// Leave the app in ToolJet.
+    #[default]
+    Retain,
+    /// Delete the app from ToolJet.
+    Delete,
+}
+
+/// Observed state of an AppImport; also the sync engine's memory between runs.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AppImportStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Stalled (kstatus), UpdateAvailable, Drifted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub conditions: Vec<Condition>,
+    /// The app in ToolJet that this AppImport owns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AppStatus>,
+    /// A temporary app created during an update swap, kept so an interrupted swap can be finished
+    /// or cleaned up by the next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_app: Option<PendingApp>,
+    /// The commit whose app definition is in ToolJet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_commit: Option<CommitInfo>,
+    /// The newest commit of the ref (what "Check for updates" shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_commit: Option<CommitInfo>,
+    /// Hash of the applied app definition (never the definition itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_hash: Option<String>,
+    /// When the last successful sync finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sync_time: Option<Time>,
+    /// The last handled value of the `gitops.tooljet.dev/reconcile-requested-at` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    /// The last applied commits, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<HistoryEntry>,
+}
+
+impl AppImportStatus {
+    /// Records an applied commit at the front of `history`, keeping the newest [`HISTORY_LIMIT`].
+    pub fn push_history(&mut self, entry: HistoryEntry) {
+        self.history.insert(0, entry);
+        self.history.truncate(HISTORY_LIMIT);
+    }
+
+    /// The condition of this type, if present.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+/// The ToolJet app an AppImport owns.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatus {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    /// ToolJet's `updated_at` for the app, read right after our last write (a change means an edit in ToolJet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// The app version we imported (and released when `release: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// A temporary app created by an update swap that has not finished.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+pub struct PendingApp {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+}
+
+/// A git commit as users see it.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitInfo {
+    /// Full sha.
+    pub sha: String,
+    /// First 7 characters of the sha (shown by `kubectl get`).
+    pub short_sha: String,
+    /// First line of the commit message.
+    #[serde(default)]
+    pub message: String,
+    /// Author as `Name <email>`.
+    #[serde(default)]
+    pub author: String,
+    /// Commit time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<Time>,
+}
+
+impl CommitInfo {
+    /// The abbreviation used in `shortSha`.
+    pub fn short_sha_of(sha: &str) -> String {
+        sha.chars().take(7).collect()
+    }
+}
+
+/// One applied commit.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub sha: String,
+    pub applied_at: Time,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_like_go() {
+        let ok = [
+            ("10s", 10_000),
+            ("5m", 300_000),
+            ("1h30m", 5_400_000),
+            ("1.5h", 5_400_000),
+            ("1m500ms", 60_500),
+            ("2h0m0s", 7_200_000),
+        ];
+        for (s, ms) in ok {
+            assert_eq!(parse_go_duration(s), Ok(Duration::from_millis(ms)), "{s}");
+        }
+        for s in ["", "5", "5 m", "1d", "-5m", ".5s", "5.s", "1.2.3s", "m"] {
+            assert!(parse_go_duration(s).is_err(), "{s} should not parse");
+        }
+    }
+
+    fn spec(interval: &str) -> AppImportSpec {
+        let yaml = format!(
+            "environment: staging\ninterval: '{interval}'\nsource: {{url: 'https://x/y.git', ref: {{branch: main}}, app: A}}\n"
+        );
+        serde_saphyr::from_str(&yaml).expect("spec parses")
+    }
+
+    #[test]
+    fn interval_below_minimum_is_refused_with_the_fix() {
+        assert_eq!(
+            spec("30s").interval_duration().expect("valid"),
+            Duration::from_secs(30)
+        );
+        let err = spec("5s")
+            .interval_duration()
+            .expect_err("too short")
+            .to_string();
+        assert!(
+            err.contains("`5s`") && err.contains("at least 10s"),
+            "{err}"
+        );
+        let err = spec("soon")
+            .interval_duration()
+            .expect_err("bad")
+            .to_string();
+        assert!(err.contains("`soon`"), "{err}");
+    }
+
+    #[test]
+    fn history_keeps_the_newest_ten() {
+        let mut status = AppImportStatus::default();
+        for i in 0..12 {
+            status.push_history(HistoryEntry {
+                sha: format!("{i:040}"),
+                applied_at: Time(jiff::Timestamp::UNIX_EPOCH),
+            });
+        }
+        assert_eq!(status.history.len(), HISTORY_LIMIT);
+        assert_eq!(status.history[0].sha, format!("{:040}", 11));
+        assert_eq!(status.history[9].sha, format!("{:040}", 2));
+    }
+
+    #[test]
+    fn ref_and_app_location_name_the_one_set() {
+        let s = spec("5m");
+        assert_eq!(s.source.git_ref.kind(), Some(RefKind::Branch("main")));
+        assert_eq!(s.source.app_location(), Some(AppLocation::GitApp("A")));
+        let both = GitRef {
+            branch: Some("main".into()),
+            tag: Some("v1".into()),
+            commit: None,
+        };
+        assert_eq!(both.kind(), None);
+        assert_eq!(CommitInfo::short_sha_of("0123456789abcdef"), "0123456");
+    }
+}

@@ -1,0 +1,208 @@
+//! `ToolJetInstance`: one ToolJet server for one environment.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::shared::{Environment, SecretKeyRef, SecretRef};
+
+/// One ToolJet server serving one environment (development, staging or production).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "gitops.tooljet.dev",
+    version = "v1alpha1",
+    kind = "ToolJetInstance",
+    plural = "tooljetinstances",
+    namespaced,
+    status = "ToolJetInstanceStatus",
+    shortname = "tji",
+    category = "tooljet",
+    derive = "PartialEq",
+    doc = "A ToolJet server for one environment; AppImports of that environment import into it.",
+    printcolumn(
+        name = "Environment",
+        type_ = "string",
+        json_path = ".spec.environment"
+    ),
+    printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+#[allow(clippy::duplicated_attributes)]
+pub struct ToolJetInstanceSpec {
+    /// Base URL of the ToolJet server, e.g. `http://tooljet.tooljet-prod.svc`; the client appends `/api/...`.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = kube::core::Rule::new("self.matches('^https?://[^/?#\\\\s]+')")
+        .message("url must be an http:// or https:// URL with a host, for example http://tooljet.tooljet.svc"))]
+    pub url: String,
+
+    /// The environment this server serves: development, staging or production.
+    pub environment: Environment,
+
+    /// Workspace (organization) UUID to import into. Optional with password auth (the login's
+    /// default workspace is used); required by the EE external API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub workspace_id: Option<String>,
+
+    /// How the operator logs in to ToolJet: exactly one method.
+    pub auth: InstanceAuth,
+
+    /// TLS settings for https URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+
+    /// Whether AppImports with `editable: true` may import into this instance.
+    /// Default: true for development, false for staging and production.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_editable_apps: Option<bool>,
+
+    /// Namespaces (besides this instance's own) whose AppImports may use this instance.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
+    pub allowed_namespaces: Vec<String>,
+}
+
+impl ToolJetInstanceSpec {
+    /// Whether editable imports are allowed: `allowEditableApps`, or by default only in development.
+    pub fn editable_apps_allowed(&self) -> bool {
+        self.allow_editable_apps
+            .unwrap_or(self.environment == Environment::Development)
+    }
+
+    /// Whether an AppImport in `namespace` may use this instance, which lives in `own_namespace`.
+    pub fn namespace_allowed(&self, own_namespace: &str, namespace: &str) -> bool {
+        namespace == own_namespace || self.allowed_namespaces.iter().any(|n| n == namespace)
+    }
+}
+
+/// Login method. Exactly one of the three must be set.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(
+    "(has(self.adminApiKey) ? 1 : 0) + (has(self.password) ? 1 : 0) + (has(self.externalToken) ? 1 : 0) == 1"
+).message("auth must set exactly one of adminApiKey, password or externalToken"))]
+pub struct InstanceAuth {
+    /// An admin API key, sent as a bearer token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_api_key: Option<SecretKeyAuth>,
+    /// Email and password login; the Secret holds the keys `email` and `password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretAuth>,
+    /// A token for ToolJet EE's external API (`/api/ext` routes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_token: Option<SecretKeyAuth>,
+}
+
+/// Which one of [`InstanceAuth`]'s methods is set; see [`InstanceAuth::method`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuthMethod<'a> {
+    AdminApiKey(&'a SecretKeyRef),
+    Password(&'a SecretRef),
+    ExternalToken(&'a SecretKeyRef),
+}
+
+impl InstanceAuth {
+    /// The one login method set, or `None` when zero or several are set (the CRD refuses both,
+    /// but objects read from files in `sync -f` did not pass the API server).
+    pub fn method(&self) -> Option<AuthMethod<'_>> {
+        match (&self.admin_api_key, &self.password, &self.external_token) {
+            (Some(k), None, None) => Some(AuthMethod::AdminApiKey(&k.secret_ref)),
+            (None, Some(p), None) => Some(AuthMethod::Password(&p.secret_ref)),
+            (None, None, Some(t)) => Some(AuthMethod::ExternalToken(&t.secret_ref)),
+            _ => None,
+        }
+    }
+}
+
+/// A credential held in one key of a Secret.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyAuth {
+    pub secret_ref: SecretKeyRef,
+}
+
+/// Credentials held in a whole Secret (for password auth: keys `email` and `password`).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretAuth {
+    pub secret_ref: SecretRef,
+}
+
+/// TLS settings for talking to ToolJet over https.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct TlsConfig {
+    /// A PEM CA bundle to trust in addition to the system roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_secret_ref: Option<SecretKeyRef>,
+    /// Skip certificate verification (testing only; never in production).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// Observed state of a ToolJetInstance.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolJetInstanceStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready` (login and reachability), plus kstatus `Reconciling` / `Stalled`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub conditions: Vec<Condition>,
+    /// The workspace in use (from spec, or the login's default workspace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> ToolJetInstanceSpec {
+        serde_saphyr::from_str(yaml).expect("spec parses")
+    }
+
+    #[test]
+    fn editable_apps_default_to_development_only() {
+        let auth = "auth: {adminApiKey: {secretRef: {name: a, key: k}}}";
+        let dev = spec(&format!(
+            "url: http://t\nenvironment: development\n{auth}\n"
+        ));
+        let prod = spec(&format!("url: http://t\nenvironment: production\n{auth}\n"));
+        let prod_open = spec(&format!(
+            "url: http://t\nenvironment: production\nallowEditableApps: true\n{auth}\n"
+        ));
+        assert!(dev.editable_apps_allowed());
+        assert!(!prod.editable_apps_allowed());
+        assert!(prod_open.editable_apps_allowed());
+        assert_eq!(
+            prod.auth.method(),
+            Some(AuthMethod::AdminApiKey(&SecretKeyRef {
+                name: "a".into(),
+                key: "k".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn other_namespaces_need_to_be_listed() {
+        let s = spec(
+            "url: http://t\nenvironment: staging\nauth: {password: {secretRef: {name: l}}}\nallowedNamespaces: [team-a]\n",
+        );
+        assert!(s.namespace_allowed("tooljet", "tooljet"));
+        assert!(s.namespace_allowed("tooljet", "team-a"));
+        assert!(!s.namespace_allowed("tooljet", "team-b"));
+    }
+}

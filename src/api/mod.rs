@@ -1,0 +1,102 @@
+//! The user-facing API: the `ToolJetInstance` and `AppImport` custom resources
+//! (group `gitops.tooljet.dev`, version `v1alpha1`), their validation rules, and the CRD YAML.
+
+mod app_import;
+mod instance;
+mod shared;
+#[cfg(test)]
+mod validation_tests;
+
+pub use app_import::{
+    AppImport, AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo,
+    DEFAULT_INTERVAL, DeletionPolicy, GitRef, GitSource, HISTORY_LIMIT, HistoryEntry,
+    INTERVAL_PATTERN, InstanceRef, MIN_INTERVAL, PendingApp, RefKind, UpdatePolicy,
+};
+pub use instance::{
+    AuthMethod, InstanceAuth, SecretAuth, SecretKeyAuth, TlsConfig, ToolJetInstance,
+    ToolJetInstanceSpec, ToolJetInstanceStatus,
+};
+pub use shared::{
+    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, Environment,
+    FINALIZER, GROUP, SecretKeyRef, SecretRef, VERSION,
+};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// Condition types reported in `status.conditions`.
+pub mod condition {
+    /// kstatus: the object is in its desired state.
+    pub const READY: &str = "Ready";
+    /// kstatus: work is in progress.
+    pub const RECONCILING: &str = "Reconciling";
+    /// kstatus: progress stopped until the user acts.
+    pub const STALLED: &str = "Stalled";
+    /// AppImport with `updatePolicy: Manual`: a newer commit waits for approval.
+    pub const UPDATE_AVAILABLE: &str = "UpdateAvailable";
+    /// AppImport with `editable: false`: the app was edited in ToolJet and is being restored.
+    pub const DRIFTED: &str = "Drifted";
+
+    /// Reasons named by the API (others are chosen by the layers that set them).
+    pub mod reason {
+        /// Editable app edited in ToolJet while a newer commit arrived: nothing written.
+        pub const LOCAL_CHANGES: &str = "LocalChanges";
+        /// Editable import into an instance with `allowEditableApps: false`.
+        pub const EDITABLE_NOT_ALLOWED: &str = "EditableNotAllowed";
+        /// An app of that name exists that this AppImport did not import.
+        pub const NAME_CONFLICT: &str = "NameConflict";
+    }
+}
+
+/// Errors of the api layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "spec.interval `{value}` is not usable: {reason}; write a duration of at least 10s such as 30s, 5m or 1h30m"
+    )]
+    InvalidInterval { value: String, reason: String },
+    #[error("{kind} `{name}` is invalid: {problems}; fix the manifest")]
+    Invalid {
+        kind: String,
+        name: String,
+        problems: String,
+    },
+    #[error(
+        "could not write the CRDs as YAML: {0}; this is a bug in tooljet-operator, please report it"
+    )]
+    Yaml(#[from] serde_saphyr::SerializeError),
+}
+
+/// Both CustomResourceDefinitions, ToolJetInstance first.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![ToolJetInstance::crd(), AppImport::crd()]
+}
+
+/// Both CRDs as multi-document YAML: what `tooljet-operator crds` prints and `crds/` holds.
+pub fn crds_yaml() -> Result<String, ApiError> {
+    let mut out = String::new();
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_saphyr::to_string(&crd)?);
+    }
+    Ok(out)
+}
+
+/// Checks an object against the CEL rules of its CRD, as the API server would on create.
+///
+/// For objects that never met an API server (`sync -f` / `plan -f` read them from files).
+/// Plain OpenAPI constraints (enums, required fields) are enforced by deserialising into the types.
+pub fn validate_against_crd<K>(obj: &K) -> Result<(), ApiError>
+where
+    K: kube::CustomResourceExt + kube::Resource + serde::Serialize,
+{
+    kube::core::cel::validate_cel(obj).map_err(|errors| ApiError::Invalid {
+        kind: K::crd_name().to_owned(),
+        name: obj.meta().name.clone().unwrap_or_default(),
+        problems: errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    })
+}

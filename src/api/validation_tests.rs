@@ -1,0 +1,411 @@
+//! Every validation rule of the CRDs, checked against the *generated* schema: the CEL rules with
+//! kube's client-side CEL evaluator, the plain OpenAPI constraints (enum, pattern, lengths) with a
+//! JSON-schema validator. Each rule has an object it accepts and one it rejects.
+
+use kube::CustomResourceExt;
+use kube::core::cel::Validator;
+use serde_json::{Value, json};
+
+use super::*;
+
+fn openapi_schema<K: CustomResourceExt>() -> Value {
+    let crd = K::crd();
+    let schema = crd.spec.versions[0]
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref())
+        .expect("generated CRD has a schema");
+    serde_json::to_value(schema).expect("schema serializes")
+}
+
+/// Messages of the CEL rules the object breaks.
+fn cel_messages(schema: &Value, obj: &Value) -> Vec<String> {
+    match Validator::new().validate(schema, obj, None) {
+        Ok(()) => vec![],
+        Err(errors) => errors.iter().map(|e| e.message.clone()).collect(),
+    }
+}
+
+/// Instance paths of the plain OpenAPI constraints the object breaks.
+fn openapi_violations(schema: &Value, obj: &Value) -> Vec<String> {
+    let validator = jsonschema::validator_for(schema).expect("schema compiles");
+    validator
+        .iter_errors(obj)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect()
+}
+
+fn assert_accepted(schema: &Value, obj: &Value) {
+    let cel = cel_messages(schema, obj);
+    let openapi = openapi_violations(schema, obj);
+    assert!(
+        cel.is_empty() && openapi.is_empty(),
+        "expected {obj} to be accepted; CEL: {cel:?}; OpenAPI: {openapi:?}"
+    );
+}
+
+fn assert_cel_rejects(schema: &Value, obj: &Value, message: &str) {
+    let cel = cel_messages(schema, obj);
+    assert!(
+        cel.iter().any(|m| m == message),
+        "expected {obj} to be rejected with `{message}`, got {cel:?}"
+    );
+}
+
+fn assert_openapi_rejects(schema: &Value, obj: &Value, path: &str) {
+    let openapi = openapi_violations(schema, obj);
+    assert!(
+        openapi.iter().any(|m| m.starts_with(&format!("{path}:"))),
+        "expected {obj} to be rejected at {path}, got {openapi:?}"
+    );
+}
+
+/// Sets `value` at a JSON pointer (creating objects on the way); `Value::Null` removes the field.
+fn with(mut obj: Value, pointer: &str, value: Value) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+    let mut node = &mut obj;
+    for part in parent.split('/').skip(1) {
+        node = node
+            .as_object_mut()
+            .expect("parent is an object")
+            .entry(part)
+            .or_insert_with(|| json!({}));
+    }
+    let map = node.as_object_mut().expect("parent is an object");
+    if value.is_null() {
+        map.remove(key);
+    } else {
+        map.insert(key.to_owned(), value);
+    }
+    obj
+}
+
+fn good_import() -> Value {
+    json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1",
+        "kind": "AppImport",
+        "metadata": {"name": "sales", "namespace": "team-a"},
+        "spec": {
+            "environment": "production",
+            "source": {
+                "url": "https://github.com/acme/tooljet-apps.git",
+                "ref": {"branch": "main"},
+                "app": "Sales Dashboard"
+            }
+        }
+    })
+}
+
+fn good_instance() -> Value {
+    json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1",
+        "kind": "ToolJetInstance",
+        "metadata": {"name": "tooljet-prod", "namespace": "tooljet"},
+        "spec": {
+            "url": "http://tooljet.tooljet-prod.svc",
+            "environment": "production",
+            "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}
+        }
+    })
+}
+
+const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+#[test]
+fn exactly_one_of_branch_tag_commit() {
+    let s = openapi_schema::<AppImport>();
+    let msg = "ref must set exactly one of branch, tag or commit";
+    for r in [
+        json!({"branch": "main"}),
+        json!({"tag": "v1.2.0"}),
+        json!({"commit": SHA}),
+    ] {
+        assert_accepted(&s, &with(good_import(), "/spec/source/ref", r));
+    }
+    for r in [
+        json!({}),
+        json!({"branch": "main", "tag": "v1"}),
+        json!({"branch": "main", "commit": SHA}),
+    ] {
+        assert_cel_rejects(&s, &with(good_import(), "/spec/source/ref", r), msg);
+    }
+}
+
+#[test]
+fn commit_is_40_hex_characters() {
+    let s = openapi_schema::<AppImport>();
+    let msg = "ref.commit must be a full commit sha: 40 lowercase hexadecimal characters";
+    let obj = |c: &str| with(good_import(), "/spec/source/ref", json!({"commit": c}));
+    assert_accepted(&s, &obj(SHA));
+    assert_cel_rejects(&s, &obj(&SHA.replace('a', "g")), msg);
+    assert_cel_rejects(&s, &obj(&SHA.to_uppercase()), msg);
+    assert_cel_rejects(&s, &obj("0123abc"), msg);
+    assert_openapi_rejects(&s, &obj("0123abc"), "/spec/source/ref/commit");
+}
+
+#[test]
+fn exactly_one_of_app_or_path() {
+    let s = openapi_schema::<AppImport>();
+    let msg = "source must set exactly one of app (an app name from .meta/meta.json) or path (an export bundle)";
+    let path_only = with(
+        with(good_import(), "/spec/source/app", Value::Null),
+        "/spec/source/path",
+        json!("exports/sales.json"),
+    );
+    assert_accepted(&s, &good_import());
+    assert_accepted(&s, &path_only);
+    let both = with(
+        good_import(),
+        "/spec/source/path",
+        json!("exports/sales.json"),
+    );
+    assert_cel_rejects(&s, &both, msg);
+    let neither = with(good_import(), "/spec/source/app", Value::Null);
+    assert_cel_rejects(&s, &neither, msg);
+}
+
+#[test]
+fn path_is_relative_without_dot_dot() {
+    let s = openapi_schema::<AppImport>();
+    let msg = "source.path must be relative to the repository root and must not contain `..`";
+    let obj = |p: &str| {
+        with(
+            with(good_import(), "/spec/source/app", Value::Null),
+            "/spec/source/path",
+            json!(p),
+        )
+    };
+    for p in [
+        "exports/sales.json",
+        "sales.json",
+        "a/..b/c..json",
+        "./x.json",
+    ] {
+        assert_accepted(&s, &obj(p));
+    }
+    for p in [
+        "/etc/sales.json",
+        "../sales.json",
+        "a/../../b.json",
+        "a/..",
+        "..",
+    ] {
+        assert_cel_rejects(&s, &obj(p), msg);
+    }
+}
+
+#[test]
+fn exactly_one_auth_method() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let msg = "auth must set exactly one of adminApiKey, password or externalToken";
+    let key = json!({"secretRef": {"name": "tj", "key": "token"}});
+    let login = json!({"secretRef": {"name": "tj-login"}});
+    for auth in [
+        json!({"adminApiKey": key}),
+        json!({"password": login}),
+        json!({"externalToken": key}),
+    ] {
+        assert_accepted(&s, &with(good_instance(), "/spec/auth", auth));
+    }
+    for auth in [
+        json!({}),
+        json!({"adminApiKey": key, "password": login}),
+        json!({"adminApiKey": key, "password": login, "externalToken": key}),
+    ] {
+        assert_cel_rejects(&s, &with(good_instance(), "/spec/auth", auth), msg);
+    }
+}
+
+#[test]
+fn environment_is_one_of_three() {
+    for (s, good) in [
+        (openapi_schema::<AppImport>(), good_import()),
+        (openapi_schema::<ToolJetInstance>(), good_instance()),
+    ] {
+        for env in ["development", "staging", "production"] {
+            assert_accepted(&s, &with(good.clone(), "/spec/environment", json!(env)));
+        }
+        for env in ["prod", "Production", ""] {
+            assert_openapi_rejects(
+                &s,
+                &with(good.clone(), "/spec/environment", json!(env)),
+                "/spec/environment",
+            );
+        }
+    }
+    // The Rust types refuse it too (sync -f reads files that never met an API server).
+    let bad = with(good_import(), "/spec/environment", json!("prod"));
+    assert!(serde_json::from_value::<AppImport>(bad).is_err());
+}
+
+#[test]
+fn interval_is_a_duration_of_at_least_10s() {
+    let s = openapi_schema::<AppImport>();
+    let msg = "interval must be a duration of at least 10s, such as 30s, 5m or 1h30m";
+    let obj = |i: &str| with(good_import(), "/spec/interval", json!(i));
+    for i in ["10s", "30s", "5m", "1h30m", "1.5h", "10000ms"] {
+        assert_accepted(&s, &obj(i));
+    }
+    for i in ["9s", "9999ms", "0s", "5 minutes", "5", "-5m", "1d", "1.m"] {
+        assert_cel_rejects(&s, &obj(i), msg);
+    }
+    assert_openapi_rejects(&s, &obj("5 minutes"), "/spec/interval");
+    // Omitted, the default (5m) applies and passes.
+    assert_accepted(&s, &good_import());
+}
+
+#[test]
+fn instance_url_is_http_or_https() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let msg = "url must be an http:// or https:// URL with a host, for example http://tooljet.tooljet.svc";
+    let obj = |u: &str| with(good_instance(), "/spec/url", json!(u));
+    for u in [
+        "http://tooljet.svc",
+        "https://tooljet.acme.io/",
+        "http://127.0.0.1:8082",
+    ] {
+        assert_accepted(&s, &obj(u));
+    }
+    for u in [
+        "ftp://tooljet.svc",
+        "tooljet.svc",
+        "http://",
+        "https:///path",
+    ] {
+        assert_cel_rejects(&s, &obj(u), msg);
+    }
+}
+
+#[test]
+fn source_url_is_https_ssh_git_file_or_scp_like() {
+    let s = openapi_schema::<AppImport>();
+    let msg = "source.url must be an https://, ssh://, git:// or file:// URL, or scp-like user@host:path (for example git@github.com:acme/apps.git)";
+    let obj = |u: &str| with(good_import(), "/spec/source/url", json!(u));
+    for u in [
+        "https://github.com/acme/apps.git",
+        "ssh://git@github.com/acme/apps.git",
+        "git://git.acme.io/apps.git",
+        "file:///srv/git/apps.git",
+        "git@github.com:acme/apps.git",
+    ] {
+        assert_accepted(&s, &obj(u));
+    }
+    for u in [
+        "http://github.com/acme/apps.git",
+        "ftp://acme.io/apps.git",
+        "/srv/git/apps.git",
+        "github.com/acme/apps.git",
+        "https://github.com/acme/my apps.git",
+    ] {
+        assert_cel_rejects(&s, &obj(u), msg);
+    }
+}
+
+#[test]
+fn plain_openapi_constraints() {
+    let s = openapi_schema::<AppImport>();
+    let long_name = "x".repeat(51);
+    assert_accepted(
+        &s,
+        &with(good_import(), "/spec/appName", json!("x".repeat(50))),
+    );
+    assert_openapi_rejects(
+        &s,
+        &with(good_import(), "/spec/appName", json!(long_name)),
+        "/spec/appName",
+    );
+    assert_openapi_rejects(
+        &s,
+        &with(good_import(), "/spec/updatePolicy", json!("Sometimes")),
+        "/spec/updatePolicy",
+    );
+    assert_openapi_rejects(
+        &s,
+        &with(good_import(), "/spec/deletionPolicy", json!("Purge")),
+        "/spec/deletionPolicy",
+    );
+    assert_openapi_rejects(
+        &s,
+        &with(good_import(), "/spec/source/ref", Value::Null),
+        "/spec/source",
+    );
+    let i = openapi_schema::<ToolJetInstance>();
+    assert_openapi_rejects(
+        &i,
+        &with(
+            good_instance(),
+            "/spec/url",
+            json!(format!("http://{}", "a".repeat(2048))),
+        ),
+        "/spec/url",
+    );
+    assert_openapi_rejects(
+        &i,
+        &with(good_instance(), "/spec/allowedNamespaces", json!([""])),
+        "/spec/allowedNamespaces/0",
+    );
+}
+
+/// The API server refuses a CRD whose CEL rules inspect unbounded strings or lists (cost budget).
+#[test]
+fn every_string_a_rule_inspects_is_bounded() {
+    fn walk(node: &Value, path: &str, found: &mut Vec<String>) {
+        let Some(map) = node.as_object() else { return };
+        if map.contains_key("x-kubernetes-validations") {
+            match map.get("type").and_then(Value::as_str) {
+                Some("string") if !map.contains_key("maxLength") => found.push(path.to_owned()),
+                Some("object") => {
+                    for (name, prop) in map
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .into_iter()
+                        .flatten()
+                    {
+                        let t = prop.get("type").and_then(Value::as_str);
+                        if (t == Some("string") && prop.get("maxLength").is_none())
+                            || (t == Some("array") && prop.get("maxItems").is_none())
+                        {
+                            found.push(format!("{path}.{name}"));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for (k, v) in map {
+            walk(v, &format!("{path}.{k}"), found);
+        }
+    }
+    for s in [
+        openapi_schema::<AppImport>(),
+        openapi_schema::<ToolJetInstance>(),
+    ] {
+        let mut found = vec![];
+        walk(&s, "", &mut found);
+        assert!(
+            found.is_empty(),
+            "unbounded fields under CEL rules: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let imp: AppImport = serde_json::from_value(good_import()).expect("parses");
+    assert_eq!(imp.spec.update_policy, UpdatePolicy::Automatic);
+    assert_eq!(imp.spec.interval, "5m");
+    assert_eq!(imp.spec.deletion_policy, DeletionPolicy::Retain);
+    assert!(!imp.spec.suspend && !imp.spec.adopt_existing && !imp.spec.editable);
+    assert!(imp.spec.release);
+    assert_eq!(
+        imp.spec.interval_duration().expect("valid"),
+        std::time::Duration::from_secs(300)
+    );
+    assert_eq!(
+        imp.spec.wanted_app_name("Sales Dashboard"),
+        "Sales Dashboard"
+    );
+    let named = with(good_import(), "/spec/appName", json!("Sales"));
+    let named: AppImport = serde_json::from_value(named).expect("parses");
+    assert_eq!(named.spec.wanted_app_name("Sales Dashboard"), "Sales");
+}
