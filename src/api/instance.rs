@@ -37,6 +37,9 @@ use super::shared::{Environment, SecretKeyRef, SecretRef};
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = kube::core::Rule::new(
+    "has(self.workspaceId) || !(has(self.auth.adminApiKey) || has(self.auth.externalToken))"
+).message("workspaceId is required with adminApiKey or externalToken auth; only password auth finds the workspace by itself"))]
 #[allow(clippy::duplicated_attributes)]
 pub struct ToolJetInstanceSpec {
     /// Base URL of the ToolJet server, e.g. `http://tooljet.tooljet-prod.svc`; the client appends `/api/...`.
@@ -48,8 +51,8 @@ pub struct ToolJetInstanceSpec {
     /// The environment this server serves: development, staging or production.
     pub environment: Environment,
 
-    /// Workspace (organization) UUID to import into. Optional with password auth (the login's
-    /// default workspace is used); required by the EE external API.
+    /// Workspace (organization) UUID to import into. Required with adminApiKey and externalToken
+    /// auth; optional with password auth (the login's default workspace is used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub workspace_id: Option<String>,
@@ -92,13 +95,13 @@ impl ToolJetInstanceSpec {
     "(has(self.adminApiKey) ? 1 : 0) + (has(self.password) ? 1 : 0) + (has(self.externalToken) ? 1 : 0) == 1"
 ).message("auth must set exactly one of adminApiKey, password or externalToken"))]
 pub struct InstanceAuth {
-    /// An admin API key, sent as a bearer token.
+    /// An admin API key (ToolJet's `TJ_ADMIN_API_KEY`), sent as the `tj-admin-api-key` header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_api_key: Option<SecretKeyAuth>,
     /// Email and password login; the Secret holds the keys `email` and `password`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<SecretAuth>,
-    /// A token for ToolJet EE's external API (`/api/ext` routes).
+    /// A token for ToolJet EE's external API (`/api/ext` routes, `EXTERNAL_API_ACCESS_TOKEN`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_token: Option<SecretKeyAuth>,
 }

@@ -91,7 +91,7 @@ where
     K: kube::CustomResourceExt + kube::Resource + serde::Serialize,
 {
     kube::core::cel::validate_cel(obj).map_err(|errors| ApiError::Invalid {
-        kind: K::crd_name().to_owned(),
+        kind: K::api_resource().kind,
         name: obj.meta().name.clone().unwrap_or_default(),
         problems: errors
             .iter()

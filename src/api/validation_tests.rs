@@ -104,6 +104,7 @@ fn good_instance() -> Value {
         "spec": {
             "url": "http://tooljet.tooljet-prod.svc",
             "environment": "production",
+            "workspaceId": "5b3c5a0e-8f0e-4c0c-9d0c-2b1f4a0d9e11",
             "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}
         }
     })
@@ -214,6 +215,27 @@ fn exactly_one_auth_method() {
     ] {
         assert_cel_rejects(&s, &with(good_instance(), "/spec/auth", auth), msg);
     }
+}
+
+#[test]
+fn workspace_id_is_required_unless_password_auth() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let msg = "workspaceId is required with adminApiKey or externalToken auth; only password auth finds the workspace by itself";
+    let key = json!({"secretRef": {"name": "tj", "key": "token"}});
+    let without = |auth: Value| {
+        with(
+            with(good_instance(), "/spec/workspaceId", Value::Null),
+            "/spec/auth",
+            auth,
+        )
+    };
+    assert_accepted(&s, &good_instance());
+    assert_accepted(
+        &s,
+        &without(json!({"password": {"secretRef": {"name": "tj-login"}}})),
+    );
+    assert_cel_rejects(&s, &without(json!({"adminApiKey": key})), msg);
+    assert_cel_rejects(&s, &without(json!({"externalToken": key})), msg);
 }
 
 #[test]
@@ -362,7 +384,9 @@ fn every_string_a_rule_inspects_is_bounded() {
                         .flatten()
                     {
                         let t = prop.get("type").and_then(Value::as_str);
-                        if (t == Some("string") && prop.get("maxLength").is_none())
+                        // An enum bounds a string's length as well as maxLength does.
+                        let bounded = prop.get("maxLength").is_some() || prop.get("enum").is_some();
+                        if (t == Some("string") && !bounded)
                             || (t == Some("array") && prop.get("maxItems").is_none())
                         {
                             found.push(format!("{path}.{name}"));

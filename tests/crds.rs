@@ -1,0 +1,114 @@
+//! `crds/crds.yaml` must be exactly what `tooljet-operator crds` prints.
+
+use std::path::Path;
+use std::process::Command;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use tooljet_operator::api::crds_yaml;
+
+const REGENERATE: &str = "run `cargo run -- crds > crds/crds.yaml` and commit the result";
+
+#[test]
+fn crds_directory_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/crds.yaml");
+    let on_disk = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}; {REGENERATE}", path.display()));
+    let generated = crds_yaml().expect("CRDs serialize");
+    assert!(
+        on_disk == generated,
+        "crds/crds.yaml is stale (the API types changed); {REGENERATE}"
+    );
+}
+
+#[test]
+fn crds_command_prints_the_generated_crds() {
+    let out = Command::new(env!("CARGO_BIN_EXE_tooljet-operator"))
+        .arg("crds")
+        .output()
+        .expect("binary runs");
+    assert!(
+        out.status.success(),
+        "crds failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).expect("utf-8"),
+        crds_yaml().expect("CRDs serialize")
+    );
+}
+
+#[test]
+fn crds_yaml_reads_back_as_two_crds() {
+    let yaml = crds_yaml().expect("CRDs serialize");
+    let crds: Vec<CustomResourceDefinition> =
+        serde_saphyr::from_multiple(&yaml).expect("CRD YAML parses");
+    let names: Vec<_> = crds
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "tooljetinstances.gitops.tooljet.dev",
+            "appimports.gitops.tooljet.dev"
+        ]
+    );
+    for crd in &crds {
+        assert_eq!(crd.spec.group, "gitops.tooljet.dev");
+        assert_eq!(crd.spec.scope, "Namespaced");
+        assert_eq!(
+            crd.spec.names.categories.as_deref(),
+            Some(&["tooljet".to_string()][..])
+        );
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
+    }
+    let short: Vec<_> = crds
+        .iter()
+        .map(|c| c.spec.names.short_names.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(short, [vec!["tji".to_string()], vec!["tjapp".to_string()]]);
+    let columns = |i: usize| -> Vec<String> {
+        crds[i].spec.versions[0]
+            .additional_printer_columns
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    assert_eq!(columns(0), ["Environment", "URL", "Ready", "Age"]);
+    assert_eq!(
+        columns(1),
+        ["Environment", "App", "Commit", "Ready", "Editable", "Age"]
+    );
+}
+
+#[test]
+fn commands_not_built_yet_say_so_and_fail() {
+    for (args, issue) in [
+        (&["run"][..], 6),
+        (&["sync", "-f", "x.yaml"][..], 5),
+        (&["plan", "-f", "x.yaml"][..], 5),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_tooljet-operator"))
+            .args(args)
+            .output()
+            .expect("binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "`{}` is not implemented yet (issue {issue})",
+                args[0]
+            )),
+            "{args:?}: {stderr}"
+        );
+    }
+}
