@@ -174,8 +174,10 @@ fn parse_go_duration(s: &str) -> Result<Duration, String> {
             .ok()
             .filter(|_| !num.starts_with('.') && !num.ends_with('.'))
             .ok_or_else(|| format!("`{num}` is not a number"))?;
-        total += Duration::try_from_secs_f64(value * nanos_per_unit / 1e9)
-            .map_err(|_| "it is too large".to_string())?;
+        total = Duration::try_from_secs_f64(value * nanos_per_unit / 1e9)
+            .ok()
+            .and_then(|part| total.checked_add(part))
+            .ok_or_else(|| "it is too large".to_string())?;
         rest = tail;
     }
     Ok(total)
@@ -438,7 +440,12 @@ mod tests {
         for (s, ms) in ok {
             assert_eq!(parse_go_duration(s), Ok(Duration::from_millis(ms)), "{s}");
         }
-        for s in ["", "5", "5 m", "1d", "-5m", ".5s", "5.s", "1.2.3s", "m"] {
+        // Each part fits in a Duration, the sum does not.
+        let huge = "4000000000000000h4000000000000000h";
+        assert!(parse_go_duration("4000000000000000h").is_ok());
+        for s in [
+            "", "5", "5 m", "1d", "-5m", ".5s", "5.s", "1.2.3s", "m", huge,
+        ] {
             assert!(parse_go_duration(s).is_err(), "{s} should not parse");
         }
     }
