@@ -336,10 +336,7 @@ impl ToolJetClient {
         }
     }
 
-    async fn execute_json<T: DeserializeOwned>(
-        &self,
-        call: Call<'_>,
-    ) -> Result<T, ToolJetError> {
+    async fn execute_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ToolJetError> {
         let route = call.route;
         let bytes = self.execute(call).await?;
         serde_json::from_slice(&bytes).map_err(|e| ToolJetError::InvalidResponse {
@@ -367,7 +364,10 @@ impl ToolJetClient {
             return Err(self.unsupported("password login"));
         };
         let (route, path) = match self.workspace_opt() {
-            Some(ws) => ("POST /api/authenticate/:workspaceId", format!("/api/authenticate/{ws}")),
+            Some(ws) => (
+                "POST /api/authenticate/:workspaceId",
+                format!("/api/authenticate/{ws}"),
+            ),
             None => ("POST /api/authenticate", "/api/authenticate".to_string()),
         };
         let body = serde_json::to_vec(&json!({"email": email, "password": password}))
@@ -393,7 +393,10 @@ impl ToolJetClient {
         let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         let mut workspace = self.workspace.write().unwrap_or_else(|p| p.into_inner());
         if workspace.is_none() {
-            match answer.get("current_organization_id").and_then(Value::as_str) {
+            match answer
+                .get("current_organization_id")
+                .and_then(Value::as_str)
+            {
                 Some(ws) => *workspace = Some(ws.to_string()),
                 None => {
                     return Err(ToolJetError::InvalidResponse {
@@ -422,7 +425,9 @@ impl ToolJetClient {
             400 | 409 if lower.contains("app name is already taken") => {
                 ToolJetError::NameTaken { route }
             }
-            400 | 409 if lower.contains("slug is already taken") => ToolJetError::SlugTaken { route },
+            400 | 409 if lower.contains("slug is already taken") => {
+                ToolJetError::SlugTaken { route }
+            }
             400 if lower.contains("later versions of tooljet") => {
                 let bundle_version = request
                     .and_then(|r| r.get("tooljet_version"))
@@ -581,7 +586,11 @@ impl ToolJetClient {
         if self.ext_only() {
             return Err(self.unsupported("reading an app"));
         }
-        let call = Call::new(Method::GET, "GET /api/apps/:id", format!("/api/apps/{}", seg(id)));
+        let call = Call::new(
+            Method::GET,
+            "GET /api/apps/:id",
+            format!("/api/apps/{}", seg(id)),
+        );
         self.execute_json(call).await
     }
 
@@ -660,13 +669,12 @@ impl ToolJetClient {
         }
         let call = Call::new(Method::POST, route, "/api/v2/resources/import").body(&body);
         let answer: Value = self.execute_json(call).await?;
-        let app = answer
-            .pointer("/imports/app/0")
-            .cloned()
-            .ok_or_else(|| ToolJetError::InvalidResponse {
+        let app = answer.pointer("/imports/app/0").cloned().ok_or_else(|| {
+            ToolJetError::InvalidResponse {
                 route,
                 detail: "the answer has no imports.app[0]".into(),
-            })?;
+            }
+        })?;
         serde_json::from_value(app).map_err(|e| ToolJetError::InvalidResponse {
             route,
             detail: format!("imports.app[0] is not {{id, name}}: {e}"),
@@ -709,8 +717,12 @@ impl ToolJetClient {
             return Err(self.unsupported("updating an app"));
         }
         let body = json!({ "app": update });
-        let call = Call::new(Method::PUT, "PUT /api/apps/:id", format!("/api/apps/{}", seg(id)))
-            .body(&body);
+        let call = Call::new(
+            Method::PUT,
+            "PUT /api/apps/:id",
+            format!("/api/apps/{}", seg(id)),
+        )
+        .body(&body);
         self.execute(call).await.map(drop)
     }
 
@@ -749,7 +761,11 @@ impl ToolJetClient {
         struct Answer {
             environments: Vec<Environment>,
         }
-        let call = Call::new(Method::GET, "GET /api/app-environments", "/api/app-environments");
+        let call = Call::new(
+            Method::GET,
+            "GET /api/app-environments",
+            "/api/app-environments",
+        );
         Ok(self.execute_json::<Answer>(call).await?.environments)
     }
 
@@ -861,23 +877,26 @@ fn nest_message(body: &[u8]) -> String {
 /// Sorts a transport failure into TLS (a setup problem) or transient kinds.
 fn transport_error(route: &'static str, e: &reqwest::Error) -> ToolJetError {
     let mut io_kind = None;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = source {
+    // io::Error::source skips the error it wraps, and hyper nests io errors,
+    // so walk both the source chain and the wrapped errors.
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(err) = pending.pop() {
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return ToolJetError::Tls {
                 detail: tls.to_string(),
             };
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            io_kind.get_or_insert(io.kind());
-            // io::Error::source skips the wrapped error itself; look at it directly.
-            if let Some(tls) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return ToolJetError::Tls {
-                    detail: tls.to_string(),
-                };
+            if io.kind() != std::io::ErrorKind::Other {
+                io_kind.get_or_insert(io.kind());
+            }
+            if let Some(inner) = io.get_ref() {
+                pending.push(inner);
             }
         }
-        source = err.source();
+        if let Some(next) = err.source() {
+            pending.push(next);
+        }
     }
     use std::io::ErrorKind as K;
     let kind = if e.is_timeout() {

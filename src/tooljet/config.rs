@@ -86,7 +86,10 @@ impl fmt::Debug for ClientConfig {
             .field("base_url", &self.base_url)
             .field("workspace_id", &self.workspace_id)
             .field("auth", &self.auth)
-            .field("ca_pem", &self.ca_pem.as_ref().map(|p| format!("{} bytes", p.len())))
+            .field(
+                "ca_pem",
+                &self.ca_pem.as_ref().map(|p| format!("{} bytes", p.len())),
+            )
             .field("insecure_skip_verify", &self.insecure_skip_verify)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)

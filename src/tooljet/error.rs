@@ -67,7 +67,9 @@ pub enum ToolJetError {
     },
     #[error("{route}: not found (404: {detail}); the app or version may have been deleted")]
     NotFound { route: &'static str, detail: String },
-    #[error("{route}: the ToolJet plan's limit is reached (451: {detail}); free capacity or upgrade the plan")]
+    #[error(
+        "{route}: the ToolJet plan's limit is reached (451: {detail}); free capacity or upgrade the plan"
+    )]
     PlanLimit { route: &'static str, detail: String },
     #[error("{route}: {kind}; retry later")]
     Transient {
@@ -80,14 +82,20 @@ pub enum ToolJetError {
         status: u16,
         detail: String,
     },
-    #[error("{operation} is not offered to the {mode} mode; use the admin API key or password mode")]
+    #[error(
+        "{operation} is not offered to the {mode} mode; use the admin API key or password mode"
+    )]
     Unsupported {
         operation: &'static str,
         mode: &'static str,
     },
-    #[error("{route}: unexpected answer from ToolJet ({detail}); is the base URL a ToolJet server?")]
+    #[error(
+        "{route}: unexpected answer from ToolJet ({detail}); is the base URL a ToolJet server?"
+    )]
     InvalidResponse { route: &'static str, detail: String },
-    #[error("TLS with ToolJet failed ({detail}); set the CA bundle or, for tests only, skip verification")]
+    #[error(
+        "TLS with ToolJet failed ({detail}); set the CA bundle or, for tests only, skip verification"
+    )]
     Tls { detail: String },
     #[error("invalid ToolJet client configuration: {0}")]
     Config(String),

@@ -42,6 +42,10 @@ pub fn nest_body(status: StatusCode, message: &str) -> serde_json::Value {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, axum::Json(nest_body(self.status, &self.message))).into_response()
+        (
+            self.status,
+            axum::Json(nest_body(self.status, &self.message)),
+        )
+            .into_response()
     }
 }

@@ -153,7 +153,10 @@ mod tests {
     fn route_patterns_match_one_segment_per_star() {
         let f = Faults::default();
         f.fail_route("get", "/api/apps/*", 503);
-        assert_eq!(f.verdict("GET", "/api/apps/123"), Verdict::Status(503, None));
+        assert_eq!(
+            f.verdict("GET", "/api/apps/123"),
+            Verdict::Status(503, None)
+        );
         assert_eq!(f.verdict("GET", "/api/apps"), Verdict::Pass);
         assert_eq!(f.verdict("PUT", "/api/apps/123"), Verdict::Pass);
         assert_eq!(f.verdict("GET", "/api/apps/1/release"), Verdict::Pass);

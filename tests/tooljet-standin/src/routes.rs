@@ -116,7 +116,12 @@ fn login(st: &Shared, ws: Option<String>, body: &Value) -> ApiResult {
         "current_organization_id": workspace,
         "current_organization_slug": "stand-in",
     });
-    Ok((StatusCode::CREATED, [(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(header::SET_COOKIE, cookie)],
+        Json(body),
+    )
+        .into_response())
 }
 
 /// Checks `organization_id` of a body against the caller's workspace.
@@ -153,7 +158,10 @@ fn import_all(
             .unwrap_or_default();
         let app_type = str_field(app_v2, "type").unwrap_or("front-end");
         let name = s.check_name(ws, app_type, name, None)?;
-        if plan.iter().any(|(_, n, t): &(&Value, String, &str)| *n == name && *t == app_type) {
+        if plan
+            .iter()
+            .any(|(_, n, t): &(&Value, String, &str)| *n == name && *t == app_type)
+        {
             return Err(ApiError::bad_request(state::MSG_NAME_TAKEN));
         }
         plan.push((def, name, app_type));
@@ -192,7 +200,9 @@ async fn export(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResu
     for w in wanted {
         let id = str_field(w, "id").unwrap_or_default();
         let app = s.app(&ws, id)?;
-        if let Some(v) = w.pointer("/search_params/version_id").and_then(Value::as_str)
+        if let Some(v) = w
+            .pointer("/search_params/version_id")
+            .and_then(Value::as_str)
             && !app.versions.iter().any(|x| x.id == v)
         {
             return Err(ApiError::not_found("App version not found"));

@@ -392,7 +392,10 @@ mod tests {
         assert_eq!(app.name, "Sales");
         assert_ne!(app.id, "old");
         assert_ne!(app.editing_version_id, "v-old");
-        assert_eq!(app.definition["editingVersion"]["id"], json!(app.editing_version_id));
+        assert_eq!(
+            app.definition["editingVersion"]["id"],
+            json!(app.editing_version_id)
+        );
         let err = s.import_app(&ws, &def, "Sales").unwrap_err();
         assert_eq!(err.message, MSG_NAME_TAKEN);
         // Another type may share the name.
