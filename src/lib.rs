@@ -1,2 +1,3 @@
 //! tooljet-operator: imports ToolJet apps from git into ToolJet instances, one environment at a time.
 pub mod api;
+pub mod tooljet;

@@ -1,1 +1,452 @@
-//! A stand-in ToolJet server for tests (see shared/tooljet-contract.md).
+//! A stand-in ToolJet server for tests and benchmarks (see shared/tooljet-contract.md).
+//!
+//! It implements the routes the operator uses, with ToolJet's paths, status codes, casing
+//! and messages, keeps its state in memory, and offers test hooks: editing an app as a user
+//! would, fault knobs and a request log. It is a test double, never part of the operator.
+
+mod auth;
+mod error;
+mod faults;
+mod routes;
+mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+pub use auth::{ADMIN_KEY_HEADER, SESSION_COOKIE, WORKSPACE_HEADER};
+pub use error::nest_body;
+pub use faults::Faults;
+pub use state::{
+    AppSnapshot, MAX_APP_NAME, MSG_NAME_TAKEN, MSG_SLUG_TAKEN, MSG_TOO_NEW, PAGE_SIZE,
+    VersionSnapshot, leading_version,
+};
+
+use faults::Verdict;
+use routes::Shared;
+
+/// The version the stand-in claims to be unless told otherwise.
+pub const DEFAULT_SERVER_VERSION: &str = "3.5.11";
+
+/// Why the stand-in could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot bind the stand-in to {addr}: {source}; pick another port")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot set up TLS for the stand-in: {0}")]
+    Tls(String),
+}
+
+/// One request as the stand-in saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    pub method: String,
+    /// The path without the query string.
+    pub path: String,
+    /// The status answered; `None` when the connection was dropped.
+    pub status: Option<u16>,
+    /// Whether a route handler ran (false for requests a fault knob answered).
+    pub reached_handler: bool,
+}
+
+/// Builds a [`StandIn`]; every field has a test-friendly default.
+#[derive(Debug, Clone)]
+pub struct StandInBuilder {
+    port: u16,
+    workspace_id: String,
+    server_version: String,
+    email: String,
+    password: String,
+    admin_api_key: Option<String>,
+    external_token: Option<String>,
+    self_signed_tls: bool,
+}
+
+impl Default for StandInBuilder {
+    fn default() -> Self {
+        StandInBuilder {
+            port: 0,
+            workspace_id: state::new_id(),
+            server_version: DEFAULT_SERVER_VERSION.to_string(),
+            email: "admin@example.com".to_string(),
+            password: "stand-in-password".to_string(),
+            admin_api_key: None,
+            external_token: None,
+            self_signed_tls: false,
+        }
+    }
+}
+
+impl StandInBuilder {
+    /// Port on 127.0.0.1; 0 (the default) lets the OS choose.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+    pub fn workspace_id(mut self, id: impl Into<String>) -> Self {
+        self.workspace_id = id.into();
+        self
+    }
+    pub fn server_version(mut self, v: impl Into<String>) -> Self {
+        self.server_version = v.into();
+        self
+    }
+    /// The one user that can log in with a password.
+    pub fn credentials(mut self, email: impl Into<String>, password: impl Into<String>) -> Self {
+        self.email = email.into();
+        self.password = password.into();
+        self
+    }
+    /// Enables `tj-admin-api-key` (ToolJet's `TJ_ADMIN_API_KEY`).
+    pub fn admin_api_key(mut self, key: impl Into<String>) -> Self {
+        self.admin_api_key = Some(key.into());
+        self
+    }
+    /// Enables the EE `/api/ext` routes (`EXTERNAL_API_ACCESS_TOKEN`).
+    pub fn external_token(mut self, token: impl Into<String>) -> Self {
+        self.external_token = Some(token.into());
+        self
+    }
+    /// Serves HTTPS with a fresh self-signed CA; see [`StandIn::ca_pem`].
+    pub fn self_signed_tls(mut self) -> Self {
+        self.self_signed_tls = true;
+        self
+    }
+
+    pub async fn start(self) -> Result<StandIn, StartError> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { addr, source })?;
+        let (tls, ca_pem) = if self.self_signed_tls {
+            let (acceptor, ca) = tls_acceptor()?;
+            (Some(acceptor), Some(ca))
+        } else {
+            (None, None)
+        };
+        let state: Shared = Arc::new(Mutex::new(state::State::new(
+            self.workspace_id.clone(),
+            self.server_version.clone(),
+            self.email.clone(),
+            self.password.clone(),
+            self.admin_api_key.clone(),
+            self.external_token.clone(),
+        )));
+        let inner = Arc::new(Inner {
+            router: routes::router(state.clone()),
+            faults: Faults::default(),
+            log: Mutex::new(Vec::new()),
+        });
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        tokio::spawn(accept_loop(listener, inner.clone(), tls, shutdown_rx));
+        let scheme = if ca_pem.is_some() { "https" } else { "http" };
+        // Certificates name "localhost", so HTTPS URLs use it.
+        let host = if ca_pem.is_some() {
+            "localhost".to_string()
+        } else {
+            local.ip().to_string()
+        };
+        Ok(StandIn {
+            base_url: format!("{scheme}://{host}:{}", local.port()),
+            addr: local,
+            config: self,
+            state,
+            inner,
+            shutdown: shutdown_tx,
+            ca_pem,
+        })
+    }
+}
+
+struct Inner {
+    router: axum::Router,
+    faults: Faults,
+    log: Mutex<Vec<RequestRecord>>,
+}
+
+impl Inner {
+    fn log(&self) -> MutexGuard<'_, Vec<RequestRecord>> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running stand-in; shut down on [`StandIn::shutdown`] or drop.
+pub struct StandIn {
+    base_url: String,
+    addr: SocketAddr,
+    config: StandInBuilder,
+    state: Shared,
+    inner: Arc<Inner>,
+    shutdown: watch::Sender<bool>,
+    ca_pem: Option<String>,
+}
+
+impl std::fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StandIn")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StandIn {
+    pub fn builder() -> StandInBuilder {
+        StandInBuilder::default()
+    }
+
+    /// `http://127.0.0.1:<port>` (or `https://localhost:<port>` with TLS), without `/api`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub fn workspace_id(&self) -> &str {
+        &self.config.workspace_id
+    }
+    pub fn server_version(&self) -> &str {
+        &self.config.server_version
+    }
+    pub fn email(&self) -> &str {
+        &self.config.email
+    }
+    pub fn password(&self) -> &str {
+        &self.config.password
+    }
+    pub fn admin_api_key(&self) -> Option<&str> {
+        self.config.admin_api_key.as_deref()
+    }
+    pub fn external_token(&self) -> Option<&str> {
+        self.config.external_token.as_deref()
+    }
+    /// The PEM of the CA that signed the server certificate, when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// The fault knobs.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// Every request seen so far, oldest first.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.inner.log().clone()
+    }
+
+    /// Writes that reached a handler, whatever they answered: POST, PUT, PATCH
+    /// and DELETE, except the two POSTs that change nothing (login and export).
+    pub fn write_count(&self) -> usize {
+        self.inner
+            .log()
+            .iter()
+            .filter(|r| r.reached_handler && is_write(&r.method, &r.path))
+            .count()
+    }
+
+    pub fn clear_request_log(&self) {
+        self.inner.log().clear();
+    }
+
+    fn state(&self) -> MutexGuard<'_, state::State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// All apps of all workspaces, oldest first.
+    pub fn apps(&self) -> Vec<AppSnapshot> {
+        self.state().apps.clone()
+    }
+
+    /// Saves an edit in the ToolJet editor: bumps `updated_at` of the app and of
+    /// its editing version. Returns false when there is no such app.
+    pub fn edit_app_as_user(&self, app_id: &str) -> bool {
+        let mut s = self.state();
+        let now = s.now();
+        let Some(app) = s.apps.iter_mut().find(|a| a.id == app_id) else {
+            return false;
+        };
+        app.updated_at = now.clone();
+        app.definition["updatedAt"] = serde_json::json!(now);
+        let editing = app.editing_version_id.clone();
+        if let Some(v) = app.versions.iter_mut().find(|v| v.id == editing) {
+            v.updated_at = now;
+        }
+        true
+    }
+
+    /// Ends every login session, as when ToolJet's JWTs expire.
+    pub fn expire_sessions(&self) {
+        self.state().sessions.clear();
+    }
+
+    /// Stops accepting connections and closes open ones.
+    pub fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn is_write(method: &str, path: &str) -> bool {
+    let read_only_post =
+        path == "/api/v2/resources/export" || path.starts_with("/api/authenticate");
+    matches!(method, "POST" | "PUT" | "PATCH" | "DELETE") && !(method == "POST" && read_only_post)
+}
+
+fn tls_acceptor() -> Result<(tokio_rustls::TlsAcceptor, String), StartError> {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let err = |e: &dyn std::fmt::Display| StartError::Tls(e.to_string());
+    let ca_key = KeyPair::generate().map_err(|e| err(&e))?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(|e| err(&e))?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).map_err(|e| err(&e))?;
+    let ca_issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().map_err(|e| err(&e))?;
+    let params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(|e| err(&e))?;
+    let cert = params.signed_by(&key, &ca_issuer).map_err(|e| err(&e))?;
+    let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key_der)
+        .map_err(|e| err(&e))?;
+    Ok((tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem()))
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    inner: Arc<Inner>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "stand-in accept failed");
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        if inner.faults.is_down() {
+            // A server that went away: close without a word.
+            drop(stream);
+            continue;
+        }
+        let inner = inner.clone();
+        let tls = tls.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(io) => serve_connection(io, inner, shutdown).await,
+                    Err(e) => tracing::debug!(error = %e, "stand-in TLS handshake failed"),
+                },
+                None => serve_connection(stream, inner, shutdown).await,
+            }
+        });
+    }
+}
+
+async fn serve_connection<I>(io: I, inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let inner = inner.clone();
+        async move { handle(req, inner).await }
+    });
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::select! {
+        _ = conn => {}
+        // Dropping the connection future closes the socket.
+        _ = shutdown.wait_for(|s| *s) => {}
+    }
+}
+
+/// The error that makes hyper close a connection without answering.
+#[derive(Debug)]
+struct Dropped;
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the stand-in's fault knob")
+    }
+}
+impl std::error::Error for Dropped {}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    inner: Arc<Inner>,
+) -> Result<Response<Body>, Dropped> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let latency = inner.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let record = |status: Option<u16>, reached_handler| RequestRecord {
+        method: method.to_string(),
+        path: path.clone(),
+        status,
+        reached_handler,
+    };
+    match inner.faults.verdict(method.as_str(), &path) {
+        Verdict::Drop => {
+            inner.log().push(record(None, false));
+            Err(Dropped)
+        }
+        Verdict::Status(code, message) => {
+            inner.log().push(record(Some(code), false));
+            let status = axum::http::StatusCode::from_u16(code)
+                .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+            let message = message.unwrap_or_else(|| default_message(status));
+            let body = serde_json::to_vec(&nest_body(status, &message)).unwrap_or_default();
+            let mut resp = Response::new(Body::from(body));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            );
+            Ok(resp)
+        }
+        Verdict::Pass => {
+            let resp = match inner.router.clone().oneshot(req.map(Body::new)).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            };
+            inner.log().push(record(Some(resp.status().as_u16()), true));
+            Ok(resp)
+        }
+    }
+}
+
+fn default_message(status: axum::http::StatusCode) -> String {
+    if status.is_server_error() {
+        "Internal server error".to_string()
+    } else {
+        status.canonical_reason().unwrap_or("Error").to_string()
+    }
+}

@@ -1,0 +1,917 @@
+//! The client: request plumbing, authentication, and one method per endpoint.
+
+use std::time::Instant;
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::config::{Auth, ClientConfig};
+use super::error::{ToolJetError, TransientKind};
+use super::model::{
+    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, Environment, ImportedApp,
+};
+
+const SESSION_COOKIE: &str = "tj_auth_token";
+const WORKSPACE_HEADER: &str = "tj-workspace-id";
+const ADMIN_KEY_HEADER: &str = "tj-admin-api-key";
+/// ToolJet's list page size; a shorter page is the last one.
+const PAGE_SIZE: usize = 9;
+/// A bound on pages walked, so a misbehaving server cannot loop us forever.
+const MAX_PAGES: usize = 10_000;
+const MAX_DETAIL: usize = 300;
+
+/// A client for one ToolJet workspace. Cheap to share behind an `Arc`; all
+/// methods take `&self`.
+pub struct ToolJetClient {
+    http: reqwest::Client,
+    base: Url,
+    auth: Auth,
+    workspace: std::sync::RwLock<Option<String>>,
+    /// The session cookie's value (password mode).
+    session: tokio::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for ToolJetClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolJetClient")
+            .field("base", &self.base.as_str())
+            .field("auth", &self.auth)
+            .field("workspace", &self.workspace_opt())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A request ready to send (and to send again after a re-login).
+struct Call<'a> {
+    method: Method,
+    route: &'static str,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    body: Option<&'a Value>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: Method, route: &'static str, path: impl Into<String>) -> Self {
+        Call {
+            method,
+            route,
+            path: path.into(),
+            query: Vec::new(),
+            body: None,
+        }
+    }
+    fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.query.push((key, value.into()));
+        self
+    }
+    fn body(mut self, body: &'a Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+}
+
+impl ToolJetClient {
+    /// Builds a client; checks the configuration but does not contact ToolJet
+    /// (see [`ToolJetClient::check`]).
+    pub fn new(config: ClientConfig) -> Result<Self, ToolJetError> {
+        // reqwest is built without a crypto provider; ring is the process-wide one.
+        // Err means one is already installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+
+        let base = Url::parse(config.base_url.trim())
+            .map_err(|e| ToolJetError::Config(format!("base_url is not a URL: {e}")))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(ToolJetError::Config(
+                "base_url must start with http:// or https://".into(),
+            ));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(ToolJetError::Config(
+                "base_url must not carry credentials; use the auth settings".into(),
+            ));
+        }
+        if base.query().is_some() || base.fragment().is_some() {
+            return Err(ToolJetError::Config(
+                "base_url must not have a query or fragment".into(),
+            ));
+        }
+        let workspace = config
+            .workspace_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(str::to_string);
+        if workspace.is_none() && !matches!(config.auth, Auth::Password { .. }) {
+            return Err(ToolJetError::Config(format!(
+                "the {} mode needs a workspace id",
+                config.auth.mode()
+            )));
+        }
+        if config.auth.secret().is_empty() {
+            return Err(ToolJetError::Config(format!(
+                "the {} mode needs a non-empty secret",
+                config.auth.mode()
+            )));
+        }
+
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            // Redirects could carry the admin key header to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tooljet-operator/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &config.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|_| {
+                ToolJetError::Config("ca_pem is not a valid PEM certificate bundle".into())
+            })?;
+            if certs.is_empty() {
+                return Err(ToolJetError::Config(
+                    "ca_pem holds no PEM certificate".into(),
+                ));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        if config.insecure_skip_verify {
+            tracing::warn!(base = %base, "TLS certificate verification is off for ToolJet");
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| ToolJetError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(ToolJetClient {
+            http,
+            base,
+            auth: config.auth,
+            workspace: std::sync::RwLock::new(workspace),
+            session: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn workspace_opt(&self) -> Option<String> {
+        self.workspace
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn workspace(&self, route: &'static str) -> Result<String, ToolJetError> {
+        self.workspace_opt()
+            .ok_or_else(|| ToolJetError::InvalidResponse {
+                route,
+                detail: "no workspace id is known after logging in".into(),
+            })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{prefix}{path}"));
+        url
+    }
+
+    /// Replaces the configured secret wherever a server echoed it.
+    fn scrub(&self, text: &str) -> String {
+        let secret = self.auth.secret();
+        let mut out = if secret.is_empty() {
+            text.to_string()
+        } else {
+            text.replace(secret, "<redacted>")
+        };
+        if out.len() > MAX_DETAIL {
+            let mut end = MAX_DETAIL;
+            while !out.is_char_boundary(end) {
+                end -= 1;
+            }
+            out.truncate(end);
+            out.push('…');
+        }
+        out
+    }
+
+    fn ext_only(&self) -> bool {
+        matches!(self.auth, Auth::ExternalToken(_))
+    }
+
+    fn unsupported(&self, operation: &'static str) -> ToolJetError {
+        ToolJetError::Unsupported {
+            operation,
+            mode: self.auth.mode(),
+        }
+    }
+
+    // ---- plumbing -------------------------------------------------------------------
+
+    fn auth_headers(&self, session: Option<&str>) -> Result<HeaderMap, ToolJetError> {
+        let mut headers = HeaderMap::new();
+        let sensitive = |v: String| {
+            HeaderValue::from_str(&v)
+                .map(|mut h| {
+                    h.set_sensitive(true);
+                    h
+                })
+                .map_err(|_| {
+                    ToolJetError::Config(format!(
+                        "the {} contains characters not allowed in an HTTP header",
+                        self.auth.mode()
+                    ))
+                })
+        };
+        let workspace = self.workspace_opt();
+        match &self.auth {
+            Auth::Password { .. } => {
+                if let Some(token) = session {
+                    headers.insert(
+                        reqwest::header::COOKIE,
+                        sensitive(format!("{SESSION_COOKIE}={token}"))?,
+                    );
+                }
+            }
+            Auth::AdminApiKey(key) => {
+                headers.insert(ADMIN_KEY_HEADER, sensitive(key.clone())?);
+            }
+            Auth::ExternalToken(token) => {
+                // The literal token, not base64 (contract §2).
+                headers.insert(
+                    reqwest::header::AUTHORIZATION,
+                    sensitive(format!("Basic {token}"))?,
+                );
+            }
+        }
+        if let (Some(ws), false) = (workspace, self.ext_only()) {
+            let value = HeaderValue::from_str(&ws).map_err(|_| {
+                ToolJetError::Config("the workspace id is not a valid header value".into())
+            })?;
+            headers.insert(WORKSPACE_HEADER, value);
+        }
+        Ok(headers)
+    }
+
+    /// Sends once; returns status, headers and body, or a transport error.
+    async fn send(
+        &self,
+        call: &Call<'_>,
+        headers: HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ToolJetError> {
+        let started = Instant::now();
+        let mut req = self
+            .http
+            .request(call.method.clone(), self.url(&call.path))
+            .headers(headers);
+        if !call.query.is_empty() {
+            req = req.query(&call.query);
+        }
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_vec());
+        }
+        let result = async {
+            let resp = req.send().await?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let bytes = resp.bytes().await?.to_vec();
+            Ok::<_, reqwest::Error>((status, headers, bytes))
+        }
+        .await;
+        let duration_ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok((status, headers, bytes)) => {
+                tracing::debug!(
+                    method = %call.method,
+                    route = call.route,
+                    status = status.as_u16(),
+                    duration_ms,
+                    "tooljet request"
+                );
+                Ok((status, headers, bytes))
+            }
+            Err(e) => {
+                let err = transport_error(call.route, &e);
+                tracing::debug!(
+                    method = %call.method,
+                    route = call.route,
+                    duration_ms,
+                    error = %err,
+                    "tooljet request failed"
+                );
+                Err(err)
+            }
+        }
+    }
+
+    /// Sends a call with authentication, logging in again once on a 401 in
+    /// password mode, and maps failures to [`ToolJetError`].
+    async fn execute(&self, call: Call<'_>) -> Result<Vec<u8>, ToolJetError> {
+        let body = match call.body {
+            Some(v) => Some(serde_json::to_vec(v).map_err(|e| {
+                ToolJetError::Config(format!("the request body cannot be serialised: {e}"))
+            })?),
+            None => None,
+        };
+        let password_mode = matches!(self.auth, Auth::Password { .. });
+        let mut token = if password_mode {
+            Some(self.session_token(None).await?)
+        } else {
+            None
+        };
+        let mut relogged = false;
+        loop {
+            let headers = self.auth_headers(token.as_deref())?;
+            let (status, _, bytes) = self.send(&call, headers, body.as_deref()).await?;
+            if status.is_success() {
+                return Ok(bytes);
+            }
+            if status == StatusCode::UNAUTHORIZED && password_mode && !relogged {
+                // The session may have expired: log in once more, then give up.
+                tracing::debug!(route = call.route, "session refused; logging in again");
+                relogged = true;
+                token = Some(self.session_token(token.as_deref()).await?);
+                continue;
+            }
+            return Err(self.status_error(call.route, status, &bytes, call.body));
+        }
+    }
+
+    async fn execute_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ToolJetError> {
+        let route = call.route;
+        let bytes = self.execute(call).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ToolJetError::InvalidResponse {
+            route,
+            detail: format!("cannot read the JSON answer: {e}"),
+        })
+    }
+
+    /// The current session token; logs in when there is none or when the
+    /// current one is `stale` (refused by the server).
+    async fn session_token(&self, stale: Option<&str>) -> Result<String, ToolJetError> {
+        let mut session = self.session.lock().await;
+        match (&*session, stale) {
+            (Some(current), Some(stale)) if current != stale => return Ok(current.clone()),
+            (Some(current), None) => return Ok(current.clone()),
+            _ => {}
+        }
+        let token = self.login_request().await?;
+        *session = Some(token.clone());
+        Ok(token)
+    }
+
+    async fn login_request(&self) -> Result<String, ToolJetError> {
+        let Auth::Password { email, password } = &self.auth else {
+            return Err(self.unsupported("password login"));
+        };
+        let (route, path) = match self.workspace_opt() {
+            Some(ws) => (
+                "POST /api/authenticate/:workspaceId",
+                format!("/api/authenticate/{ws}"),
+            ),
+            None => ("POST /api/authenticate", "/api/authenticate".to_string()),
+        };
+        let body = serde_json::to_vec(&json!({"email": email, "password": password}))
+            .map_err(|e| ToolJetError::Config(format!("cannot encode the login: {e}")))?;
+        let call = Call::new(Method::POST, route, path);
+        let (status, headers, bytes) = self.send(&call, HeaderMap::new(), Some(&body)).await?;
+        if !status.is_success() {
+            return Err(self.status_error(route, status, &bytes, None));
+        }
+        let token = headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == SESSION_COOKIE)
+            .map(|(_, v)| v.to_string())
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ToolJetError::InvalidResponse {
+                route,
+                detail: format!("the login set no {SESSION_COOKIE} cookie"),
+            })?;
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        let mut workspace = self.workspace.write().unwrap_or_else(|p| p.into_inner());
+        if workspace.is_none() {
+            match answer
+                .get("current_organization_id")
+                .and_then(Value::as_str)
+            {
+                Some(ws) => *workspace = Some(ws.to_string()),
+                None => {
+                    return Err(ToolJetError::InvalidResponse {
+                        route,
+                        detail: "the login answer has no current_organization_id".into(),
+                    });
+                }
+            }
+        }
+        tracing::debug!(route, "logged in to ToolJet");
+        Ok(token)
+    }
+
+    fn status_error(
+        &self,
+        route: &'static str,
+        status: StatusCode,
+        body: &[u8],
+        request: Option<&Value>,
+    ) -> ToolJetError {
+        let message = nest_message(body);
+        let detail = self.scrub(&message);
+        let lower = message.to_lowercase();
+        let code = status.as_u16();
+        match code {
+            400 | 409 if lower.contains("app name is already taken") => {
+                ToolJetError::NameTaken { route }
+            }
+            400 | 409 if lower.contains("slug is already taken") => {
+                ToolJetError::SlugTaken { route }
+            }
+            400 if lower.contains("later versions of tooljet") => {
+                let bundle_version = request
+                    .and_then(|r| r.get("tooljet_version"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("(unknown)")
+                    .to_string();
+                ToolJetError::BundleNewerThanServer {
+                    route,
+                    bundle_version: self.scrub(&bundle_version),
+                }
+            }
+            401 => ToolJetError::Unauthorized {
+                route,
+                mode: self.auth.mode(),
+                detail,
+            },
+            403 => ToolJetError::Forbidden {
+                route,
+                mode: self.auth.mode(),
+                detail,
+            },
+            404 => ToolJetError::NotFound { route, detail },
+            451 => ToolJetError::PlanLimit { route, detail },
+            408 | 429 | 500..=599 => ToolJetError::Transient {
+                route,
+                kind: TransientKind::Status(code),
+            },
+            300..=399 => ToolJetError::Rejected {
+                route,
+                status: code,
+                detail: "the server redirected; set base_url to the final address".into(),
+            },
+            _ => ToolJetError::Rejected {
+                route,
+                status: code,
+                detail,
+            },
+        }
+    }
+
+    // ---- endpoints -------------------------------------------------------------------
+
+    /// Checks that ToolJet answers and accepts the credentials; returns the workspace id.
+    pub async fn check(&self) -> Result<String, ToolJetError> {
+        match &self.auth {
+            Auth::Password { .. } => {
+                let token = self.login_request().await?;
+                *self.session.lock().await = Some(token);
+                self.workspace("POST /api/authenticate")
+            }
+            Auth::AdminApiKey(_) => {
+                self.environments().await?;
+                self.workspace("GET /api/app-environments")
+            }
+            Auth::ExternalToken(_) => {
+                self.ext_list().await?;
+                self.workspace("GET /api/ext/workspace/:workspaceId/apps")
+            }
+        }
+    }
+
+    /// Logs in (password mode) or checks the credentials; same as [`ToolJetClient::check`].
+    pub async fn login(&self) -> Result<String, ToolJetError> {
+        self.check().await
+    }
+
+    /// Front-end apps whose name is exactly `name` (ToolJet trims names).
+    pub async fn find_apps_by_name(&self, name: &str) -> Result<Vec<AppSummary>, ToolJetError> {
+        let name = name.trim();
+        let apps = self.list_apps_matching(name).await?;
+        Ok(apps.into_iter().filter(|a| a.name == name).collect())
+    }
+
+    /// Front-end apps whose name contains `text` (case-insensitive), all pages.
+    pub async fn list_apps_matching(&self, text: &str) -> Result<Vec<AppSummary>, ToolJetError> {
+        if self.ext_only() {
+            let needle = text.to_lowercase();
+            let apps = self.ext_list().await?;
+            return Ok(apps
+                .into_iter()
+                .filter(|a| a.name.to_lowercase().contains(&needle))
+                .collect());
+        }
+        #[derive(serde::Deserialize)]
+        struct Page {
+            apps: Vec<AppSummary>,
+            #[serde(default)]
+            meta: Meta,
+        }
+        #[derive(serde::Deserialize, Default)]
+        struct Meta {
+            #[serde(default)]
+            total_count: Option<usize>,
+        }
+        let mut all: Vec<AppSummary> = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let call = Call::new(Method::GET, "GET /api/apps", "/api/apps")
+                .query("page", page.to_string())
+                .query("searchKey", text)
+                .query("type", "front-end");
+            let got: Page = self.execute_json(call).await?;
+            let n = got.apps.len();
+            for app in got.apps {
+                // Pages can shift while apps are created: keep each id once.
+                if !all.iter().any(|a| a.id == app.id) {
+                    all.push(app);
+                }
+            }
+            let done_by_count = got.meta.total_count.is_some_and(|t| all.len() >= t);
+            if n < PAGE_SIZE || done_by_count {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
+    async fn ext_list(&self) -> Result<Vec<AppSummary>, ToolJetError> {
+        let route = "GET /api/ext/workspace/:workspaceId/apps";
+        let ws = self.workspace(route)?;
+        let call = Call::new(Method::GET, route, format!("/api/ext/workspace/{ws}/apps"));
+        let answer: Value = self.execute_json(call).await?;
+        // Some builds wrap the array as {apps, total}.
+        let list = match &answer {
+            Value::Array(items) => items.clone(),
+            Value::Object(o) => match o.get("apps") {
+                Some(Value::Array(items)) => items.clone(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        if !answer.is_array() && !answer.get("apps").is_some_and(Value::is_array) {
+            return Err(ToolJetError::InvalidResponse {
+                route,
+                detail: "expected an array of apps".into(),
+            });
+        }
+        list.into_iter()
+            .map(|item| {
+                let field = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_string);
+                Ok(AppSummary {
+                    id: field("id").ok_or_else(|| ToolJetError::InvalidResponse {
+                        route,
+                        detail: "an app has no id".into(),
+                    })?,
+                    name: field("name").unwrap_or_default(),
+                    slug: field("slug").unwrap_or_default(),
+                    current_version_id: field("currentVersionId"),
+                    updated_at: field("updatedAt"),
+                })
+            })
+            .collect()
+    }
+
+    /// One app with its editing version.
+    pub async fn get_app(&self, id: &str) -> Result<AppDetails, ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("reading an app"));
+        }
+        let call = Call::new(
+            Method::GET,
+            "GET /api/apps/:id",
+            format!("/api/apps/{}", seg(id)),
+        );
+        self.execute_json(call).await
+    }
+
+    /// Imports a full export bundle (as read from git) under `app_name`.
+    /// The bundle's `tooljet_version` and `tooljet_database` are passed through.
+    pub async fn import_app(
+        &self,
+        bundle: &Value,
+        app_name: &str,
+    ) -> Result<ImportedApp, ToolJetError> {
+        let route = if self.ext_only() {
+            "POST /api/ext/import/workspace/:workspaceId/apps"
+        } else {
+            "POST /api/v2/resources/import"
+        };
+        let definition = bundle
+            .get("app")
+            .and_then(Value::as_array)
+            .and_then(|apps| match apps.as_slice() {
+                [one] => one.get("definition"),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                ToolJetError::Config(
+                    "the bundle must hold exactly one app with a definition (app[0].definition)"
+                        .into(),
+                )
+            })?;
+        let name = app_name.trim();
+        if name.is_empty() {
+            return Err(ToolJetError::Config("the app name is empty".into()));
+        }
+        let ws = self.workspace_opt();
+        if self.ext_only() {
+            let ws = self.workspace(route)?;
+            let mut body = json!({"app": [{"definition": definition}], "appName": name});
+            if let Some(v) = bundle.get("tooljet_version") {
+                body["tooljet_version"] = v.clone();
+            }
+            let call = Call::new(
+                Method::POST,
+                route,
+                format!("/api/ext/import/workspace/{}/apps", seg(&ws)),
+            )
+            .body(&body);
+            self.execute(call).await?;
+            // The external API answers without an id: find the app by name.
+            let mut found = self.find_apps_by_name(name).await?;
+            return match found.len() {
+                1 => {
+                    let app = found.remove(0);
+                    Ok(ImportedApp {
+                        id: app.id,
+                        name: app.name,
+                    })
+                }
+                n => Err(ToolJetError::InvalidResponse {
+                    route,
+                    detail: format!("after the import, {n} apps carry the name"),
+                }),
+            };
+        }
+        // Password mode learns the workspace at login.
+        let ws = match ws {
+            Some(ws) => ws,
+            None => self.check().await?,
+        };
+        let mut body = json!({
+            "organization_id": ws,
+            "app": [{"definition": definition, "appName": name}],
+        });
+        for key in ["tooljet_version", "tooljet_database"] {
+            if let Some(v) = bundle.get(key) {
+                body[key] = v.clone();
+            }
+        }
+        let call = Call::new(Method::POST, route, "/api/v2/resources/import").body(&body);
+        let answer: Value = self.execute_json(call).await?;
+        let app = answer.pointer("/imports/app/0").cloned().ok_or_else(|| {
+            ToolJetError::InvalidResponse {
+                route,
+                detail: "the answer has no imports.app[0]".into(),
+            }
+        })?;
+        serde_json::from_value(app).map_err(|e| ToolJetError::InvalidResponse {
+            route,
+            detail: format!("imports.app[0] is not {{id, name}}: {e}"),
+        })
+    }
+
+    /// The export bundle of an app (of `version_id`, or the editing version).
+    pub async fn export_app(
+        &self,
+        id: &str,
+        version_id: Option<&str>,
+    ) -> Result<Value, ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("exporting an app"));
+        }
+        let route = "POST /api/v2/resources/export";
+        let ws = match self.workspace_opt() {
+            Some(ws) => ws,
+            None => self.check().await?,
+        };
+        let mut app = json!({"id": id});
+        if let Some(v) = version_id {
+            app["search_params"] = json!({"version_id": v});
+        }
+        let body = json!({"organization_id": ws, "app": [app]});
+        let call = Call::new(Method::POST, route, "/api/v2/resources/export").body(&body);
+        let answer: Value = self.execute_json(call).await?;
+        if answer.pointer("/app/0/definition").is_none() {
+            return Err(ToolJetError::InvalidResponse {
+                route,
+                detail: "the answer has no app[0].definition".into(),
+            });
+        }
+        Ok(answer)
+    }
+
+    /// Renames an app and/or changes its slug.
+    pub async fn update_app(&self, id: &str, update: &AppUpdate) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("updating an app"));
+        }
+        let body = json!({ "app": update });
+        let call = Call::new(
+            Method::PUT,
+            "PUT /api/apps/:id",
+            format!("/api/apps/{}", seg(id)),
+        )
+        .body(&body);
+        self.execute(call).await.map(drop)
+    }
+
+    pub async fn delete_app(&self, id: &str) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("deleting an app"));
+        }
+        let call = Call::new(
+            Method::DELETE,
+            "DELETE /api/apps/:id",
+            format!("/api/apps/{}", seg(id)),
+        );
+        self.execute(call).await.map(drop)
+    }
+
+    /// Makes `version_id` the version end users see.
+    pub async fn release_app(&self, id: &str, version_id: &str) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("releasing an app"));
+        }
+        let body = json!({ "versionToBeReleased": version_id });
+        let call = Call::new(
+            Method::PUT,
+            "PUT /api/apps/:id/release",
+            format!("/api/apps/{}/release", seg(id)),
+        )
+        .body(&body);
+        self.execute(call).await.map(drop)
+    }
+
+    pub async fn environments(&self) -> Result<Vec<Environment>, ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("listing environments"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            environments: Vec<Environment>,
+        }
+        let call = Call::new(
+            Method::GET,
+            "GET /api/app-environments",
+            "/api/app-environments",
+        );
+        Ok(self.execute_json::<Answer>(call).await?.environments)
+    }
+
+    pub async fn constants(&self) -> Result<Vec<Constant>, ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("listing workspace constants"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            constants: Vec<Constant>,
+        }
+        let call = Call::new(
+            Method::GET,
+            "GET /api/organization-constants",
+            "/api/organization-constants",
+        );
+        Ok(self.execute_json::<Answer>(call).await?.constants)
+    }
+
+    /// Creates a workspace constant in `environment_ids` (CE writes all environments).
+    pub async fn create_constant(
+        &self,
+        name: &str,
+        value: &str,
+        kind: ConstantType,
+        environment_ids: &[String],
+    ) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("writing workspace constants"));
+        }
+        let body = json!({
+            "constant_name": name,
+            "value": value,
+            "type": kind,
+            "environments": environment_ids,
+        });
+        let call = Call::new(
+            Method::POST,
+            "POST /api/organization-constants",
+            "/api/organization-constants",
+        )
+        .body(&body);
+        self.execute(call).await.map(drop)
+    }
+
+    /// Sets a constant's value in one environment (CE writes all environments).
+    pub async fn update_constant(
+        &self,
+        id: &str,
+        value: &str,
+        environment_id: &str,
+    ) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("writing workspace constants"));
+        }
+        let body = json!({"value": value, "environment_id": environment_id});
+        let call = Call::new(
+            Method::PATCH,
+            "PATCH /api/organization-constants/:id",
+            format!("/api/organization-constants/{}", seg(id)),
+        )
+        .body(&body);
+        self.execute(call).await.map(drop)
+    }
+
+    pub async fn delete_constant(
+        &self,
+        id: &str,
+        environment_id: Option<&str>,
+    ) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("writing workspace constants"));
+        }
+        let mut call = Call::new(
+            Method::DELETE,
+            "DELETE /api/organization-constants/:id",
+            format!("/api/organization-constants/{}", seg(id)),
+        );
+        if let Some(env) = environment_id {
+            call = call.query("environmentId", env);
+        }
+        self.execute(call).await.map(drop)
+    }
+}
+
+/// Percent-encodes a path segment, so an id cannot change the route.
+fn seg(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+/// The `message` of a NestJS error body (a string or a list), else the raw text.
+fn nest_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => match v.get("message") {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => String::from_utf8_lossy(body).into_owned(),
+        },
+        Err(_) => String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
+/// Sorts a transport failure into TLS (a setup problem) or transient kinds.
+fn transport_error(route: &'static str, e: &reqwest::Error) -> ToolJetError {
+    let mut io_kind = None;
+    // io::Error::source skips the error it wraps, and hyper nests io errors,
+    // so walk both the source chain and the wrapped errors.
+    let mut pending: Vec<&(dyn std::error::Error + 'static)> = vec![e];
+    while let Some(err) = pending.pop() {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return ToolJetError::Tls {
+                detail: tls.to_string(),
+            };
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if io.kind() != std::io::ErrorKind::Other {
+                io_kind.get_or_insert(io.kind());
+            }
+            if let Some(inner) = io.get_ref() {
+                pending.push(inner);
+            }
+        }
+        if let Some(next) = err.source() {
+            pending.push(next);
+        }
+    }
+    use std::io::ErrorKind as K;
+    let kind = if e.is_timeout() {
+        TransientKind::Timeout
+    } else if io_kind == Some(K::ConnectionRefused) {
+        TransientKind::ConnectionRefused
+    } else if e.is_connect() {
+        match io_kind {
+            Some(K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe) => {
+                TransientKind::ConnectionClosed
+            }
+            _ => TransientKind::ConnectFailed,
+        }
+    } else {
+        TransientKind::ConnectionClosed
+    };
+    ToolJetError::Transient { route, kind }
+}

@@ -1,0 +1,109 @@
+//! What can go wrong talking to ToolJet, in terms a caller can act on.
+
+use std::fmt;
+
+/// Why a request that may well succeed later failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransientKind {
+    /// The server answered with this status (5xx, 408 or 429).
+    Status(u16),
+    /// No answer within the request timeout (or no connection within the connect timeout).
+    Timeout,
+    /// Nothing listens at the address.
+    ConnectionRefused,
+    /// The connection was reset or closed before a full answer.
+    ConnectionClosed,
+    /// The connection could not be made for another reason (DNS, routing).
+    ConnectFailed,
+}
+
+impl fmt::Display for TransientKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransientKind::Status(s) => write!(f, "the server answered {s}"),
+            TransientKind::Timeout => f.write_str("the request timed out"),
+            TransientKind::ConnectionRefused => f.write_str("the connection was refused"),
+            TransientKind::ConnectionClosed => {
+                f.write_str("the connection was reset or closed before an answer")
+            }
+            TransientKind::ConnectFailed => f.write_str("the server could not be reached"),
+        }
+    }
+}
+
+/// Errors of the ToolJet client. `route` is `METHOD /path/template`.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolJetError {
+    #[error(
+        "{route}: this app name is already taken in the workspace; choose another name or rename the existing app"
+    )]
+    NameTaken { route: &'static str },
+    #[error(
+        "{route}: this slug is already taken in the workspace; choose another slug or rename the other app's slug"
+    )]
+    SlugTaken { route: &'static str },
+    #[error(
+        "{route}: the bundle comes from ToolJet {bundle_version}, newer than the server; upgrade the ToolJet server or export the app from an older ToolJet"
+    )]
+    BundleNewerThanServer {
+        route: &'static str,
+        bundle_version: String,
+    },
+    #[error(
+        "{route}: ToolJet refused the credentials ({mode}, 401: {detail}); check the credentials and the workspace id"
+    )]
+    Unauthorized {
+        route: &'static str,
+        mode: &'static str,
+        detail: String,
+    },
+    #[error(
+        "{route}: ToolJet forbids this ({mode}, 403: {detail}); check the token, the workspace id and the user's permissions"
+    )]
+    Forbidden {
+        route: &'static str,
+        mode: &'static str,
+        detail: String,
+    },
+    #[error("{route}: not found (404: {detail}); the app or version may have been deleted")]
+    NotFound { route: &'static str, detail: String },
+    #[error(
+        "{route}: the ToolJet plan's limit is reached (451: {detail}); free capacity or upgrade the plan"
+    )]
+    PlanLimit { route: &'static str, detail: String },
+    #[error("{route}: {kind}; retry later")]
+    Transient {
+        route: &'static str,
+        kind: TransientKind,
+    },
+    #[error("{route}: ToolJet refused the request ({status}: {detail})")]
+    Rejected {
+        route: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error(
+        "{operation} is not offered to the {mode} mode; use the admin API key or password mode"
+    )]
+    Unsupported {
+        operation: &'static str,
+        mode: &'static str,
+    },
+    #[error(
+        "{route}: unexpected answer from ToolJet ({detail}); is the base URL a ToolJet server?"
+    )]
+    InvalidResponse { route: &'static str, detail: String },
+    #[error(
+        "TLS with ToolJet failed ({detail}); set the CA bundle or, for tests only, skip verification"
+    )]
+    Tls { detail: String },
+    #[error("invalid ToolJet client configuration: {0}")]
+    Config(String),
+}
+
+impl ToolJetError {
+    /// Whether retrying the same call later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ToolJetError::Transient { .. })
+    }
+}

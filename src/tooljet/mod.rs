@@ -1,0 +1,18 @@
+//! The HTTP client for ToolJet (contract §2 and §3 of `shared/tooljet-contract.md`).
+//!
+//! One [`ToolJetClient`] talks to one ToolJet workspace with one of the three
+//! authentication modes ([`Auth`]). Every failure is a [`ToolJetError`] a caller can act
+//! on; only [`ToolJetError::Transient`] is worth retrying.
+
+mod client;
+mod config;
+mod error;
+mod model;
+
+pub use client::ToolJetClient;
+pub use config::{Auth, ClientConfig};
+pub use error::{ToolJetError, TransientKind};
+pub use model::{
+    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, ConstantValue, Environment,
+    ImportedApp, VersionInfo,
+};

@@ -1,0 +1,509 @@
+//! The HTTP routes of contract §2 and §3, with ToolJet's casing and messages.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::{self, SESSION_COOKIE};
+use crate::error::ApiError;
+use crate::state::{self, AppSnapshot, Constant, PAGE_SIZE, State, new_id};
+
+/// ToolJet's body-parser limit.
+pub const BODY_LIMIT: usize = 50 * 1024 * 1024;
+
+pub type Shared = Arc<Mutex<State>>;
+type ApiResult = Result<Response, ApiError>;
+
+fn lock(s: &Shared) -> MutexGuard<'_, State> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A JSON body whose rejections (bad JSON, too large) are NestJS-shaped.
+pub struct JsonBody(Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<Value>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(JsonRejection::BytesRejection(r)) => Err(ApiError::new(
+                r.status(),
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "request entity too large".to_string()
+                } else {
+                    r.body_text()
+                },
+            )),
+            Err(r) => Err(ApiError::new(r.status(), r.body_text())),
+        }
+    }
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/authenticate", post(authenticate))
+        .route("/api/authenticate/{workspace_id}", post(authenticate_ws))
+        .route("/api/v2/resources/import", post(import))
+        .route("/api/v2/resources/export", post(export))
+        .route("/api/apps", get(list_apps))
+        .route(
+            "/api/apps/{id}",
+            get(get_app).put(update_app).delete(delete_app),
+        )
+        .route("/api/apps/{id}/release", put(release))
+        .route("/api/app-environments", get(environments))
+        .route(
+            "/api/organization-constants",
+            get(list_constants).post(create_constant),
+        )
+        .route(
+            "/api/organization-constants/{id}",
+            patch(update_constant).delete(delete_constant),
+        )
+        .route(
+            "/api/ext/import/workspace/{workspace_id}/apps",
+            post(ext_import),
+        )
+        .route("/api/ext/workspace/{workspace_id}/apps", get(ext_list))
+        .fallback(|| async { ApiError::not_found("Cannot find the requested route") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(state)
+}
+
+type St = axum::extract::State<Shared>;
+
+fn str_field<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
+    body.get(key).and_then(Value::as_str)
+}
+
+async fn authenticate(st: St, JsonBody(body): JsonBody) -> ApiResult {
+    login(&st, None, &body)
+}
+
+async fn authenticate_ws(st: St, Path(ws): Path<String>, JsonBody(body): JsonBody) -> ApiResult {
+    login(&st, Some(ws), &body)
+}
+
+fn login(st: &Shared, ws: Option<String>, body: &Value) -> ApiResult {
+    let mut s = lock(st);
+    let ok = str_field(body, "email") == Some(s.email.as_str())
+        && str_field(body, "password") == Some(s.password.as_str());
+    if !ok {
+        return Err(ApiError::unauthorized("Invalid credentials"));
+    }
+    if ws.as_deref().is_some_and(|w| w != s.workspace_id) {
+        return Err(ApiError::unauthorized(
+            "User is not assigned to any workspaces",
+        ));
+    }
+    let token = format!("standin.{}.{}", new_id(), new_id());
+    let workspace = s.workspace_id.clone();
+    s.sessions.insert(token.clone(), workspace.clone());
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict");
+    let body = json!({
+        "id": "00000000-0000-4000-8000-000000000001",
+        "email": s.email,
+        "first_name": "Stand",
+        "last_name": "In",
+        "current_organization_id": workspace,
+        "current_organization_slug": "stand-in",
+    });
+    Ok((
+        StatusCode::CREATED,
+        [(header::SET_COOKIE, cookie)],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// Checks `organization_id` of a body against the caller's workspace.
+fn body_workspace(body: &Value, caller: &str) -> Result<(), ApiError> {
+    match str_field(body, "organization_id") {
+        None => Err(ApiError::bad_request("organization_id must be a UUID")),
+        Some(ws) if ws != caller => Err(ApiError::forbidden(
+            "You do not have access to this workspace",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Validates all apps of an import first, so a failure imports nothing.
+fn import_all(
+    s: &mut State,
+    ws: &str,
+    body: &Value,
+    default_name: Option<&str>,
+) -> Result<Vec<AppSnapshot>, ApiError> {
+    s.check_version(str_field(body, "tooljet_version"))?;
+    let Some(apps) = body.get("app").and_then(Value::as_array) else {
+        return Err(ApiError::bad_request("app must be an array"));
+    };
+    let mut plan = Vec::new();
+    for entry in apps {
+        let Some(def) = entry.get("definition") else {
+            return Err(ApiError::bad_request("app definition is required"));
+        };
+        let app_v2 = def.get("appV2").unwrap_or(def);
+        let name = str_field(entry, "appName")
+            .or(default_name)
+            .or_else(|| str_field(app_v2, "name"))
+            .unwrap_or_default();
+        let app_type = str_field(app_v2, "type").unwrap_or("front-end");
+        let name = s.check_name(ws, app_type, name, None)?;
+        if plan
+            .iter()
+            .any(|(_, n, t): &(&Value, String, &str)| *n == name && *t == app_type)
+        {
+            return Err(ApiError::bad_request(state::MSG_NAME_TAKEN));
+        }
+        plan.push((def, name, app_type));
+    }
+    let mut imported = Vec::new();
+    for (def, name, _) in plan {
+        imported.push(s.import_app(ws, def, &name)?);
+    }
+    Ok(imported)
+}
+
+async fn import(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult {
+    let mut s = lock(&st);
+    let ws = auth::internal(&s, &headers)?;
+    body_workspace(&body, &ws)?;
+    let imported = import_all(&mut s, &ws, &body, None)?;
+    let apps: Vec<Value> = imported
+        .iter()
+        .map(|a| json!({"id": a.id, "name": a.name}))
+        .collect();
+    let body = json!({
+        "imports": {"app": apps, "tooljet_database": [], "tableNameMapping": {}},
+        "success": true,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+async fn export(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult {
+    let s = lock(&st);
+    let ws = auth::internal(&s, &headers)?;
+    body_workspace(&body, &ws)?;
+    let Some(wanted) = body.get("app").and_then(Value::as_array) else {
+        return Err(ApiError::bad_request("app must be an array"));
+    };
+    let mut out = Vec::new();
+    for w in wanted {
+        let id = str_field(w, "id").unwrap_or_default();
+        let app = s.app(&ws, id)?;
+        if let Some(v) = w
+            .pointer("/search_params/version_id")
+            .and_then(Value::as_str)
+            && !app.versions.iter().any(|x| x.id == v)
+        {
+            return Err(ApiError::not_found("App version not found"));
+        }
+        out.push(json!({"definition": {"appV2": app.definition}}));
+    }
+    let body = json!({
+        "app": out,
+        "tooljet_database": [],
+        "tooljet_version": s.server_version,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn app_json(a: &AppSnapshot) -> Value {
+    json!({
+        "id": a.id,
+        "name": a.name,
+        "slug": a.slug,
+        "type": a.app_type,
+        "organization_id": a.workspace_id,
+        "current_version_id": a.current_version_id,
+        "is_public": a.is_public,
+        "is_maintenance_on": a.is_maintenance_on,
+        "icon": a.definition.get("icon"),
+        "created_at": a.created_at,
+        "updated_at": a.updated_at,
+    })
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page: Option<usize>,
+    #[serde(rename = "searchKey")]
+    search_key: Option<String>,
+    #[serde(rename = "type")]
+    app_type: Option<String>,
+}
+
+async fn list_apps(st: St, headers: HeaderMap, Query(q): Query<ListQuery>) -> ApiResult {
+    let s = lock(&st);
+    let ws = auth::internal(&s, &headers)?;
+    let app_type = q.app_type.as_deref().unwrap_or("front-end");
+    // ToolJet searches with ILIKE '%key%' and lists newest first.
+    let key = q.search_key.unwrap_or_default().to_lowercase();
+    let mut matching: Vec<&AppSnapshot> = s
+        .apps
+        .iter()
+        .filter(|a| a.workspace_id == ws && a.app_type == app_type)
+        .filter(|a| a.name.to_lowercase().contains(&key))
+        .collect();
+    matching.reverse();
+    let total = matching.len();
+    let page = q.page.unwrap_or(1).max(1);
+    let apps: Vec<Value> = matching
+        .into_iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .map(app_json)
+        .collect();
+    let body = json!({
+        "apps": apps,
+        "meta": {
+            "total_pages": total.div_ceil(PAGE_SIZE),
+            "folder_count": 0,
+            "total_count": total,
+            "current_page": page,
+        },
+    });
+    Ok(Json(body).into_response())
+}
+
+async fn get_app(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let s = lock(&st);
+    let ws = auth::internal(&s, &headers)?;
+    let app = s.app(&ws, &id)?;
+    let mut body = app_json(app);
+    if let Some(v) = app.versions.iter().find(|v| v.id == app.editing_version_id) {
+        body["editing_version"] = json!({"id": v.id, "name": v.name, "updated_at": v.updated_at});
+    }
+    Ok(Json(body).into_response())
+}
+
+async fn update_app(
+    st: St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    let mut s = lock(&st);
+    let ws = auth::internal(&s, &headers)?;
+    let fields = body.get("app").cloned().unwrap_or(Value::Null);
+    let app_type = s.app(&ws, &id)?.app_type.clone();
+    let name = match str_field(&fields, "name") {
+        Some(n) => Some(s.check_name(&ws, &app_type, n, Some(&id))?),
+        None => None,
+    };
+    let slug = str_field(&fields, "slug").map(str::to_string);
+    if let Some(slug) = &slug {
+        s.check_slug(&ws, slug, &id)?;
+    }
+    let now = s.now();
+    let app = s.app_mut(&ws, &id)?;
+    if let Some(name) = name {
+        app.definition["name"] = json!(name);
+        app.name = name;
+    }
+    if let Some(slug) = slug {
+        app.definition["slug"] = json!(slug);
+        app.slug = slug;
+    }
+    if let Some(b) = fields.get("is_public").and_then(Value::as_bool) {
+        app.is_public = b;
+    }
+    if let Some(b) = fields.get("is_maintenance_on").and_then(Value::as_bool) {
+        app.is_maintenance_on = b;
+    }
+    app.updated_at = now;
+    Ok(Json(app_json(app)).into_response())
+}
+
+async fn delete_app(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let mut s = lock(&st);
+    let ws = auth::internal(&s, &headers)?;
+    s.app(&ws, &id)?;
+    s.apps.retain(|a| a.id != id);
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn release(
+    st: St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    let mut s = lock(&st);
+    let ws = auth::internal(&s, &headers)?;
+    let version = str_field(&body, "versionToBeReleased").map(str::to_string);
+    let now = s.now();
+    let app = s.app_mut(&ws, &id)?;
+    let Some(version) = version.filter(|v| app.versions.iter().any(|x| x.id == *v)) else {
+        return Err(ApiError::bad_request(
+            "versionToBeReleased must be a version of this app",
+        ));
+    };
+    app.definition["currentVersionId"] = json!(version);
+    app.current_version_id = Some(version);
+    app.updated_at = now;
+    Ok(Json(app_json(app)).into_response())
+}
+
+async fn environments(st: St, headers: HeaderMap) -> ApiResult {
+    let s = lock(&st);
+    auth::internal(&s, &headers)?;
+    let envs: Vec<Value> = s
+        .environments
+        .iter()
+        .map(|e| {
+            json!({"id": e.id, "name": e.name, "priority": e.priority,
+                   "is_default": e.priority == 1, "enabled": true})
+        })
+        .collect();
+    Ok(Json(json!({ "environments": envs })).into_response())
+}
+
+fn constant_json(s: &State, c: &Constant) -> Value {
+    let values: Vec<Value> = s
+        .environments
+        .iter()
+        .filter_map(|e| {
+            let v = c.values.get(&e.id)?;
+            let shown = if c.kind == "Secret" { "********" } else { v };
+            Some(json!({"environmentName": e.name, "value": shown, "id": e.id}))
+        })
+        .collect();
+    json!({"id": c.id, "name": c.name, "type": c.kind, "values": values})
+}
+
+async fn list_constants(st: St, headers: HeaderMap) -> ApiResult {
+    let s = lock(&st);
+    auth::internal(&s, &headers)?;
+    let list: Vec<Value> = s.constants.iter().map(|c| constant_json(&s, c)).collect();
+    Ok(Json(json!({ "constants": list })).into_response())
+}
+
+fn check_value(value: Option<&str>) -> Result<String, ApiError> {
+    match value {
+        Some(v) if !v.is_empty() && v.chars().count() <= 10_000 => Ok(v.to_string()),
+        _ => Err(ApiError::bad_request(
+            "value must be between 1 and 10000 characters",
+        )),
+    }
+}
+
+async fn create_constant(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult {
+    let mut s = lock(&st);
+    auth::internal(&s, &headers)?;
+    let name = str_field(&body, "constant_name").unwrap_or_default();
+    if !state::valid_constant_name(name) {
+        return Err(ApiError::bad_request(
+            "Constant name must start with a letter or underscore, contain only letters, digits and underscores, and be at most 50 characters",
+        ));
+    }
+    let value = check_value(str_field(&body, "value"))?;
+    let kind = match str_field(&body, "type").unwrap_or("Global") {
+        k @ ("Global" | "Secret") => k.to_string(),
+        _ => return Err(ApiError::bad_request("type must be Global or Secret")),
+    };
+    if s.constants.iter().any(|c| c.name == name && c.kind == kind) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "Constant with this name already exists",
+        ));
+    }
+    // In CE a write lands in every environment, whatever the body asks.
+    let values: HashMap<String, String> = s
+        .environments
+        .iter()
+        .map(|e| (e.id.clone(), value.clone()))
+        .collect();
+    let c = Constant {
+        id: new_id(),
+        name: name.to_string(),
+        kind,
+        values,
+    };
+    let out = constant_json(&s, &c);
+    s.constants.push(c);
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn update_constant(
+    st: St,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    let mut s = lock(&st);
+    auth::internal(&s, &headers)?;
+    let value = check_value(str_field(&body, "value"))?;
+    let envs: Vec<String> = s.environments.iter().map(|e| e.id.clone()).collect();
+    let Some(c) = s.constants.iter_mut().find(|c| c.id == id) else {
+        return Err(ApiError::not_found("Constant not found"));
+    };
+    for e in envs {
+        c.values.insert(e, value.clone());
+    }
+    let c = c.clone();
+    Ok(Json(constant_json(&s, &c)).into_response())
+}
+
+async fn delete_constant(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
+    let mut s = lock(&st);
+    auth::internal(&s, &headers)?;
+    let before = s.constants.len();
+    s.constants.retain(|c| c.id != id);
+    if s.constants.len() == before {
+        return Err(ApiError::not_found("Constant not found"));
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn ext_import(
+    st: St,
+    headers: HeaderMap,
+    Path(ws): Path<String>,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    let mut s = lock(&st);
+    auth::external(&s, &headers)?;
+    if ws != s.workspace_id {
+        return Err(ApiError::bad_request("Invalid workspace"));
+    }
+    let default_name = str_field(&body, "appName").map(str::to_string);
+    import_all(&mut s, &ws, &body, default_name.as_deref())?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"message": "App imported successfully"})),
+    )
+        .into_response())
+}
+
+async fn ext_list(st: St, headers: HeaderMap, Path(ws): Path<String>) -> ApiResult {
+    let s = lock(&st);
+    auth::external(&s, &headers)?;
+    if ws != s.workspace_id {
+        return Err(ApiError::bad_request("Invalid workspace"));
+    }
+    let apps: Vec<Value> = s
+        .apps
+        .iter()
+        .filter(|a| a.workspace_id == ws)
+        .map(|a| {
+            let versions: Vec<Value> = a
+                .versions
+                .iter()
+                .map(|v| json!({"id": v.id, "name": v.name}))
+                .collect();
+            json!({"id": a.id, "name": a.name, "slug": a.slug,
+                   "organizationId": a.workspace_id, "versions": versions})
+        })
+        .collect();
+    Ok(Json(Value::Array(apps)).into_response())
+}

@@ -1,0 +1,441 @@
+//! In-memory ToolJet state and the rules ToolJet enforces on it (contract §3, §4).
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Exact messages ToolJet answers with; clients match on them.
+pub const MSG_NAME_TAKEN: &str = "This app name is already taken.";
+pub const MSG_SLUG_TAKEN: &str = "This slug is already taken.";
+pub const MSG_TOO_NEW: &str = "Apps built on later versions of ToolJet cannot be imported";
+pub const MAX_APP_NAME: usize = 50;
+pub const PAGE_SIZE: usize = 9;
+
+/// One app version as the stand-in keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionSnapshot {
+    pub id: String,
+    pub name: String,
+    pub updated_at: String,
+}
+
+/// A copy of one app, for tests to inspect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppSnapshot {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub app_type: String,
+    pub workspace_id: String,
+    pub current_version_id: Option<String>,
+    pub editing_version_id: String,
+    pub versions: Vec<VersionSnapshot>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub is_public: bool,
+    pub is_maintenance_on: bool,
+    /// The `appV2` definition with ToolJet's fresh ids substituted in.
+    pub definition: Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Constant {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    /// environment id -> value
+    pub values: HashMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub id: String,
+    pub name: &'static str,
+    pub priority: u32,
+}
+
+#[derive(Debug)]
+pub struct State {
+    pub workspace_id: String,
+    pub server_version: String,
+    pub email: String,
+    pub password: String,
+    pub admin_api_key: Option<String>,
+    pub external_token: Option<String>,
+    /// session token -> workspace id
+    pub sessions: HashMap<String, String>,
+    pub apps: Vec<AppSnapshot>,
+    pub environments: Vec<Environment>,
+    pub constants: Vec<Constant>,
+    last_timestamp: jiff::Timestamp,
+}
+
+impl State {
+    pub fn new(
+        workspace_id: String,
+        server_version: String,
+        email: String,
+        password: String,
+        admin_api_key: Option<String>,
+        external_token: Option<String>,
+    ) -> Self {
+        let environments = [("development", 1), ("staging", 2), ("production", 3)]
+            .into_iter()
+            .map(|(name, priority)| Environment {
+                id: new_id(),
+                name,
+                priority,
+            })
+            .collect();
+        State {
+            workspace_id,
+            server_version,
+            email,
+            password,
+            admin_api_key,
+            external_token,
+            sessions: HashMap::new(),
+            apps: Vec::new(),
+            environments,
+            constants: Vec::new(),
+            last_timestamp: jiff::Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    /// A strictly increasing timestamp in ToolJet's format, so that every
+    /// change moves `updated_at` even within one millisecond.
+    pub fn now(&mut self) -> String {
+        let mut now = jiff::Timestamp::now();
+        let min = self.last_timestamp + jiff::SignedDuration::from_millis(1);
+        if now < min {
+            now = min;
+        }
+        // Truncate to milliseconds, which is what ToolJet (Postgres via JSON) shows.
+        let ms = now.as_millisecond();
+        now = jiff::Timestamp::from_millisecond(ms).unwrap_or(now);
+        self.last_timestamp = now;
+        now.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    }
+
+    pub fn app_mut(&mut self, workspace: &str, id: &str) -> Result<&mut AppSnapshot, ApiError> {
+        self.apps
+            .iter_mut()
+            .find(|a| a.id == id && a.workspace_id == workspace)
+            .ok_or_else(|| ApiError::not_found("App not found"))
+    }
+
+    pub fn app(&self, workspace: &str, id: &str) -> Result<&AppSnapshot, ApiError> {
+        self.apps
+            .iter()
+            .find(|a| a.id == id && a.workspace_id == workspace)
+            .ok_or_else(|| ApiError::not_found("App not found"))
+    }
+
+    /// Checks a new app name; `except` is the app being renamed.
+    pub fn check_name(
+        &self,
+        workspace: &str,
+        app_type: &str,
+        name: &str,
+        except: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(ApiError::bad_request("App name can not be empty"));
+        }
+        if name.chars().count() > MAX_APP_NAME {
+            return Err(ApiError::bad_request(
+                "App name can not be longer than 50 characters",
+            ));
+        }
+        let taken = self.apps.iter().any(|a| {
+            a.workspace_id == workspace
+                && a.app_type == app_type
+                && a.name == name
+                && Some(a.id.as_str()) != except
+        });
+        if taken {
+            return Err(ApiError::bad_request(MSG_NAME_TAKEN));
+        }
+        Ok(name.to_string())
+    }
+
+    pub fn check_slug(&self, workspace: &str, slug: &str, except: &str) -> Result<(), ApiError> {
+        let valid = !slug.is_empty()
+            && slug
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            return Err(ApiError::bad_request(
+                "Slug can only contain lowercase letters, numbers and hyphens",
+            ));
+        }
+        let taken = self
+            .apps
+            .iter()
+            .any(|a| a.workspace_id == workspace && a.slug == slug && a.id != except);
+        if taken {
+            return Err(ApiError::bad_request(MSG_SLUG_TAKEN));
+        }
+        Ok(())
+    }
+
+    /// Refuses a bundle made by a newer ToolJet than this server.
+    pub fn check_version(&self, bundle_version: Option<&str>) -> Result<(), ApiError> {
+        // Old bundles carry no version: ToolJet accepts them.
+        let Some(bundle_version) = bundle_version else {
+            return Ok(());
+        };
+        let (Some(bundle), Some(server)) = (
+            leading_version(bundle_version),
+            leading_version(&self.server_version),
+        ) else {
+            return Err(ApiError::bad_request("Invalid tooljet_version"));
+        };
+        if bundle > server {
+            return Err(ApiError::bad_request(MSG_TOO_NEW));
+        }
+        Ok(())
+    }
+
+    /// Imports one `appV2` definition under `name`, with fresh ids everywhere.
+    pub fn import_app(
+        &mut self,
+        workspace: &str,
+        definition: &Value,
+        name: &str,
+    ) -> Result<AppSnapshot, ApiError> {
+        let app_v2 = definition.get("appV2").unwrap_or(definition);
+        let Some(old_id) = app_v2.get("id").and_then(Value::as_str) else {
+            return Err(ApiError::bad_request("Invalid app definition: missing id"));
+        };
+        let app_type = app_v2
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("front-end")
+            .to_string();
+        let name = self.check_name(workspace, &app_type, name, None)?;
+
+        // ToolJet re-keys every entity on import; re-keying the app and its
+        // versions is what the operator can observe.
+        let new_app_id = new_id();
+        let mut replacements = vec![(old_id.to_string(), new_app_id.clone())];
+        let old_versions: Vec<(String, String)> = app_v2
+            .get("appVersions")
+            .and_then(Value::as_array)
+            .map(|vs| {
+                vs.iter()
+                    .filter_map(|v| {
+                        Some((
+                            v.get("id")?.as_str()?.to_string(),
+                            v.get("name")?.as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let editing_old = app_v2
+            .pointer("/editingVersion/id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let mut versions = Vec::new();
+        let now = self.now();
+        for (old, vname) in &old_versions {
+            let new = new_id();
+            replacements.push((old.clone(), new.clone()));
+            versions.push(VersionSnapshot {
+                id: new,
+                name: vname.clone(),
+                updated_at: now.clone(),
+            });
+        }
+        if versions.is_empty() {
+            let vname = app_v2
+                .pointer("/editingVersion/name")
+                .and_then(Value::as_str)
+                .unwrap_or("v1")
+                .to_string();
+            let new = new_id();
+            if let Some(old) = &editing_old {
+                replacements.push((old.clone(), new.clone()));
+            }
+            versions.push(VersionSnapshot {
+                id: new,
+                name: vname,
+                updated_at: now.clone(),
+            });
+        }
+        let editing_new = editing_old
+            .and_then(|old| {
+                replacements
+                    .iter()
+                    .find(|(o, _)| *o == old)
+                    .map(|(_, n)| n.clone())
+            })
+            .unwrap_or_else(|| versions[versions.len() - 1].id.clone());
+
+        let mut text = app_v2.to_string();
+        // Longest first, so an id that contains another is replaced whole.
+        replacements.sort_by_key(|(old, _)| std::cmp::Reverse(old.len()));
+        for (old, new) in &replacements {
+            text = text.replace(old.as_str(), new.as_str());
+        }
+        let mut def: Value = serde_json::from_str(&text)
+            .map_err(|_| ApiError::bad_request("Invalid app definition"))?;
+        if let Some(obj) = def.as_object_mut() {
+            obj.insert("name".into(), json!(name));
+            obj.insert("slug".into(), json!(new_app_id));
+            obj.insert("organizationId".into(), json!(workspace));
+            obj.insert("currentVersionId".into(), Value::Null);
+            obj.insert("updatedAt".into(), json!(now));
+            obj.insert("createdAt".into(), json!(now));
+        }
+        let app = AppSnapshot {
+            // ToolJet generates the slug from the id.
+            slug: new_app_id.clone(),
+            id: new_app_id,
+            name,
+            app_type,
+            workspace_id: workspace.to_string(),
+            current_version_id: None,
+            editing_version_id: editing_new,
+            versions,
+            created_at: now.clone(),
+            updated_at: now,
+            is_public: app_v2
+                .get("isPublic")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            is_maintenance_on: false,
+            definition: def,
+        };
+        self.apps.push(app.clone());
+        Ok(app)
+    }
+}
+
+pub fn new_id() -> String {
+    Uuid::new_v4().to_string()
+}
+
+/// The leading `x.y.z` of a ToolJet version string such as
+/// `2.50.5.5.29`, `2.38.0-ee2.15.28-cloud2.3.12` or `3.0.15-cloud-lts`.
+pub fn leading_version(v: &str) -> Option<(u64, u64, u64)> {
+    let head: String = v
+        .trim()
+        .trim_start_matches('v')
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    let mut parts = head.split('.').filter(|p| !p.is_empty());
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next().map_or(Some(0), |p| p.parse().ok())?;
+    let patch = parts.next().map_or(Some(0), |p| p.parse().ok())?;
+    Some((major, minor, patch))
+}
+
+/// Whether a constant name follows ToolJet's rule.
+pub fn valid_constant_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    first_ok && name.len() <= 50 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> State {
+        State::new(
+            new_id(),
+            "3.5.11".into(),
+            "a@b.c".into(),
+            "pw".into(),
+            None,
+            None,
+        )
+    }
+
+    #[test]
+    fn leading_version_parses_tooljet_suffixes() {
+        assert_eq!(leading_version("2.50.5.5.29"), Some((2, 50, 5)));
+        assert_eq!(
+            leading_version("2.38.0-ee2.15.28-cloud2.3.12"),
+            Some((2, 38, 0))
+        );
+        assert_eq!(leading_version("3.0.15-cloud-lts"), Some((3, 0, 15)));
+        assert_eq!(leading_version("3.5.11-ee-lts"), Some((3, 5, 11)));
+        assert_eq!(leading_version("garbage"), None);
+    }
+
+    #[test]
+    fn version_check_refuses_newer_bundles_only() {
+        let s = state();
+        assert!(s.check_version(Some("3.5.11-ee-lts")).is_ok());
+        assert!(s.check_version(Some("3.0.15-cloud-lts")).is_ok());
+        let err = s.check_version(Some("3.5.12")).unwrap_err();
+        assert_eq!(err.message, MSG_TOO_NEW);
+        assert!(s.check_version(Some("4.0.0")).is_err());
+    }
+
+    #[test]
+    fn names_are_trimmed_limited_and_unique_per_type() {
+        let mut s = state();
+        let ws = s.workspace_id.clone();
+        let def = json!({"appV2": {"id": "old", "type": "front-end", "appVersions": [{"id": "v-old", "name": "v1"}], "editingVersion": {"id": "v-old", "name": "v1"}}});
+        let app = s.import_app(&ws, &def, "  Sales  ").unwrap();
+        assert_eq!(app.name, "Sales");
+        assert_ne!(app.id, "old");
+        assert_ne!(app.editing_version_id, "v-old");
+        assert_eq!(
+            app.definition["editingVersion"]["id"],
+            json!(app.editing_version_id)
+        );
+        let err = s.import_app(&ws, &def, "Sales").unwrap_err();
+        assert_eq!(err.message, MSG_NAME_TAKEN);
+        // Another type may share the name.
+        let module = json!({"appV2": {"id": "m", "type": "module"}});
+        assert!(s.import_app(&ws, &module, "Sales").is_ok());
+        assert!(s.import_app(&ws, &def, &"x".repeat(51)).is_err());
+        assert!(s.import_app(&ws, &def, &"x".repeat(50)).is_ok());
+    }
+
+    #[test]
+    fn slugs_are_unique_and_lowercase() {
+        let mut s = state();
+        let ws = s.workspace_id.clone();
+        let def = json!({"appV2": {"id": "old"}});
+        let a = s.import_app(&ws, &def, "A").unwrap();
+        let b = s.import_app(&ws, &def, "B").unwrap();
+        assert!(s.check_slug(&ws, "Upper", &a.id).is_err());
+        assert!(s.check_slug(&ws, "with space", &a.id).is_err());
+        assert_eq!(
+            s.check_slug(&ws, &b.slug, &a.id).unwrap_err().message,
+            MSG_SLUG_TAKEN
+        );
+        assert!(s.check_slug(&ws, &a.slug, &a.id).is_ok());
+        assert!(s.check_slug(&ws, "sales-2", &a.id).is_ok());
+    }
+
+    #[test]
+    fn timestamps_strictly_increase() {
+        let mut s = state();
+        let a = s.now();
+        let b = s.now();
+        assert!(b > a, "{b} > {a}");
+    }
+
+    #[test]
+    fn constant_names() {
+        assert!(valid_constant_name("API_URL"));
+        assert!(valid_constant_name("_x1"));
+        assert!(!valid_constant_name("1x"));
+        assert!(!valid_constant_name("a-b"));
+        assert!(!valid_constant_name(&"a".repeat(51)));
+    }
+}
