@@ -1,1 +1,3 @@
 //! tooljet-operator: imports ToolJet apps from git into ToolJet instances, one environment at a time.
+
+pub mod source;
