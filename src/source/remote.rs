@@ -190,7 +190,8 @@ impl RemoteCtx<'_> {
             return SourceError::AuthenticationRequired { url };
         }
         let message = self.creds.redact(e.message());
-        if state.auth_failed.get() || (state.offered.get() && is_auth_failure(&e, &message)) {
+        tracing::debug!(url = %url, class = ?e.class(), code = ?e.code(), message = %message, "git remote error");
+        if state.auth_failed.get() || e.code() == git2::ErrorCode::Auth {
             return SourceError::AuthenticationFailed { url };
         }
         if e.class() == git2::ErrorClass::Net && message.contains("timed out") {
@@ -202,15 +203,6 @@ impl RemoteCtx<'_> {
         }
         SourceError::RemoteUnavailable { url, message }
     }
-}
-
-fn is_auth_failure(e: &git2::Error, message: &str) -> bool {
-    e.code() == git2::ErrorCode::Auth
-        || message.contains("authentication")
-        || message.contains("Authentication")
-        || message.contains("credentials")
-        || message.contains("401")
-        || e.class() == git2::ErrorClass::Ssh
 }
 
 /// Host and port of an SSH URL (`ssh://user@host:port/path` or `user@host:path`).

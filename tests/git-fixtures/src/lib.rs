@@ -7,12 +7,15 @@
 //!   [`SshGitServer`] (`sshd` with generated host and user keys): all bind 127.0.0.1 and are
 //!   stopped on drop.
 //!
+//! - [`tooljet`]: real ToolJet export bundles and a writer for ToolJet Git Sync's layout.
+//!
 //! Everything panics on failure: this crate is only used from tests.
 
 mod daemon;
 mod http;
 mod repo;
 mod ssh;
+pub mod tooljet;
 mod util;
 
 pub use daemon::GitDaemon;
