@@ -1,3 +1,4 @@
 //! tooljet-operator: imports ToolJet apps from git into ToolJet instances, one environment at a time.
 pub mod api;
+pub mod source;
 pub mod tooljet;

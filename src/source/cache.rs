@@ -1,0 +1,627 @@
+//! The mirror cache: one bare mirror per (repository URL, credential identity), shared by all
+//! callers, one operation at a time per mirror. See the module docs in `mod.rs`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant, SystemTime};
+
+use git2::{Oid, Repository};
+use sha2::{Digest, Sha256};
+use tokio::sync::OwnedMutexGuard;
+
+use super::credentials::Credentials;
+use super::error::{Result, SourceError};
+use super::layout::{self, AppLocator, AppSource, CommitInfo, MAX_BUNDLE_BYTES, git_err};
+use super::remote::{RemoteCtx, display_url};
+
+/// Local work (opening, verifying, reading a bundle) allowed on top of the network timeout
+/// before the async guard gives up on a blocking task.
+const LOCAL_GRACE: Duration = Duration::from_secs(30);
+/// Marker whose modification time records the last use of a mirror (for [`SourceCache::gc`]).
+const LAST_USED: &str = "tooljet-operator-last-used";
+
+/// Cache settings.
+#[derive(Clone, Debug)]
+pub struct CacheConfig {
+    /// Cache directory; mirrors live in `<dir>/mirrors/<key>.git`.
+    pub dir: PathBuf,
+    /// Budget for the network work of one call (ref listing and fetches).
+    pub network_timeout: Duration,
+    /// [`SourceCache::gc`] removes mirrors unused for longer than this.
+    pub unused_mirror_ttl: Duration,
+    /// Bundles (and meta.json) larger than this are refused.
+    pub max_bundle_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            dir: default_cache_dir(),
+            network_timeout: Duration::from_secs(60),
+            unused_mirror_ttl: Duration::from_secs(24 * 3600),
+            max_bundle_bytes: MAX_BUNDLE_BYTES,
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/tooljet-operator`, else `/tmp/tooljet-operator-cache`.
+pub fn default_cache_dir() -> PathBuf {
+    match std::env::var_os("XDG_CACHE_HOME") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("tooljet-operator"),
+        _ => PathBuf::from("/tmp/tooljet-operator-cache"),
+    }
+}
+
+/// A repository and the ref to follow in it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SourceSpec {
+    pub url: String,
+    pub git_ref: GitRef,
+}
+
+/// What to follow in a repository.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum GitRef {
+    Branch(String),
+    Tag(String),
+    /// A full 40-hex commit sha.
+    Commit(String),
+}
+
+/// The outcome of [`SourceCache::resolve`].
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub commit: CommitInfo,
+    /// The commit differs from the one the caller knew (true when the caller knew none).
+    pub moved: bool,
+    /// The ref moved to a commit that does not descend from the known one.
+    pub force_pushed: bool,
+    /// Objects were fetched for this call.
+    pub fetched: bool,
+}
+
+/// Counters of one mirror (summed over credential identities in [`SourceCache::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MirrorStats {
+    /// Remote ref listings (connections without object transfer).
+    pub checks: u64,
+    pub fetches: u64,
+    pub objects_received: u64,
+    pub bytes_received: u64,
+    /// Times the mirror was found corrupt and rebuilt.
+    pub reclones: u64,
+}
+
+/// Shared cache of bare mirrors. Cheap to clone; clones share mirrors and locks.
+#[derive(Clone)]
+pub struct SourceCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: CacheConfig,
+    mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
+}
+
+struct Mirror {
+    url_norm: String,
+    path: PathBuf,
+    lock: Arc<tokio::sync::Mutex<MirrorState>>,
+    stats: Mutex<MirrorStats>,
+    /// Set by gc after deleting the directory; holders of this entry must look it up again.
+    removed: AtomicBool,
+}
+
+#[derive(Default)]
+struct MirrorState {
+    /// Last remote listing per ref: when it started and the commit it found. A listing that
+    /// started after a caller asked is as fresh as one the caller would make, so it is reused.
+    checks: HashMap<String, (Instant, Oid)>,
+}
+
+/// Everything a blocking operation on one mirror needs, lock included.
+struct Job {
+    mirror: Arc<Mirror>,
+    state: OwnedMutexGuard<MirrorState>,
+    url: String,
+    creds: Credentials,
+    deadline: Instant,
+    timeout: Duration,
+    limit: u64,
+}
+
+impl SourceCache {
+    pub fn new(cfg: CacheConfig) -> SourceCache {
+        static GIT_TIMEOUTS: Once = Once::new();
+        let ms = i32::try_from(cfg.network_timeout.as_millis()).unwrap_or(i32::MAX);
+        GIT_TIMEOUTS.call_once(|| {
+            // SAFETY: plain integer options of libgit2, written once before this cache runs any
+            // git operation; libgit2 reads them only when opening a connection.
+            unsafe {
+                let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+                let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+            }
+        });
+        SourceCache {
+            inner: Arc::new(Inner {
+                cfg,
+                mirrors: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.cfg
+    }
+
+    /// Resolves the ref to a commit: lists the remote refs (no object transfer), fetches only
+    /// when the commit is missing locally. A pinned commit already present costs no network.
+    /// `known` is the sha the caller saw last, for `moved` and `force_pushed`.
+    pub async fn resolve(
+        &self,
+        spec: &SourceSpec,
+        creds: &Credentials,
+        known: Option<&str>,
+    ) -> Result<Resolved> {
+        let requested_at = Instant::now();
+        let git_ref = spec.git_ref.clone();
+        let known = known.map(str::to_string);
+        self.with_mirror(&spec.url, creds, "resolve", move |job, repo| {
+            let (oid, fetched) = match &git_ref {
+                GitRef::Commit(sha) => ensure_commit(job, repo, sha)?,
+                GitRef::Branch(b) => follow_ref(job, repo, &format!("refs/heads/{b}"), requested_at)?,
+                GitRef::Tag(t) => follow_ref(job, repo, &format!("refs/tags/{t}"), requested_at)?,
+            };
+            let commit = repo
+                .find_object(oid, None)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(|e| git_err(repo, e))?;
+            let sha = commit.id().to_string();
+            let moved = known.as_deref() != Some(sha.as_str());
+            let force_pushed = match (&git_ref, known.as_deref()) {
+                (GitRef::Commit(_), _) | (_, None) => false,
+                (_, Some(k)) if k == sha => false,
+                // A known commit missing from a complete (non-shallow) mirror is not an ancestor.
+                (_, Some(k)) => !Oid::from_str(k)
+                    .ok()
+                    .filter(|k| repo.find_commit(*k).is_ok())
+                    .is_some_and(|k| repo.graph_descendant_of(commit.id(), k).unwrap_or(false)),
+            };
+            if force_pushed {
+                tracing::warn!(url = %display_url(&job.url), known = ?known, new = %sha, "ref was force-pushed");
+            }
+            Ok(Resolved {
+                commit: CommitInfo::of(&commit),
+                moved,
+                force_pushed,
+                fetched,
+            })
+        })
+        .await
+    }
+
+    /// Reads an app from a commit (fetched by sha first if the mirror lacks it).
+    pub async fn read_app(
+        &self,
+        url: &str,
+        creds: &Credentials,
+        commit_sha: &str,
+        locator: &AppLocator,
+    ) -> Result<AppSource> {
+        let sha = commit_sha.to_string();
+        let locator = locator.clone();
+        self.with_mirror(url, creds, "read app", move |job, repo| {
+            let (oid, _) = ensure_commit(job, repo, &sha)?;
+            let commit = repo.find_commit(oid).map_err(|e| git_err(repo, e))?;
+            layout::read_app(repo, &commit, &locator, job.limit)
+        })
+        .await
+    }
+
+    /// Whether the app's files differ between two commits, by comparing tree entry ids (no
+    /// bundle is read). An app absent from both commits is unchanged.
+    pub async fn app_changed_between(
+        &self,
+        url: &str,
+        creds: &Credentials,
+        locator: &AppLocator,
+        a_sha: &str,
+        b_sha: &str,
+    ) -> Result<bool> {
+        let (a, b) = (a_sha.to_string(), b_sha.to_string());
+        let locator = locator.clone();
+        self.with_mirror(url, creds, "compare commits", move |job, repo| {
+            let mut prints = Vec::new();
+            for sha in [&a, &b] {
+                let (oid, _) = ensure_commit(job, repo, sha)?;
+                let commit = repo.find_commit(oid).map_err(|e| git_err(repo, e))?;
+                prints.push(layout::fingerprint(repo, &commit, &locator, job.limit)?);
+            }
+            Ok(prints[0] != prints[1])
+        })
+        .await
+    }
+
+    /// Removes mirrors unused for longer than the TTL (and not in use now); returns their paths.
+    pub async fn gc(&self) -> Result<Vec<PathBuf>> {
+        let root = self.inner.cfg.dir.join("mirrors");
+        let ttl = self.inner.cfg.unused_mirror_ttl;
+        let Ok(dir) = std::fs::read_dir(&root) else {
+            return Ok(Vec::new());
+        };
+        let mut removed = Vec::new();
+        for entry in dir.flatten() {
+            let path = entry.path();
+            let Some(key) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            let used = std::fs::metadata(path.join(LAST_USED))
+                .or_else(|_| std::fs::metadata(&path))
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let age = SystemTime::now().duration_since(used).unwrap_or_default();
+            if age <= ttl {
+                continue;
+            }
+            let known = self.lock_map().get(&key).cloned();
+            // Hold the mirror's lock while deleting, skip it when busy.
+            let _guard = match &known {
+                Some(m) => match m.lock.clone().try_lock_owned() {
+                    Ok(g) => Some(g),
+                    Err(_) => continue,
+                },
+                None => None,
+            };
+            let p = path.clone();
+            let result = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&p))
+                .await
+                .map_err(|e| SourceError::Internal(e.to_string()))?;
+            if let Err(e) = result {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove unused mirror");
+                continue;
+            }
+            if let Some(m) = known {
+                m.removed.store(true, Ordering::SeqCst);
+                self.lock_map().remove(&key);
+            }
+            tracing::info!(path = %path.display(), age_secs = age.as_secs(), "removed unused git mirror");
+            removed.push(path);
+        }
+        Ok(removed)
+    }
+
+    /// Counters of the mirrors of `url` (all credential identities together).
+    pub fn stats(&self, url: &str) -> MirrorStats {
+        let norm = normalize_url(url);
+        let mut total = MirrorStats::default();
+        for m in self.lock_map().values().filter(|m| m.url_norm == norm) {
+            let s = *m.stats.lock().unwrap_or_else(|p| p.into_inner());
+            total.checks += s.checks;
+            total.fetches += s.fetches;
+            total.objects_received += s.objects_received;
+            total.bytes_received += s.bytes_received;
+            total.reclones += s.reclones;
+        }
+        total
+    }
+
+    /// Directory of the mirror for this URL and credentials (it may not exist yet).
+    pub fn mirror_path(&self, url: &str, creds: &Credentials) -> PathBuf {
+        self.inner
+            .cfg
+            .dir
+            .join("mirrors")
+            .join(format!("{}.git", mirror_key(url, creds)))
+    }
+
+    fn lock_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Mirror>>> {
+        self.inner.mirrors.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn mirror(&self, url: &str, creds: &Credentials) -> Arc<Mirror> {
+        let key = mirror_key(url, creds);
+        let path = self.mirror_path(url, creds);
+        self.lock_map()
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Mirror {
+                    url_norm: normalize_url(url),
+                    path,
+                    lock: Arc::new(tokio::sync::Mutex::new(MirrorState::default())),
+                    stats: Mutex::new(MirrorStats::default()),
+                    removed: AtomicBool::new(false),
+                })
+            })
+            .clone()
+    }
+
+    /// Runs `op` on the mirror in a blocking task, holding the mirror's lock until the task
+    /// really ends (even when the async side gave up on it), so two fetches never overlap.
+    async fn with_mirror<T, F>(
+        &self,
+        url: &str,
+        creds: &Credentials,
+        operation: &'static str,
+        op: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Job, &Repository) -> Result<T> + Send + 'static,
+    {
+        let (mirror, state) = loop {
+            let m = self.mirror(url, creds);
+            let guard = m.lock.clone().lock_owned().await;
+            if !m.removed.load(Ordering::SeqCst) {
+                break (m, guard);
+            }
+        };
+        let timeout = self.inner.cfg.network_timeout;
+        let mut job = Job {
+            mirror,
+            state,
+            url: url.to_string(),
+            creds: creds.clone(),
+            deadline: Instant::now() + timeout,
+            timeout,
+            limit: self.inner.cfg.max_bundle_bytes,
+        };
+        let task = tokio::task::spawn_blocking(move || run_job(&mut job, &op));
+        match tokio::time::timeout(timeout + LOCAL_GRACE, task).await {
+            Err(_) => Err(SourceError::Timeout {
+                url: display_url(url),
+                operation,
+                after: timeout + LOCAL_GRACE,
+            }),
+            Ok(Err(e)) => Err(SourceError::Internal(format!("git task failed: {e}"))),
+            Ok(Ok(r)) => r,
+        }
+    }
+}
+
+/// Opens (or creates) the mirror and runs `op`; a corrupt mirror is rebuilt and `op` retried.
+fn run_job<T>(job: &mut Job, op: &dyn Fn(&mut Job, &Repository) -> Result<T>) -> Result<T> {
+    let path = job.mirror.path.clone();
+    let repo = open_mirror(job, &path)?;
+    match op(job, &repo) {
+        Err(SourceError::Mirror { message, .. }) if verify(&repo).is_err() => {
+            drop(repo);
+            tracing::warn!(path = %path.display(), error = %message, "git mirror corrupt during use; rebuilding");
+            let repo = rebuild(job, &path)?;
+            op(job, &repo)
+        }
+        other => other,
+    }
+}
+
+fn open_mirror(job: &mut Job, path: &Path) -> Result<Repository> {
+    let mirror_err = |e: std::io::Error| SourceError::Mirror {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    if !path.exists() {
+        std::fs::create_dir_all(path).map_err(mirror_err)?;
+        let repo = Repository::init_bare(path).map_err(|e| git_err_at(path, e))?;
+        touch(path);
+        return Ok(repo);
+    }
+    touch(path);
+    match Repository::open_bare(path)
+        .map_err(|e| e.message().to_string())
+        .and_then(|r| {
+            verify(&r)?;
+            Ok(r)
+        }) {
+        Ok(r) => Ok(r),
+        Err(problem) => {
+            tracing::warn!(path = %path.display(), problem = %problem, "git mirror corrupt; rebuilding");
+            rebuild(job, path)
+        }
+    }
+}
+
+fn rebuild(job: &mut Job, path: &Path) -> Result<Repository> {
+    let _ = std::fs::remove_dir_all(path);
+    std::fs::create_dir_all(path).map_err(|e| SourceError::Mirror {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let repo = Repository::init_bare(path).map_err(|e| git_err_at(path, e))?;
+    touch(path);
+    job.state.checks.clear();
+    bump(job, |s| s.reclones += 1);
+    Ok(repo)
+}
+
+/// Every ref must point at a readable object: catches truncated packs and lost objects.
+fn verify(repo: &Repository) -> std::result::Result<(), String> {
+    let odb = repo.odb().map_err(|e| e.message().to_string())?;
+    let refs = repo.references().map_err(|e| e.message().to_string())?;
+    for r in refs {
+        let r = r.map_err(|e| e.message().to_string())?;
+        if let Some(oid) = r.target() {
+            odb.read_header(oid)
+                .map_err(|e| format!("{}: {}", r.name().unwrap_or("?"), e.message()))?;
+            if let Ok(c) = repo.find_commit(oid) {
+                c.tree().map_err(|e| e.message().to_string())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn touch(path: &Path) {
+    let marker = path.join(LAST_USED);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&marker);
+    if let Ok(f) = file {
+        let _ = f.set_modified(SystemTime::now());
+    }
+}
+
+fn bump(job: &Job, f: impl FnOnce(&mut MirrorStats)) {
+    f(&mut job.mirror.stats.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
+fn remote<'a>(job: &'a Job) -> RemoteCtx<'a> {
+    RemoteCtx {
+        url: &job.url,
+        creds: &job.creds,
+        deadline: job.deadline,
+        timeout: job.timeout,
+    }
+}
+
+/// Branch or tag: the remote's current commit, fetched when missing. Returns (oid, fetched).
+fn follow_ref(
+    job: &mut Job,
+    repo: &Repository,
+    refname: &str,
+    requested_at: Instant,
+) -> Result<(Oid, bool)> {
+    let fresh = job
+        .state
+        .checks
+        .get(refname)
+        .filter(|(started, _)| *started >= requested_at)
+        .map(|(_, oid)| *oid);
+    let wanted = match fresh {
+        Some(oid) => oid,
+        None => {
+            let started = Instant::now();
+            bump(job, |s| s.checks += 1);
+            let refs = remote(job).list_refs(repo)?;
+            let peeled = format!("{refname}^{{}}");
+            let oid = refs
+                .iter()
+                .find(|(n, _)| *n == peeled)
+                .or_else(|| refs.iter().find(|(n, _)| n == refname))
+                .map(|(_, oid)| *oid);
+            let Some(oid) = oid else {
+                let (kind, prefix) = if refname.starts_with("refs/tags/") {
+                    ("tag", "refs/tags/")
+                } else {
+                    ("branch", "refs/heads/")
+                };
+                let available = refs
+                    .iter()
+                    .filter_map(|(n, _)| n.strip_prefix(prefix))
+                    .filter(|n| !n.ends_with("^{}"))
+                    .take(50)
+                    .map(str::to_string)
+                    .collect();
+                return Err(SourceError::RefNotFound {
+                    url: display_url(&job.url),
+                    kind,
+                    name: refname.trim_start_matches(prefix).to_string(),
+                    available,
+                });
+            };
+            job.state.checks.insert(refname.to_string(), (started, oid));
+            oid
+        }
+    };
+    if repo.find_commit(wanted).is_ok() {
+        if refname.starts_with("refs/heads/") {
+            // Keep the mirror's branch where the remote's is (it may have moved back).
+            let _ = repo.reference(refname, wanted, true, "tooljet-operator: follow remote");
+        }
+        return Ok((wanted, false));
+    }
+    let spec = format!("+{refname}:{refname}");
+    fetch(job, repo, &[&spec])?;
+    if repo.find_commit(wanted).is_err() {
+        // The ref moved again between listing and fetching: take what was fetched.
+        let now = repo
+            .find_reference(refname)
+            .and_then(|r| r.peel_to_commit())
+            .map_err(|e| git_err(repo, e))?;
+        job.state.checks.remove(refname);
+        return Ok((now.id(), true));
+    }
+    Ok((wanted, true))
+}
+
+/// A pinned commit: no network when present; else fetched by sha (servers that allow it), else
+/// by fetching all branches and tags. Returns (oid, fetched).
+fn ensure_commit(job: &mut Job, repo: &Repository, sha: &str) -> Result<(Oid, bool)> {
+    let oid = parse_sha(sha)?;
+    if repo.find_commit(oid).is_ok() {
+        return Ok((oid, false));
+    }
+    let keep = format!("+{sha}:refs/pinned/{sha}");
+    match fetch(job, repo, &[&keep]) {
+        Ok(()) if repo.find_commit(oid).is_ok() => return Ok((oid, true)),
+        Ok(()) | Err(SourceError::RemoteUnavailable { .. } | SourceError::Mirror { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    tracing::debug!(url = %display_url(&job.url), sha, "server refused the commit by sha; fetching all refs");
+    fetch(
+        job,
+        repo,
+        &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
+    )?;
+    if repo.find_commit(oid).is_ok() {
+        return Ok((oid, true));
+    }
+    Err(SourceError::CommitNotFound {
+        url: display_url(&job.url),
+        sha: sha.to_string(),
+    })
+}
+
+fn fetch(job: &mut Job, repo: &Repository, refspecs: &[&str]) -> Result<()> {
+    bump(job, |s| s.fetches += 1);
+    let t = remote(job).fetch(repo, refspecs)?;
+    bump(job, |s| {
+        s.objects_received += t.objects;
+        s.bytes_received += t.bytes;
+    });
+    tracing::info!(url = %display_url(&job.url), refspecs = ?refspecs, objects = t.objects, bytes = t.bytes, "fetched");
+    Ok(())
+}
+
+fn parse_sha(sha: &str) -> Result<Oid> {
+    if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(SourceError::InvalidCommitId {
+            value: sha.to_string(),
+        });
+    }
+    Oid::from_str(sha).map_err(|_| SourceError::InvalidCommitId {
+        value: sha.to_string(),
+    })
+}
+
+fn git_err_at(path: &Path, e: git2::Error) -> SourceError {
+    SourceError::Mirror {
+        path: path.display().to_string(),
+        message: e.message().to_string(),
+    }
+}
+
+/// Same repository, same key: scheme and host lowercased, trailing slashes dropped.
+fn normalize_url(url: &str) -> String {
+    let trimmed = url.trim().trim_end_matches('/');
+    match url::Url::parse(trimmed) {
+        Ok(u) => u.to_string().trim_end_matches('/').to_string(),
+        Err(_) => trimmed.to_string(),
+    }
+}
+
+/// Mirror directory name: a hash of the normalised URL and the credential identity, so neither
+/// the URL nor anything secret appears on disk in clear.
+fn mirror_key(url: &str, creds: &Credentials) -> String {
+    let mut h = Sha256::new();
+    h.update(normalize_url(url).as_bytes());
+    h.update(b"\n");
+    h.update(creds.identity().as_bytes());
+    hex::encode(&h.finalize()[..16])
+}

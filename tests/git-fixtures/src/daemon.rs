@@ -1,0 +1,51 @@
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::util::spawn_listening;
+
+/// `git daemon` serving every repository under a base directory on 127.0.0.1; killed on drop.
+pub struct GitDaemon {
+    child: Child,
+    port: u16,
+}
+
+impl GitDaemon {
+    /// Serves the repositories under `base_dir` (e.g. [`TestRepo::base_dir`](crate::TestRepo::base_dir)).
+    pub fn start(base_dir: &Path) -> GitDaemon {
+        let (child, port) = spawn_listening("git daemon", |port| {
+            Command::new("git")
+                .arg("daemon")
+                .arg("--reuseaddr")
+                .arg("--listen=127.0.0.1")
+                .arg(format!("--port={port}"))
+                .arg(format!("--base-path={}", base_dir.display()))
+                .arg("--export-all")
+                .arg("--informative-errors")
+                .arg(base_dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn git daemon")
+        });
+        GitDaemon { child, port }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `git://127.0.0.1:<port>/<name>` for a repository under the base directory.
+    pub fn url(&self, name: &str) -> String {
+        format!("git://127.0.0.1:{}/{}", self.port, name)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
