@@ -2,3 +2,5 @@
 pub mod api;
 pub mod source;
 pub mod tooljet;
+pub mod offline;
+pub mod sync;

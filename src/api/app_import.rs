@@ -383,10 +383,17 @@ pub struct AppStatus {
 
 /// A temporary app created by an update swap that has not finished.
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct PendingApp {
     pub id: String,
     pub name: String,
     pub slug: String,
+    /// The commit it was imported from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_sha: Option<String>,
+    /// Hash of the definition it was imported with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
 }
 
 /// A git commit as users see it.

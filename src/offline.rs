@@ -1,0 +1,416 @@
+//! `tooljet-operator sync` and `plan` without a cluster: manifests from files, state in a file,
+//! the same engine as the controller.
+//!
+//! The state file is JSON, one AppImport status per `namespace/name`, rewritten atomically after
+//! every step of a run (a killed run loses nothing it created). Since files have no
+//! `metadata.generation`, a hash of the spec stands in for it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use futures::stream::{self, StreamExt};
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::api::{
+    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, AppImport, AppImportStatus, ToolJetInstance,
+};
+use crate::source::SourceCache;
+use crate::sync::{
+    Checkpoint, Engine, ImportKey, Mode, Report, Secrets, SyncOutcome, SyncRequest,
+    git_credentials, tooljet_config,
+};
+use crate::tooljet::ToolJetClient;
+
+/// Namespace of objects whose manifest names none (as `kubectl apply` would use).
+const DEFAULT_NAMESPACE: &str = "default";
+/// AppImports synced at once.
+const CONCURRENCY: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: document {index} is not a valid {kind}: {reason}")]
+    Parse {
+        path: PathBuf,
+        index: usize,
+        kind: String,
+        reason: String,
+    },
+    #[error("no AppImport in the given files; pass the files that hold them with -f")]
+    NothingToSync,
+    #[error("cannot use the state file {path}: {reason}")]
+    State { path: PathBuf, reason: String },
+}
+
+/// Everything read from the manifests.
+#[derive(Default)]
+pub struct Manifests {
+    pub app_imports: Vec<AppImport>,
+    pub instances: Vec<ToolJetInstance>,
+    /// Secrets by namespace.
+    pub secrets: BTreeMap<String, Secrets>,
+}
+
+impl Manifests {
+    /// Reads multi-document YAML files; documents of other kinds are skipped.
+    pub fn load(paths: &[PathBuf]) -> Result<Manifests, OfflineError> {
+        let mut m = Manifests::default();
+        for path in paths {
+            let text = std::fs::read_to_string(path).map_err(|source| OfflineError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let docs: Vec<serde_json::Value> =
+                serde_saphyr::from_multiple(&text).map_err(|e| OfflineError::Parse {
+                    path: path.clone(),
+                    index: 0,
+                    kind: "YAML".into(),
+                    reason: e.to_string(),
+                })?;
+            for (index, doc) in docs.into_iter().enumerate() {
+                let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
+                let parse_err = |e: serde_json::Error| OfflineError::Parse {
+                    path: path.clone(),
+                    index: index + 1,
+                    kind: kind.clone(),
+                    reason: e.to_string(),
+                };
+                match kind.as_str() {
+                    "AppImport" => m.app_imports.push(serde_json::from_value(doc).map_err(parse_err)?),
+                    "ToolJetInstance" => m.instances.push(serde_json::from_value(doc).map_err(parse_err)?),
+                    "Secret" => {
+                        let secret: Secret = serde_json::from_value(doc).map_err(parse_err)?;
+                        let namespace = namespace_of(secret.metadata.namespace.as_deref());
+                        let mut data: BTreeMap<String, Vec<u8>> = secret
+                            .data
+                            .unwrap_or_default()
+                            .into_iter()
+                            .map(|(k, v)| (k, v.0))
+                            .collect();
+                        // stringData wins over data, as on an API server.
+                        for (k, v) in secret.string_data.unwrap_or_default() {
+                            data.insert(k, v.into_bytes());
+                        }
+                        m.secrets
+                            .entry(namespace)
+                            .or_default()
+                            .insert(secret.metadata.name.unwrap_or_default(), data);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(m)
+    }
+
+    /// The instance an AppImport uses: `instanceRef`, or the one instance of its environment in
+    /// its namespace. Cross-namespace use needs the instance's `allowedNamespaces`.
+    pub fn instance_for(&self, app: &AppImport) -> Result<&ToolJetInstance, String> {
+        let ns = namespace_of(app.metadata.namespace.as_deref());
+        if let Some(r) = &app.spec.instance_ref {
+            let target_ns = r.namespace.clone().unwrap_or_else(|| ns.clone());
+            let inst = self
+                .instances
+                .iter()
+                .find(|i| i.name_any() == r.name && namespace_of(i.metadata.namespace.as_deref()) == target_ns)
+                .ok_or_else(|| format!("instanceRef {target_ns}/{} not found in the given files", r.name))?;
+            if !inst.spec.namespace_allowed(&target_ns, &ns) {
+                return Err(format!(
+                    "ToolJetInstance {target_ns}/{} does not list namespace {ns:?} in allowedNamespaces",
+                    r.name
+                ));
+            }
+            return Ok(inst);
+        }
+        let matching: Vec<&ToolJetInstance> = self
+            .instances
+            .iter()
+            .filter(|i| i.spec.environment == app.spec.environment && namespace_of(i.metadata.namespace.as_deref()) == ns)
+            .collect();
+        match matching.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!(
+                "no ToolJetInstance for environment {} in namespace {ns:?}; add one, or set instanceRef",
+                app.spec.environment
+            )),
+            many => Err(format!(
+                "{} ToolJetInstances for environment {} in namespace {ns:?}; set instanceRef to pick one",
+                many.len(),
+                app.spec.environment
+            )),
+        }
+    }
+}
+
+fn namespace_of(ns: Option<&str>) -> String {
+    ns.filter(|n| !n.is_empty()).unwrap_or(DEFAULT_NAMESPACE).to_owned()
+}
+
+/// The state file: AppImport statuses by `namespace/name`.
+pub struct StateFile {
+    path: Option<PathBuf>,
+    states: Mutex<BTreeMap<String, AppImportStatus>>,
+}
+
+impl StateFile {
+    /// Opens the file (a missing file is an empty state); `None` keeps state in memory only.
+    pub fn open(path: Option<&Path>) -> Result<StateFile, OfflineError> {
+        let states = match path {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(p).map_err(|e| OfflineError::State {
+                    path: p.to_owned(),
+                    reason: e.to_string(),
+                })?;
+                serde_json::from_str(&text).map_err(|e| OfflineError::State {
+                    path: p.to_owned(),
+                    reason: format!("not a state file ({e}); move it away to start afresh"),
+                })?
+            }
+            _ => BTreeMap::new(),
+        };
+        Ok(StateFile {
+            path: path.map(Path::to_owned),
+            states: Mutex::new(states),
+        })
+    }
+
+    pub fn get(&self, key: &str) -> AppImportStatus {
+        self.lock().get(key).cloned().unwrap_or_default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, AppImportStatus>> {
+        // A panic while holding the lock cannot leave the map half-written; keep using it.
+        self.states.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one AppImport's state and rewrites the file atomically (write, fsync, rename).
+    pub fn put(&self, key: &str, state: &AppImportStatus) -> Result<(), String> {
+        let text = {
+            let mut states = self.lock();
+            states.insert(key.to_owned(), state.clone());
+            serde_json::to_string_pretty(&*states).map_err(|e| e.to_string())?
+        };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        write_atomically(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+struct FileCheckpoint<'a> {
+    file: &'a StateFile,
+    key: String,
+}
+
+impl Checkpoint for FileCheckpoint<'_> {
+    fn save<'a>(&'a self, state: &'a AppImportStatus) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.file.put(&self.key, state) })
+    }
+}
+
+/// The result of one AppImport.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImportResult {
+    pub name: String,
+    pub report: Report,
+    pub actions: Vec<crate::sync::Action>,
+}
+
+/// Syncs (or plans) every AppImport in the manifests.
+pub async fn run(
+    manifests: &Manifests,
+    cache: SourceCache,
+    state: &StateFile,
+    mode: Mode,
+) -> Result<Vec<ImportResult>, OfflineError> {
+    if manifests.app_imports.is_empty() {
+        return Err(OfflineError::NothingToSync);
+    }
+    let engine = Engine::new(cache);
+    let mut clients: BTreeMap<String, Arc<ToolJetClient>> = BTreeMap::new();
+    let results = stream::iter(manifests.app_imports.iter())
+        .map(|app| {
+            let client = prepare(manifests, app, &mut clients);
+            sync_one(&engine, app, client, state, mode)
+        })
+        .buffered(CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    Ok(results)
+}
+
+/// What one AppImport needs besides the engine: its instance's client and its secrets.
+struct Prepared<'m> {
+    instance: &'m ToolJetInstance,
+    client: Arc<ToolJetClient>,
+    secrets: Option<&'m Secrets>,
+}
+
+fn prepare<'m>(
+    manifests: &'m Manifests,
+    app: &AppImport,
+    clients: &mut BTreeMap<String, Arc<ToolJetClient>>,
+) -> Result<Prepared<'m>, Report> {
+    let instance = manifests.instance_for(app).map_err(|m| failure("InstanceNotFound", m))?;
+    let inst_ns = namespace_of(instance.metadata.namespace.as_deref());
+    let inst_key = format!("{inst_ns}/{}", instance.name_any());
+    let client = match clients.get(&inst_key) {
+        Some(c) => c.clone(),
+        None => {
+            let empty = Secrets::new();
+            let secrets = manifests.secrets.get(&inst_ns).unwrap_or(&empty);
+            let config = tooljet_config(&instance.spec, secrets)
+                .map_err(|e| failure(e.reason(), e.to_string()))?;
+            let client = Arc::new(
+                ToolJetClient::new(config).map_err(|e| failure("ToolJetConfigInvalid", e.to_string()))?,
+            );
+            clients.insert(inst_key, client.clone());
+            client
+        }
+    };
+    let secrets = manifests
+        .secrets
+        .get(&namespace_of(app.metadata.namespace.as_deref()));
+    Ok(Prepared {
+        instance,
+        client,
+        secrets,
+    })
+}
+
+async fn sync_one(
+    engine: &Engine,
+    app: &AppImport,
+    prepared: Result<Prepared<'_>, Report>,
+    state: &StateFile,
+    mode: Mode,
+) -> ImportResult {
+    let ns = namespace_of(app.metadata.namespace.as_deref());
+    let name = format!("{ns}/{}", app.name_any());
+    let prepared = match prepared {
+        Ok(p) => p,
+        Err(report) => {
+            return ImportResult {
+                name,
+                report,
+                actions: Vec::new(),
+            };
+        }
+    };
+    let empty = Secrets::new();
+    let secrets = prepared.secrets.unwrap_or(&empty);
+    let creds = match git_credentials(
+        app.spec.source.secret_ref.as_ref().map(|r| r.name.as_str()),
+        secrets,
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            return ImportResult {
+                name,
+                report: failure(e.reason(), e.to_string()),
+                actions: Vec::new(),
+            };
+        }
+    };
+    let key = ImportKey::new(ns, app.name_any());
+    let annotations = app.annotations();
+    let outcome: SyncOutcome = engine
+        .sync(
+            SyncRequest {
+                key: &key,
+                spec: &app.spec,
+                instance: &prepared.instance.spec,
+                generation: Some(spec_generation(app)),
+                approve: annotations.get(ANNOTATION_APPROVE).map(String::as_str),
+                force_pull: annotations.get(ANNOTATION_FORCE_PULL).map(String::as_str),
+                git_credentials: &creds,
+                state: state.get(&name),
+            },
+            &prepared.client,
+            mode,
+            &FileCheckpoint {
+                file: state,
+                key: name.clone(),
+            },
+        )
+        .await;
+    let mut report = outcome.report;
+    if mode == Mode::Apply
+        && let Err(e) = state.put(&name, &outcome.state)
+    {
+        report = failure("StateNotSaved", format!("could not save the state file: {e}"));
+    }
+    ImportResult {
+        name,
+        report,
+        actions: outcome.actions,
+    }
+}
+
+/// A stand-in for `metadata.generation`: changes whenever the spec does.
+fn spec_generation(app: &AppImport) -> i64 {
+    let bytes = serde_json::to_vec(&app.spec).unwrap_or_default();
+    let digest = Sha256::digest(bytes);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // Positive, like a real generation.
+    i64::from_be_bytes(first) & i64::MAX
+}
+
+fn failure(reason: &str, message: String) -> Report {
+    Report {
+        ready: false,
+        reason: reason.to_owned(),
+        message,
+        stalled: true,
+        retryable: false,
+        drift: None,
+        update_available: None,
+        force_pushed: false,
+    }
+}
+
+/// A short human summary: one line per AppImport, then its steps.
+pub fn summary(results: &[ImportResult], mode: Mode) -> String {
+    let mut out = String::new();
+    for r in results {
+        let verdict = if r.report.ready { "ready" } else { "NOT READY" };
+        out.push_str(&format!(
+            "{}: {verdict} ({}): {}\n",
+            r.name, r.report.reason, r.report.message
+        ));
+        if let Some(d) = &r.report.drift {
+            out.push_str(&format!("  drift: {}\n", d.message));
+        }
+        if r.report.force_pushed {
+            out.push_str("  note: the branch was force-pushed since the last run\n");
+        }
+        let verb = if mode == Mode::Plan { "would" } else { "did" };
+        if r.actions.is_empty() {
+            out.push_str(&format!("  {verb}: nothing (no write to ToolJet)\n"));
+        }
+        for a in &r.actions {
+            out.push_str(&format!("  {verb}: {a}\n"));
+        }
+    }
+    out
+}

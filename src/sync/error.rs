@@ -1,0 +1,111 @@
+//! Why a sync did not reach its goal, with the condition reason users see.
+
+use crate::source::SourceError;
+use crate::tooljet::ToolJetError;
+
+/// A sync that stopped. Every variant maps to a CamelCase condition reason, and says whether
+/// retrying without a change by the user can help.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("the AppImport is invalid: {0}")]
+    InvalidSpec(String),
+
+    #[error(
+        "app {app:?} is editable, but the ToolJetInstance does not allow editable apps (allowEditableApps: false); set editable: false, or allow editable apps on the instance"
+    )]
+    EditableNotAllowed { app: String },
+
+    #[error(
+        "an app named {name:?} (id {id}) already exists in ToolJet and was not imported by this AppImport; rename or delete it in ToolJet, choose another appName, or set adoptExisting: true to take it over"
+    )]
+    NameConflict { name: String, id: String },
+
+    #[error(
+        "app {name:?} was edited in ToolJet since commit {applied} was imported, and commit {target} changes it in git; the edits are kept and nothing was written. Push the edits to git from ToolJet, or set the annotation gitops.tooljet.dev/force-pull: \"{target}\" to overwrite them"
+    )]
+    LocalChanges {
+        name: String,
+        applied: String,
+        target: String,
+    },
+
+    #[error("git: {0}")]
+    Source(#[from] SourceError),
+
+    #[error("ToolJet: {0}")]
+    ToolJet(#[from] ToolJetError),
+
+    #[error("could not save the sync state: {0}; the next run recovers from what it finds in ToolJet")]
+    Checkpoint(String),
+}
+
+impl SyncError {
+    /// The condition reason (CamelCase) for this failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SyncError::InvalidSpec(_) => "InvalidSpec",
+            SyncError::EditableNotAllowed { .. } => "EditableNotAllowed",
+            SyncError::NameConflict { .. } => "NameConflict",
+            SyncError::LocalChanges { .. } => "LocalChanges",
+            SyncError::Source(e) => source_reason(e),
+            SyncError::ToolJet(e) => tooljet_reason(e),
+            SyncError::Checkpoint(_) => "StateNotSaved",
+        }
+    }
+
+    /// True when retrying later, with nothing changed by the user, may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SyncError::Source(e) => matches!(
+                e,
+                SourceError::Timeout { .. }
+                    | SourceError::RemoteUnavailable { .. }
+                    | SourceError::Mirror { .. }
+                    | SourceError::Internal(_)
+            ),
+            SyncError::ToolJet(e) => e.is_retryable(),
+            SyncError::Checkpoint(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn source_reason(e: &SourceError) -> &'static str {
+    match e {
+        SourceError::InvalidUrl { .. } | SourceError::InvalidCommitId { .. } => "InvalidSpec",
+        SourceError::InvalidCredentials { .. }
+        | SourceError::AuthenticationRequired { .. }
+        | SourceError::AuthenticationFailed { .. } => "GitAuthenticationFailed",
+        SourceError::HostKeyUnknown { .. } | SourceError::HostKeyMismatch { .. } => {
+            "GitHostKeyRejected"
+        }
+        SourceError::Timeout { .. } | SourceError::RemoteUnavailable { .. } => "GitUnavailable",
+        SourceError::RefNotFound { .. } | SourceError::CommitNotFound { .. } => "RefNotFound",
+        SourceError::AppNotFound { .. } | SourceError::BundleMissing { .. } => "AppNotFound",
+        SourceError::MetaJsonMissing { .. }
+        | SourceError::MetaJsonInvalid { .. }
+        | SourceError::BundleNotJson { .. }
+        | SourceError::BundleWithoutDefinition { .. }
+        | SourceError::BundleTooLarge { .. }
+        | SourceError::PathEscapesRepo { .. }
+        | SourceError::SymlinkNotFollowed { .. }
+        | SourceError::UnsupportedLayout { .. } => "InvalidBundle",
+        SourceError::Mirror { .. } | SourceError::Internal(_) => "GitError",
+    }
+}
+
+fn tooljet_reason(e: &ToolJetError) -> &'static str {
+    match e {
+        ToolJetError::NameTaken { .. } | ToolJetError::SlugTaken { .. } => "NameConflict",
+        ToolJetError::BundleNewerThanServer { .. } => "BundleNewerThanServer",
+        ToolJetError::Unauthorized { .. } | ToolJetError::Forbidden { .. } => {
+            "ToolJetAuthenticationFailed"
+        }
+        ToolJetError::NotFound { .. } => "ToolJetNotFound",
+        ToolJetError::PlanLimit { .. } => "PlanLimit",
+        ToolJetError::Transient { .. } => "ToolJetUnavailable",
+        ToolJetError::Rejected { .. } | ToolJetError::InvalidResponse { .. } => "ToolJetError",
+        ToolJetError::Unsupported { .. } => "ToolJetUnsupported",
+        ToolJetError::Tls { .. } | ToolJetError::Config(_) => "ToolJetConfigInvalid",
+    }
+}

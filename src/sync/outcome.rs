@@ -1,0 +1,104 @@
+//! What a sync reports: the new state, the steps taken (or planned), and a verdict the
+//! controller turns into conditions and the command line into a summary.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::api::{AppImportStatus, CommitInfo};
+
+/// One step the engine took, or would take in `plan`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "camelCase")]
+pub enum Action {
+    /// Imported the app from a commit under a name (a temporary one during an update).
+    Import { name: String, commit: String },
+    /// Made the imported version the released one.
+    Release { name: String, version_id: String },
+    /// Moved the old app's name and slug aside so the new one can take them.
+    MoveAside { id: String, name: String },
+    /// Gave an app the real name and slug.
+    TakeName { id: String, name: String, slug: String },
+    /// Renamed the owned app (spec.appName changed).
+    Rename { id: String, from: String, to: String },
+    /// Deleted an app: the replaced one, a leftover, or the owned app on deletion.
+    Delete { id: String, name: String },
+    /// Put an app moved aside by an interrupted swap back under its name.
+    RestoreAside { id: String, name: String },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Import { name, commit } => {
+                write!(f, "import the app from commit {} as {name:?}", short(commit))
+            }
+            Action::Release { name, version_id } => {
+                write!(f, "release version {version_id} of {name:?}")
+            }
+            Action::MoveAside { id, name } => {
+                write!(f, "move the old app {id} aside (name and slug {name:?})")
+            }
+            Action::TakeName { id, name, slug } => {
+                write!(f, "give app {id} the name {name:?} and the slug {slug:?}")
+            }
+            Action::Rename { id, from, to } => write!(f, "rename app {id} from {from:?} to {to:?}"),
+            Action::Delete { id, name } => write!(f, "delete app {name:?} ({id})"),
+            Action::RestoreAside { id, name } => {
+                write!(f, "put app {id} back under its name {name:?}")
+            }
+        }
+    }
+}
+
+fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// The verdict of one sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// The app in ToolJet is what the spec asks for (or, with Manual, the approved version).
+    pub ready: bool,
+    /// CamelCase reason for the Ready condition.
+    pub reason: String,
+    /// What happened, and what to do when something is wrong.
+    pub message: String,
+    /// No progress is possible until the user changes something (kstatus Stalled).
+    pub stalled: bool,
+    /// Retrying soon, with nothing changed, may help (back off and retry).
+    pub retryable: bool,
+    /// An edit made in ToolJet was found (the Drifted condition), and whether it was undone.
+    pub drift: Option<Drift>,
+    /// Manual policy: the newest commit waiting for approval.
+    pub update_available: Option<CommitInfo>,
+    /// The followed branch was force-pushed since the last run.
+    pub force_pushed: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Drift {
+    pub message: String,
+    /// The git version was restored; false while the drift lasts.
+    pub corrected: bool,
+}
+
+/// Everything a sync returns.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncOutcome {
+    /// The state to keep for the next run (what the controller writes to status).
+    pub state: AppImportStatus,
+    /// Steps taken (sync) or that would be taken (plan), in order.
+    pub actions: Vec<Action>,
+    pub report: Report,
+}
+
+impl SyncOutcome {
+    /// How many ToolJet writes the steps amount to (every step is one write).
+    pub fn writes(&self) -> usize {
+        self.actions.len()
+    }
+}
