@@ -441,6 +441,17 @@ async fn not_found_everywhere() {
 }
 
 #[tokio::test]
+async fn unexpected_answers_are_invalid_responses() {
+    let s = standin().await;
+    let c = admin_client(&s);
+    // A 200 whose body is not an app.
+    s.faults().fail_route("GET", "/api/apps/*", 200);
+    let err = c.get_app("any").await.unwrap_err();
+    assert!(matches!(err, ToolJetError::InvalidResponse { .. }), "{err}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
 async fn timeout_is_transient() {
     let s = standin().await;
     let mut cfg = config(&s, Auth::AdminApiKey(ADMIN_KEY.into()));

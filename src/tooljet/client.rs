@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -256,6 +258,13 @@ impl ToolJetClient {
         headers: HeaderMap,
         body: Option<&[u8]>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ToolJetError> {
+        let span = tracing::debug_span!(
+            "tooljet_request",
+            method = %call.method,
+            route = call.route,
+            status = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
         let started = Instant::now();
         let mut req = self
             .http
@@ -276,10 +285,14 @@ impl ToolJetClient {
             let bytes = resp.bytes().await?.to_vec();
             Ok::<_, reqwest::Error>((status, headers, bytes))
         }
+        .instrument(span.clone())
         .await;
         let duration_ms = started.elapsed().as_millis() as u64;
+        span.record("duration_ms", duration_ms);
+        let _entered = span.enter();
         match result {
             Ok((status, headers, bytes)) => {
+                span.record("status", status.as_u16());
                 tracing::debug!(
                     method = %call.method,
                     route = call.route,
@@ -536,8 +549,12 @@ impl ToolJetClient {
                     all.push(app);
                 }
             }
-            let done_by_count = got.meta.total_count.is_some_and(|t| all.len() >= t);
-            if n < PAGE_SIZE || done_by_count {
+            // Trust the server's total when it gives one; the page size otherwise.
+            let done = match got.meta.total_count {
+                Some(total) => n == 0 || all.len() >= total,
+                None => n < PAGE_SIZE,
+            };
+            if done {
                 break;
             }
         }
