@@ -77,7 +77,11 @@ impl Manifests {
                     reason: e.to_string(),
                 })?;
             for (index, doc) in docs.into_iter().enumerate() {
-                let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_owned();
+                let kind = doc
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or_default()
+                    .to_owned();
                 let parse_err = |e: serde_json::Error| OfflineError::Parse {
                     path: path.clone(),
                     index: index + 1,
@@ -85,8 +89,12 @@ impl Manifests {
                     reason: e.to_string(),
                 };
                 match kind.as_str() {
-                    "AppImport" => m.app_imports.push(serde_json::from_value(doc).map_err(parse_err)?),
-                    "ToolJetInstance" => m.instances.push(serde_json::from_value(doc).map_err(parse_err)?),
+                    "AppImport" => m
+                        .app_imports
+                        .push(serde_json::from_value(doc).map_err(parse_err)?),
+                    "ToolJetInstance" => m
+                        .instances
+                        .push(serde_json::from_value(doc).map_err(parse_err)?),
                     "Secret" => {
                         let secret: Secret = serde_json::from_value(doc).map_err(parse_err)?;
                         let namespace = namespace_of(secret.metadata.namespace.as_deref());
@@ -121,8 +129,16 @@ impl Manifests {
             let inst = self
                 .instances
                 .iter()
-                .find(|i| i.name_any() == r.name && namespace_of(i.metadata.namespace.as_deref()) == target_ns)
-                .ok_or_else(|| format!("instanceRef {target_ns}/{} not found in the given files", r.name))?;
+                .find(|i| {
+                    i.name_any() == r.name
+                        && namespace_of(i.metadata.namespace.as_deref()) == target_ns
+                })
+                .ok_or_else(|| {
+                    format!(
+                        "instanceRef {target_ns}/{} not found in the given files",
+                        r.name
+                    )
+                })?;
             if !inst.spec.namespace_allowed(&target_ns, &ns) {
                 return Err(format!(
                     "ToolJetInstance {target_ns}/{} does not list namespace {ns:?} in allowedNamespaces",
@@ -134,7 +150,10 @@ impl Manifests {
         let matching: Vec<&ToolJetInstance> = self
             .instances
             .iter()
-            .filter(|i| i.spec.environment == app.spec.environment && namespace_of(i.metadata.namespace.as_deref()) == ns)
+            .filter(|i| {
+                i.spec.environment == app.spec.environment
+                    && namespace_of(i.metadata.namespace.as_deref()) == ns
+            })
             .collect();
         match matching.as_slice() {
             [one] => Ok(one),
@@ -152,7 +171,9 @@ impl Manifests {
 }
 
 fn namespace_of(ns: Option<&str>) -> String {
-    ns.filter(|n| !n.is_empty()).unwrap_or(DEFAULT_NAMESPACE).to_owned()
+    ns.filter(|n| !n.is_empty())
+        .unwrap_or(DEFAULT_NAMESPACE)
+        .to_owned()
 }
 
 /// The state file: AppImport statuses by `namespace/name`.
@@ -269,8 +290,10 @@ fn prepare<'m>(
     manifests: &'m Manifests,
     app: &AppImport,
     clients: &mut BTreeMap<String, Arc<ToolJetClient>>,
-) -> Result<Prepared<'m>, Report> {
-    let instance = manifests.instance_for(app).map_err(|m| failure("InstanceNotFound", m))?;
+) -> Result<Prepared<'m>, Box<Report>> {
+    let instance = manifests
+        .instance_for(app)
+        .map_err(|m| Box::new(failure("InstanceNotFound", m)))?;
     let inst_ns = namespace_of(instance.metadata.namespace.as_deref());
     let inst_key = format!("{inst_ns}/{}", instance.name_any());
     let client = match clients.get(&inst_key) {
@@ -279,9 +302,10 @@ fn prepare<'m>(
             let empty = Secrets::new();
             let secrets = manifests.secrets.get(&inst_ns).unwrap_or(&empty);
             let config = tooljet_config(&instance.spec, secrets)
-                .map_err(|e| failure(e.reason(), e.to_string()))?;
+                .map_err(|e| Box::new(failure(e.reason(), e.to_string())))?;
             let client = Arc::new(
-                ToolJetClient::new(config).map_err(|e| failure("ToolJetConfigInvalid", e.to_string()))?,
+                ToolJetClient::new(config)
+                    .map_err(|e| Box::new(failure("ToolJetConfigInvalid", e.to_string())))?,
             );
             clients.insert(inst_key, client.clone());
             client
@@ -300,7 +324,7 @@ fn prepare<'m>(
 async fn sync_one(
     engine: &Engine,
     app: &AppImport,
-    prepared: Result<Prepared<'_>, Report>,
+    prepared: Result<Prepared<'_>, Box<Report>>,
     state: &StateFile,
     mode: Mode,
 ) -> ImportResult {
@@ -311,7 +335,7 @@ async fn sync_one(
         Err(report) => {
             return ImportResult {
                 name,
-                report,
+                report: *report,
                 actions: Vec::new(),
             };
         }
@@ -357,7 +381,10 @@ async fn sync_one(
     if mode == Mode::Apply
         && let Err(e) = state.put(&name, &outcome.state)
     {
-        report = failure("StateNotSaved", format!("could not save the state file: {e}"));
+        report = failure(
+            "StateNotSaved",
+            format!("could not save the state file: {e}"),
+        );
     }
     ImportResult {
         name,

@@ -34,9 +34,10 @@ impl Secrets {
 
     /// One key of a Secret as UTF-8 text (surrounding whitespace trimmed).
     pub fn text(&self, name: &str, key: &str) -> Result<String, SyncError> {
-        let bytes = self.secret(name)?.get(key).ok_or_else(|| {
-            SyncError::InvalidSpec(format!("Secret {name:?} has no key {key:?}"))
-        })?;
+        let bytes = self
+            .secret(name)?
+            .get(key)
+            .ok_or_else(|| SyncError::InvalidSpec(format!("Secret {name:?} has no key {key:?}")))?;
         let text = std::str::from_utf8(bytes).map_err(|_| {
             SyncError::InvalidSpec(format!("key {key:?} of Secret {name:?} is not UTF-8 text"))
         })?;
@@ -113,7 +114,10 @@ mod tests {
             BTreeMap::from([("api-key".to_string(), b"s3cr3t-value".to_vec())]),
         );
         let shown = format!("{secrets:?}");
-        assert!(shown.contains("tj-admin") && shown.contains("api-key"), "{shown}");
+        assert!(
+            shown.contains("tj-admin") && shown.contains("api-key"),
+            "{shown}"
+        );
         assert!(!shown.contains("s3cr3t-value"), "{shown}");
     }
 

@@ -19,7 +19,7 @@ use tracing::{debug, info, warn};
 use super::error::SyncError;
 use super::names::ImportKey;
 use super::outcome::{Action, Drift, Report, SyncOutcome};
-use super::plan::{Decision, Facts, ObservedApp, ReplaceReason, Refusal, choose_target, decide};
+use super::plan::{Decision, Facts, ObservedApp, Refusal, ReplaceReason, choose_target, decide};
 use crate::api::{
     AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo, HistoryEntry, PendingApp,
     RefKind, ToolJetInstanceSpec,
@@ -167,7 +167,10 @@ impl Run<'_, '_> {
         let (source_spec, locator) = source_of(spec)?;
         if spec.editable && !self.req.instance.editable_apps_allowed() {
             return Err(SyncError::EditableNotAllowed {
-                app: spec.app_name.clone().unwrap_or_else(|| locator_name(&locator)),
+                app: spec
+                    .app_name
+                    .clone()
+                    .unwrap_or_else(|| locator_name(&locator)),
             });
         }
 
@@ -186,11 +189,18 @@ impl Run<'_, '_> {
 
         let spec_unchanged =
             self.req.generation.is_some() && self.req.generation == self.state.observed_generation;
-        let applied = self.state.last_applied_commit.as_ref().map(|c| c.sha.clone());
+        let applied = self
+            .state
+            .last_applied_commit
+            .as_ref()
+            .map(|c| c.sha.clone());
         let latest_differs = match &applied {
             None => true,
             Some(a) if *a == latest.sha => false,
-            Some(a) if spec_unchanged => self.app_changed(&source_spec, &locator, a, &latest.sha).await,
+            Some(a) if spec_unchanged => {
+                self.app_changed(&source_spec, &locator, a, &latest.sha)
+                    .await
+            }
             Some(_) => true,
         };
         let target = choose_target(
@@ -237,7 +247,11 @@ impl Run<'_, '_> {
             force_pull: self.req.force_pull,
             owned: owned.as_ref(),
             owned_vanished,
-            recorded_updated_at: self.state.app.as_ref().and_then(|a| a.updated_at.as_deref()),
+            recorded_updated_at: self
+                .state
+                .app
+                .as_ref()
+                .and_then(|a| a.updated_at.as_deref()),
             name_holder: holder.as_ref(),
             target_sha: &target.sha,
             content_changed,
@@ -265,11 +279,14 @@ impl Run<'_, '_> {
             Decision::Create { recreate } => {
                 if recreate {
                     self.drift = Some(Drift {
-                        message: format!("app {wanted:?} was deleted in ToolJet; importing it again"),
+                        message: format!(
+                            "app {wanted:?} was deleted in ToolJet; importing it again"
+                        ),
                         corrected: false,
                     });
                 }
-                self.create(&source_spec, &locator, &wanted, &target.sha).await?;
+                self.create(&source_spec, &locator, &wanted, &target.sha)
+                    .await?;
                 self.correct_drift();
                 Ok(Verdict {
                     reason: if recreate { "Recreated" } else { "Imported" },
@@ -296,7 +313,9 @@ impl Run<'_, '_> {
                 self.correct_drift();
                 let (reason, what) = match why {
                     ReplaceReason::NewCommit => ("Updated", "updated"),
-                    ReplaceReason::ForcePull => ("ForcePulled", "overwrote the edits made in ToolJet of"),
+                    ReplaceReason::ForcePull => {
+                        ("ForcePulled", "overwrote the edits made in ToolJet of")
+                    }
                     ReplaceReason::DriftRestore => ("DriftCorrected", "restored"),
                     ReplaceReason::Adopt => ("Adopted", "took over"),
                 };
@@ -439,7 +458,10 @@ impl Run<'_, '_> {
             .find_apps_by_name(name)
             .await?
             .into_iter()
-            .find(|a| Some(a.id.as_str()) != owned.map(|o| o.id.as_str()) && Some(a.id.as_str()) != pending)
+            .find(|a| {
+                Some(a.id.as_str()) != owned.map(|o| o.id.as_str())
+                    && Some(a.id.as_str()) != pending
+            })
             .map(|a| observed_summary(&a)))
     }
 
@@ -504,7 +526,12 @@ impl Run<'_, '_> {
             .filter(|a| a.name != aside_name && Some(&a.id) != consumed.as_ref())
         {
             self.delete(&temp.id, &temp.name).await?;
-            if self.state.pending_app.as_ref().is_some_and(|p| p.id == temp.id) {
+            if self
+                .state
+                .pending_app
+                .as_ref()
+                .is_some_and(|p| p.id == temp.id)
+            {
                 self.state.pending_app = None;
             }
         }
@@ -589,7 +616,9 @@ impl Run<'_, '_> {
                     self.drop_pending(&new).await;
                 }
                 // Leave both for the next run, which finishes the swap (it knows both by state).
-                Err(restore) => warn!(error = %restore, "could not put the old app back; the next run will"),
+                Err(restore) => {
+                    warn!(error = %restore, "could not put the old app back; the next run will")
+                }
             }
             return Err(e);
         }
@@ -733,7 +762,9 @@ impl Run<'_, '_> {
                     warn!(error = %e, "could not save state after dropping the temporary app");
                 }
             }
-            Err(e) => warn!(error = %e, app = %new.id, "could not delete the temporary app; the next run will"),
+            Err(e) => {
+                warn!(error = %e, app = %new.id, "could not delete the temporary app; the next run will")
+            }
         }
     }
 

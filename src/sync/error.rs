@@ -35,7 +35,9 @@ pub enum SyncError {
     #[error("ToolJet: {0}")]
     ToolJet(#[from] ToolJetError),
 
-    #[error("could not save the sync state: {0}; the next run recovers from what it finds in ToolJet")]
+    #[error(
+        "could not save the sync state: {0}; the next run recovers from what it finds in ToolJet"
+    )]
     Checkpoint(String),
 }
 

@@ -18,9 +18,17 @@ pub enum Action {
     /// Moved the old app's name and slug aside so the new one can take them.
     MoveAside { id: String, name: String },
     /// Gave an app the real name and slug.
-    TakeName { id: String, name: String, slug: String },
+    TakeName {
+        id: String,
+        name: String,
+        slug: String,
+    },
     /// Renamed the owned app (spec.appName changed).
-    Rename { id: String, from: String, to: String },
+    Rename {
+        id: String,
+        from: String,
+        to: String,
+    },
     /// Deleted an app: the replaced one, a leftover, or the owned app on deletion.
     Delete { id: String, name: String },
     /// Put an app moved aside by an interrupted swap back under its name.
@@ -31,7 +39,11 @@ impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Action::Import { name, commit } => {
-                write!(f, "import the app from commit {} as {name:?}", short(commit))
+                write!(
+                    f,
+                    "import the app from commit {} as {name:?}",
+                    short(commit)
+                )
             }
             Action::Release { name, version_id } => {
                 write!(f, "release version {version_id} of {name:?}")

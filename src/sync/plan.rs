@@ -343,9 +343,7 @@ mod tests {
         let owned = app("Old name", "t1");
         assert_eq!(
             decide(&facts(Some(&owned))),
-            Decision::Rename {
-                app: owned.clone()
-            }
+            Decision::Rename { app: owned.clone() }
         );
     }
 

@@ -9,6 +9,10 @@ struct RouteFault {
     pattern: Vec<String>,
     status: u16,
     message: Option<String>,
+    /// Matching requests still to let through before failing.
+    skip: u64,
+    /// How many more matching requests to fail; `None`: all of them.
+    remaining: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -75,6 +79,25 @@ impl Faults {
                 pattern: segments(path_pattern),
                 status,
                 message: message.map(str::to_string),
+                skip: 0,
+                remaining: None,
+            },
+        );
+    }
+
+    /// Answers only the `n`-th (1-based) request matching `method` and `path_pattern` with
+    /// `status`, counting from now; the others pass. For failing one step of a sequence
+    /// that calls the same route twice (a swap renames two apps with `PUT /api/apps/:id`).
+    pub fn fail_nth(&self, method: &str, path_pattern: &str, n: u64, status: u16) {
+        self.lock().routes.insert(
+            0,
+            RouteFault {
+                method: method.to_ascii_uppercase(),
+                pattern: segments(path_pattern),
+                status,
+                message: None,
+                skip: n.saturating_sub(1),
+                remaining: Some(1),
             },
         );
     }
@@ -113,11 +136,21 @@ impl Faults {
             return Verdict::Drop;
         }
         let path = segments(path);
-        if let Some(f) = s.routes.iter().find(|f| {
+        for f in s.routes.iter_mut().filter(|f| {
             f.method == method
                 && f.pattern.len() == path.len()
                 && f.pattern.iter().zip(&path).all(|(p, s)| p == "*" || p == s)
         }) {
+            if f.remaining == Some(0) {
+                continue;
+            }
+            if f.skip > 0 {
+                f.skip -= 1;
+                continue;
+            }
+            if let Some(n) = &mut f.remaining {
+                *n -= 1;
+            }
             return Verdict::Status(f.status, f.message.clone());
         }
         if s.error_rate > 0.0 {
@@ -162,6 +195,15 @@ mod tests {
         assert_eq!(f.verdict("GET", "/api/apps/1/release"), Verdict::Pass);
         f.clear_routes();
         assert_eq!(f.verdict("GET", "/api/apps/123"), Verdict::Pass);
+    }
+
+    #[test]
+    fn fail_nth_fails_only_that_request() {
+        let f = Faults::default();
+        f.fail_nth("PUT", "/api/apps/*", 2, 500);
+        assert_eq!(f.verdict("PUT", "/api/apps/1"), Verdict::Pass);
+        assert_eq!(f.verdict("PUT", "/api/apps/2"), Verdict::Status(500, None));
+        assert_eq!(f.verdict("PUT", "/api/apps/3"), Verdict::Pass);
     }
 
     #[test]
