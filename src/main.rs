@@ -3,12 +3,16 @@
 mod cli;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, ManifestInput, OutputFormat};
+use tooljet_operator::offline::{self, Manifests, StateFile};
+use tooljet_operator::source::{CacheConfig, SourceCache, default_cache_dir};
+use tooljet_operator::sync::Mode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -20,8 +24,8 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Crds => print_crds(),
         Command::Run { .. } => not_implemented("run", 6),
-        Command::Sync { .. } => not_implemented("sync", 5),
-        Command::Plan { .. } => not_implemented("plan", 5),
+        Command::Sync { input, cache_dir } => run_offline(input, cache_dir, Mode::Apply),
+        Command::Plan { input } => run_offline(input, None, Mode::Plan),
     }
 }
 
@@ -54,4 +58,64 @@ fn print_crds() -> ExitCode {
 fn not_implemented(command: &str, issue: u32) -> ExitCode {
     eprintln!("`{command}` is not implemented yet (issue {issue})");
     ExitCode::from(2)
+}
+
+/// `sync` and `plan`: exit 0 when every AppImport is ready, 1 when one is not, 2 when the input
+/// itself is unusable.
+fn run_offline(input: ManifestInput, cache_dir: Option<PathBuf>, mode: Mode) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // `plan` writes nothing anywhere: its git mirrors live in a directory removed on exit.
+    let plan_dir = std::env::temp_dir().join(format!("tooljet-operator-plan-{}", std::process::id()));
+    let dir = match mode {
+        Mode::Plan => plan_dir.clone(),
+        Mode::Apply => cache_dir.unwrap_or_else(default_cache_dir),
+    };
+    let code = runtime.block_on(async {
+        let manifests = match Manifests::load(&input.files) {
+            Ok(m) => m,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        let state = match StateFile::open(input.state.as_deref()) {
+            Ok(s) => s,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        let cache = SourceCache::new(CacheConfig {
+            dir,
+            ..CacheConfig::default()
+        });
+        let results = match offline::run(&manifests, cache, &state, mode).await {
+            Ok(r) => r,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::from(2);
+            }
+        };
+        let printed = match input.output {
+            OutputFormat::Text => offline::summary(&results, mode),
+            OutputFormat::Json => serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",
+        };
+        // A closed stdout (`| head`) must not turn a successful sync into a failure.
+        let _ = std::io::stdout().lock().write_all(printed.as_bytes());
+        if results.iter().all(|r| r.report.ready) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    });
+    if mode == Mode::Plan {
+        let _ = std::fs::remove_dir_all(&plan_dir);
+    }
+    code
 }

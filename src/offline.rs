@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, AppImport, AppImportStatus, ToolJetInstance,
+    validate_against_crd,
 };
 use crate::source::SourceCache;
 use crate::sync::{
@@ -88,13 +89,25 @@ impl Manifests {
                     kind: kind.clone(),
                     reason: e.to_string(),
                 };
+                // Files never pass an API server: check the CRD's rules here instead.
+                let invalid = |e: crate::api::ApiError| OfflineError::Parse {
+                    path: path.clone(),
+                    index: index + 1,
+                    kind: kind.clone(),
+                    reason: e.to_string(),
+                };
                 match kind.as_str() {
-                    "AppImport" => m
-                        .app_imports
-                        .push(serde_json::from_value(doc).map_err(parse_err)?),
-                    "ToolJetInstance" => m
-                        .instances
-                        .push(serde_json::from_value(doc).map_err(parse_err)?),
+                    "AppImport" => {
+                        let app: AppImport = serde_json::from_value(doc).map_err(parse_err)?;
+                        validate_against_crd(&app).map_err(invalid)?;
+                        m.app_imports.push(app);
+                    }
+                    "ToolJetInstance" => {
+                        let instance: ToolJetInstance =
+                            serde_json::from_value(doc).map_err(parse_err)?;
+                        validate_against_crd(&instance).map_err(invalid)?;
+                        m.instances.push(instance);
+                    }
                     "Secret" => {
                         let secret: Secret = serde_json::from_value(doc).map_err(parse_err)?;
                         let namespace = namespace_of(secret.metadata.namespace.as_deref());
