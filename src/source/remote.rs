@@ -197,7 +197,11 @@ impl RemoteCtx<'_> {
             message = message.replace(&pw, "redacted");
         }
         tracing::debug!(url = %url, class = ?e.class(), code = ?e.code(), message = %message, "git remote error");
-        if state.auth_failed.get() || e.code() == git2::ErrorCode::Auth {
+        // A key that cannot be decrypted (wrong passphrase) or parsed fails inside libssh2.
+        let bad_key = state.offered.get()
+            && e.class() == git2::ErrorClass::Ssh
+            && message.contains("private key");
+        if state.auth_failed.get() || bad_key || e.code() == git2::ErrorCode::Auth {
             return SourceError::AuthenticationFailed { url };
         }
         if e.class() == git2::ErrorClass::Net && message.contains("timed out") {
