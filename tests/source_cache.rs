@@ -296,3 +296,28 @@ fn credentials_from_secret_data_and_redaction() {
     non_utf8.insert("token".to_string(), vec![0xff, 0xfe]);
     assert!(Credentials::from_secret_data(&non_utf8).is_err());
 }
+
+#[tokio::test]
+async fn periodic_gc_removes_an_expired_mirror() {
+    let (repo, _) = tooljet_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = SourceCache::new(CacheConfig {
+        dir: dir.path().to_path_buf(),
+        unused_mirror_ttl: Duration::from_millis(1),
+        ..CacheConfig::default()
+    });
+    let anon = &Credentials::Anonymous;
+    cache
+        .resolve(&master(&repo.file_url()), anon, None)
+        .await
+        .unwrap();
+    let path = cache.mirror_path(&repo.file_url(), anon);
+    assert!(path.is_dir());
+    let task = cache.spawn_gc(Duration::from_millis(50));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while path.exists() {
+        assert!(std::time::Instant::now() < deadline, "mirror not collected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+}

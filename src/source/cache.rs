@@ -300,6 +300,21 @@ impl SourceCache {
         Ok(removed)
     }
 
+    /// Runs [`gc`](Self::gc) every `every` until the returned task is aborted.
+    pub fn spawn_gc(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = cache.gc().await {
+                    tracing::warn!(error = %e, "git mirror gc failed");
+                }
+            }
+        })
+    }
+
     /// Counters of the mirrors of `url` (all credential identities together).
     pub fn stats(&self, url: &str) -> MirrorStats {
         let norm = normalize_url(url);
