@@ -232,6 +232,19 @@ async fn ssh_key_with_passphrase() {
             .unwrap_or_else(|e| panic!("{e}\n{}", server.log())),
         sha
     );
+
+    data.insert("passphrase".to_string(), b"wrong phrase".to_vec());
+    let creds = Credentials::from_secret_data(&data).unwrap();
+    let (fresh, _dir2) = common::cache();
+    let err = fresh
+        .resolve(&spec(&url, GitRef::Branch("master".into())), &creds, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SourceError::AuthenticationFailed { .. }),
+        "{err:?}"
+    );
+    assert!(!format!("{err} {err:?}").contains("wrong phrase"));
 }
 
 #[tokio::test]

@@ -27,7 +27,8 @@ const LAST_USED: &str = "tooljet-operator-last-used";
 pub struct CacheConfig {
     /// Cache directory; mirrors live in `<dir>/mirrors/<key>.git`.
     pub dir: PathBuf,
-    /// Budget for the network work of one call (ref listing and fetches).
+    /// Budget for the network work of one call (ref listing and fetches). Also sets libgit2's
+    /// connect and socket timeouts, which are process-wide: the first cache created sets them.
     pub network_timeout: Duration,
     /// [`SourceCache::gc`] removes mirrors unused for longer than this.
     pub unused_mirror_ttl: Duration,
@@ -254,6 +255,9 @@ impl SourceCache {
         let mut removed = Vec::new();
         for entry in dir.flatten() {
             let path = entry.path();
+            if !path.is_dir() || path.extension().is_none_or(|e| e != "git") {
+                continue;
+            }
             let Some(key) = path
                 .file_stem()
                 .and_then(|s| s.to_str())
@@ -294,6 +298,21 @@ impl SourceCache {
             removed.push(path);
         }
         Ok(removed)
+    }
+
+    /// Runs [`gc`](Self::gc) every `every` until the returned task is aborted.
+    pub fn spawn_gc(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = cache.gc().await {
+                    tracing::warn!(error = %e, "git mirror gc failed");
+                }
+            }
+        })
     }
 
     /// Counters of the mirrors of `url` (all credential identities together).
@@ -624,4 +643,37 @@ fn mirror_key(url: &str, creds: &Credentials) -> String {
     h.update(b"\n");
     h.update(creds.identity().as_bytes());
     hex::encode(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mirror_key_normalises_url_and_separates_secrets() {
+        let anon = Credentials::Anonymous;
+        assert_eq!(
+            mirror_key("HTTPS://Git.Example/org/repo.git/", &anon),
+            mirror_key("https://git.example/org/repo.git", &anon)
+        );
+        let a = Credentials::Token {
+            username: "x".into(),
+            token: "one".into(),
+        };
+        let b = Credentials::Token {
+            username: "x".into(),
+            token: "two".into(),
+        };
+        let url = "https://git.example/org/repo.git";
+        assert_ne!(mirror_key(url, &a), mirror_key(url, &b));
+        assert_ne!(mirror_key(url, &a), mirror_key(url, &anon));
+        assert!(!mirror_key(url, &a).contains("one"));
+    }
+
+    #[test]
+    fn pinned_commits_must_be_full_shas() {
+        assert!(parse_sha("0123456789abcdef0123456789abcdef01234567").is_ok());
+        assert!(parse_sha("0123456").is_err());
+        assert!(parse_sha("z123456789abcdef0123456789abcdef01234567").is_err());
+    }
 }

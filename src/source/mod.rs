@@ -19,6 +19,19 @@
 //! the wanted commit is missing. A pinned commit already in the mirror needs no network. Every
 //! call's network work has a deadline (`network_timeout`), enforced by libgit2's socket timeouts,
 //! by the transfer callbacks, and by a tokio timeout around the blocking task.
+//!
+//! Decisions where the issue was silent:
+//! - `Resolved::moved` is true when the caller knew no commit. `force_pushed` means the new
+//!   commit does not descend from the known one; a known commit absent from the (complete,
+//!   never shallow) mirror counts as not an ancestor.
+//! - `AppSource::last_change` follows first parents and compares the tree entry of the app's
+//!   directory (`<gitAppName>/`, Git Sync layout) or of the bundle (path), so a commit to another
+//!   app, or to `.meta/meta.json` alone, is not a change of this app. `app_changed_between`
+//!   compares the bundle's path and blob id; an app absent from both commits is unchanged.
+//! - For a bundle at a path, `git_app_name` is `appV2.name` (else the file stem) and
+//!   `version_name` the editing version's name (else the file stem).
+//! - A pinned commit is fetched by sha first (servers with `uploadpack.allowAnySHA1InWant` or
+//!   `allowReachableSHA1InWant`), then by fetching all branches and tags, then `CommitNotFound`.
 
 mod cache;
 mod credentials;

@@ -189,9 +189,19 @@ impl RemoteCtx<'_> {
         if state.auth_missing.get() {
             return SourceError::AuthenticationRequired { url };
         }
-        let message = self.creds.redact(e.message());
+        let mut message = self.creds.redact(e.message());
+        if let Some(pw) = url::Url::parse(self.url)
+            .ok()
+            .and_then(|u| u.password().map(str::to_string))
+        {
+            message = message.replace(&pw, "redacted");
+        }
         tracing::debug!(url = %url, class = ?e.class(), code = ?e.code(), message = %message, "git remote error");
-        if state.auth_failed.get() || e.code() == git2::ErrorCode::Auth {
+        // A key that cannot be decrypted (wrong passphrase) or parsed fails inside libssh2.
+        let bad_key = state.offered.get()
+            && e.class() == git2::ErrorClass::Ssh
+            && message.contains("private key");
+        if state.auth_failed.get() || bad_key || e.code() == git2::ErrorCode::Auth {
             return SourceError::AuthenticationFailed { url };
         }
         if e.class() == git2::ErrorClass::Net && message.contains("timed out") {
@@ -228,5 +238,39 @@ pub(crate) fn display_url(url: &str) -> String {
             u.to_string()
         }
         _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_endpoints() {
+        assert_eq!(
+            ssh_endpoint("ssh://git@h.example:2222/r.git"),
+            Some(("h.example".into(), 2222))
+        );
+        assert_eq!(
+            ssh_endpoint("ssh://h.example/r.git"),
+            Some(("h.example".into(), 22))
+        );
+        assert_eq!(
+            ssh_endpoint("git@github.com:org/r.git"),
+            Some(("github.com".into(), 22))
+        );
+        assert_eq!(ssh_endpoint("https://github.com/org/r.git"), None);
+    }
+
+    #[test]
+    fn urls_are_shown_without_passwords() {
+        assert_eq!(
+            display_url("https://u:s3cret@h.example/r.git"),
+            "https://u:redacted@h.example/r.git"
+        );
+        assert_eq!(
+            display_url("https://h.example/r.git"),
+            "https://h.example/r.git"
+        );
     }
 }

@@ -1,7 +1,7 @@
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use crate::util::spawn_listening;
+use crate::util::{git_exec_path, spawn_listening};
 
 /// `git daemon` serving every repository under a base directory on 127.0.0.1; killed on drop.
 pub struct GitDaemon {
@@ -13,8 +13,8 @@ impl GitDaemon {
     /// Serves the repositories under `base_dir` (e.g. [`TestRepo::base_dir`](crate::TestRepo::base_dir)).
     pub fn start(base_dir: &Path) -> GitDaemon {
         let (child, port) = spawn_listening("git daemon", |port| {
-            Command::new("git")
-                .arg("daemon")
+            // The dashed program itself: `git daemon` would leave it running when killed.
+            Command::new(git_exec_path().join("git-daemon"))
                 .arg("--reuseaddr")
                 .arg("--listen=127.0.0.1")
                 .arg(format!("--port={port}"))
