@@ -63,7 +63,10 @@ fn not_implemented(command: &str, issue: u32) -> ExitCode {
 /// `sync` and `plan`: exit 0 when every AppImport is ready, 1 when one is not, 2 when the input
 /// itself is unusable.
 fn run_offline(input: ManifestInput, cache_dir: Option<PathBuf>, mode: Mode) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -71,7 +74,8 @@ fn run_offline(input: ManifestInput, cache_dir: Option<PathBuf>, mode: Mode) -> 
         }
     };
     // `plan` writes nothing anywhere: its git mirrors live in a directory removed on exit.
-    let plan_dir = std::env::temp_dir().join(format!("tooljet-operator-plan-{}", std::process::id()));
+    let plan_dir =
+        std::env::temp_dir().join(format!("tooljet-operator-plan-{}", std::process::id()));
     let dir = match mode {
         Mode::Plan => plan_dir.clone(),
         Mode::Apply => cache_dir.unwrap_or_else(default_cache_dir),

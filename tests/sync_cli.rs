@@ -1,0 +1,260 @@
+//! `tooljet-operator sync` and `plan` as a CI pipeline runs them: the real binary, manifest files,
+//! a real git repository and the ToolJet stand-in.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use git_fixtures::TestRepo;
+use git_fixtures::tooljet::CREDIT_CARD;
+use serde_json::json;
+use tooljet_standin::StandIn;
+
+const APP: &str = CREDIT_CARD.0;
+const API_KEY: &str = "cli-test-admin-key-0451";
+
+struct Pipeline {
+    standin: StandIn,
+    repo: TestRepo,
+    dir: tempfile::TempDir,
+}
+
+impl Pipeline {
+    async fn new() -> Pipeline {
+        let repo = TestRepo::new();
+        repo.git_sync_write("app-1", APP, "v1", CREDIT_CARD.1);
+        repo.commit("first version");
+        repo.publish();
+        let standin = StandIn::builder()
+            .admin_api_key(API_KEY)
+            .start()
+            .await
+            .expect("stand-in starts");
+        Pipeline {
+            standin,
+            repo,
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    /// Writes the manifests a team would keep in its pipeline's repository.
+    fn manifests(&self, app_import_extra: &str) -> PathBuf {
+        let yaml = format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata: {{name: tj-admin, namespace: ci}}
+stringData: {{api-key: {API_KEY}}}
+---
+apiVersion: gitops.tooljet.dev/v1alpha1
+kind: ToolJetInstance
+metadata: {{name: tooljet-staging, namespace: ci}}
+spec:
+  url: {url}
+  environment: staging
+  workspaceId: {ws}
+  auth: {{adminApiKey: {{secretRef: {{name: tj-admin, key: api-key}}}}}}
+---
+apiVersion: gitops.tooljet.dev/v1alpha1
+kind: AppImport
+metadata: {{name: credit-card, namespace: ci}}
+spec:
+  environment: staging
+  source: {{url: "{git}", ref: {{branch: master}}, app: "{APP}"}}
+{app_import_extra}
+"#,
+            url = self.standin.base_url(),
+            ws = self.standin.workspace_id(),
+            git = self.repo.file_url(),
+        );
+        let path = self.dir.path().join("staging.yaml");
+        std::fs::write(&path, yaml).expect("write manifests");
+        path
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    async fn run(&self, args: &[&str]) -> Output {
+        let cache = self.dir.path().join("cache");
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tooljet-operator"));
+        cmd.args(args)
+            .env("XDG_CACHE_HOME", cache)
+            .env("RUST_LOG", "debug");
+        cmd.output().await.expect("runs")
+    }
+
+    async fn sync(&self, manifests: &Path) -> Output {
+        self.run(&[
+            "sync",
+            "-f",
+            manifests.to_str().expect("utf8"),
+            "--state",
+            self.state().to_str().expect("utf8"),
+        ])
+        .await
+    }
+
+    fn the_app(&self) -> tooljet_standin::AppSnapshot {
+        let apps = self.standin.apps();
+        assert!(
+            apps.iter().all(|a| !a.name.starts_with("tjop-")),
+            "leftovers: {apps:?}"
+        );
+        let named: Vec<_> = apps.into_iter().filter(|a| a.name == APP).collect();
+        assert_eq!(named.len(), 1, "{named:?}");
+        named.into_iter().next().expect("one")
+    }
+
+    fn push_v2(&self) {
+        let mut bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
+        bundle["app"][0]["definition"]["appV2"]["icon"] = json!("v2");
+        self.repo.git_sync_write(
+            "app-1",
+            APP,
+            "v2",
+            &serde_json::to_vec(&bundle).expect("json"),
+        );
+        self.repo.commit("second version");
+        self.repo.publish();
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn plan_then_sync_then_nothing_to_do() {
+    let p = Pipeline::new().await;
+    let manifests = p.manifests("");
+    let f = manifests.to_str().expect("utf8");
+
+    let plan = p
+        .run(&[
+            "plan",
+            "-f",
+            f,
+            "--state",
+            p.state().to_str().expect("utf8"),
+        ])
+        .await;
+    assert!(plan.status.success(), "{}{}", stdout(&plan), stderr(&plan));
+    let text = stdout(&plan);
+    assert!(text.contains("ci/credit-card: ready"), "{text}");
+    assert!(text.contains("would: import the app from commit"), "{text}");
+    assert_eq!(p.standin.write_count(), 0, "plan writes nothing to ToolJet");
+    assert!(!p.state().exists(), "plan writes no state");
+
+    let sync = p.sync(&manifests).await;
+    assert!(sync.status.success(), "{}{}", stdout(&sync), stderr(&sync));
+    assert!(stdout(&sync).contains("(Imported)"), "{}", stdout(&sync));
+    let app = p.the_app();
+    assert!(p.state().exists());
+
+    let writes = p.standin.write_count();
+    let again = p.sync(&manifests).await;
+    assert!(again.status.success());
+    assert!(
+        stdout(&again).contains("did: nothing"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(p.standin.write_count(), writes);
+
+    p.push_v2();
+    let json_out = p
+        .run(&[
+            "sync",
+            "-f",
+            f,
+            "--state",
+            p.state().to_str().expect("utf8"),
+            "-o",
+            "json",
+        ])
+        .await;
+    assert!(json_out.status.success(), "{}", stderr(&json_out));
+    let results: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("json output");
+    assert_eq!(results[0]["report"]["reason"], json!("Updated"));
+    let updated = p.the_app();
+    assert_eq!(updated.slug, app.slug);
+    assert_eq!(updated.definition["icon"], json!("v2"));
+
+    // No secret in anything the command printed, even at debug level.
+    for out in [&plan, &sync, &again, &json_out] {
+        assert!(!stdout(out).contains(API_KEY) && !stderr(out).contains(API_KEY));
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_exits_non_zero_with_a_clear_reason_and_writes_nothing() {
+    let p = Pipeline::new().await;
+    let bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
+    let mut config = tooljet_operator::tooljet::ClientConfig::new(
+        p.standin.base_url(),
+        tooljet_operator::tooljet::Auth::AdminApiKey(API_KEY.into()),
+    );
+    config.workspace_id = Some(p.standin.workspace_id().to_owned());
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = tooljet_operator::tooljet::ToolJetClient::new(config).expect("client");
+    client
+        .import_app(&bundle, APP)
+        .await
+        .expect("someone's own app");
+    let writes = p.standin.write_count();
+
+    let out = p.sync(&p.manifests("")).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("NOT READY (NameConflict)"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("adoptExisting"), "{}", stdout(&out));
+    assert_eq!(p.standin.write_count(), writes);
+}
+
+#[tokio::test]
+async fn invalid_manifest_is_refused_before_anything_happens() {
+    let p = Pipeline::new().await;
+    let manifests = p.manifests("  interval: 1s");
+    let out = p.sync(&manifests).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("interval"), "{}", stderr(&out));
+    assert_eq!(p.standin.write_count(), 0);
+}
+
+/// The command line's own failure path: each call of the swap failed once, then a clean run.
+#[tokio::test]
+async fn failed_swap_then_a_clean_run_converges() {
+    for (method, pattern, nth) in [
+        ("POST", "/api/v2/resources/import", 1),
+        ("PUT", "/api/apps/*", 1),
+        ("PUT", "/api/apps/*", 2),
+        ("DELETE", "/api/apps/*", 1),
+    ] {
+        let p = Pipeline::new().await;
+        let manifests = p.manifests("");
+        assert!(p.sync(&manifests).await.status.success());
+        let slug = p.the_app().slug;
+        p.push_v2();
+        p.standin.faults().fail_nth(method, pattern, nth, 502);
+        let failed = p.sync(&manifests).await;
+        p.standin.faults().reset();
+        assert_eq!(failed.status.code(), Some(1), "{method} {pattern} #{nth}");
+        assert_eq!(
+            p.standin.apps().iter().filter(|a| a.name == APP).count(),
+            1,
+            "a working app under the real name after {method} {pattern} #{nth}"
+        );
+        let ok = p.sync(&manifests).await;
+        assert!(ok.status.success(), "{}", stdout(&ok));
+        let app = p.the_app();
+        assert_eq!(app.slug, slug);
+        assert_eq!(app.definition["icon"], json!("v2"));
+    }
+}
