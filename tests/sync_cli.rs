@@ -146,6 +146,11 @@ async fn plan_then_sync_then_nothing_to_do() {
     let text = stdout(&plan);
     assert!(text.contains("ci/credit-card: ready"), "{text}");
     assert!(text.contains("would: import the app from commit"), "{text}");
+    assert!(text.contains("would import app"), "{text}");
+    assert!(
+        text.contains(&format!("would: give app (new app) the name {APP:?}")),
+        "{text}"
+    );
     assert_eq!(p.standin.write_count(), 0, "plan writes nothing to ToolJet");
     assert!(!p.state().exists(), "plan writes no state");
 

@@ -290,7 +290,10 @@ impl Run<'_, '_> {
                 self.correct_drift();
                 Ok(Verdict {
                     reason: if recreate { "Recreated" } else { "Imported" },
-                    message: format!("imported app {wanted:?} from commit {short}"),
+                    message: format!(
+                        "{} app {wanted:?} from commit {short}",
+                        self.verb("imported", "would import")
+                    ),
                 })
             }
             Decision::Replace { old, why } => {
@@ -328,7 +331,11 @@ impl Run<'_, '_> {
                 self.rename(&app, &wanted).await?;
                 Ok(Verdict {
                     reason: "Renamed",
-                    message: format!("renamed app {:?} to {wanted:?}", app.name),
+                    message: format!(
+                        "{} app {:?} to {wanted:?}",
+                        self.verb("renamed", "would rename"),
+                        app.name
+                    ),
                 })
             }
             Decision::Refuse(Refusal::NameConflict { holder }) => Err(SyncError::NameConflict {
@@ -380,6 +387,14 @@ impl Run<'_, '_> {
             state: self.state,
             actions: self.actions,
             report,
+        }
+    }
+
+    /// The verb of a verdict: what was done, or in `plan`, what would be done.
+    fn verb(&self, done: &'static str, planned: &'static str) -> &'static str {
+        match self.mode {
+            Mode::Apply => done,
+            Mode::Plan => planned,
         }
     }
 
@@ -547,6 +562,11 @@ impl Run<'_, '_> {
         sha: &str,
     ) -> Result<(), SyncError> {
         let Some(new) = self.import_pending(spec, locator, sha).await? else {
+            self.actions.push(Action::TakeName {
+                id: "(new app)".into(),
+                name: wanted.to_owned(),
+                slug: "(its own)".into(),
+            });
             return Ok(());
         };
         if let Err(e) = self.take_name(&new.id, wanted, &new.slug).await {
