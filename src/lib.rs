@@ -1,5 +1,6 @@
 //! tooljet-operator: imports ToolJet apps from git into ToolJet instances, one environment at a time.
 pub mod api;
+pub mod controller;
 pub mod offline;
 pub mod source;
 pub mod sync;

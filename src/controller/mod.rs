@@ -1,0 +1,3 @@
+//! The Kubernetes controller (`tooljet-operator run`).
+
+pub mod conditions;
