@@ -19,7 +19,17 @@ fn main() -> ExitCode {
 
     match cli.command {
         Command::Crds => print_crds(),
-        Command::Run { .. } => not_implemented("run", 6),
+        Command::Run {
+            install_crds,
+            namespace,
+            concurrency,
+            cache_dir,
+        } => run_controller(tooljet_operator::controller::RunOptions {
+            namespace,
+            concurrency,
+            cache_dir: cache_dir.unwrap_or_else(tooljet_operator::source::default_cache_dir),
+            install_crds,
+        }),
         Command::Sync { .. } => not_implemented("sync", 5),
         Command::Plan { .. } => not_implemented("plan", 5),
     }
@@ -49,6 +59,33 @@ fn print_crds() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `run`: the controller, against the kubeconfig's current context or the in-cluster config.
+fn run_controller(opts: tooljet_operator::controller::RunOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::error!(%error, "no Kubernetes configuration: set KUBECONFIG or run in a cluster");
+                return ExitCode::FAILURE;
+            }
+        };
+        match tooljet_operator::controller::run(client, opts).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "controller stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn not_implemented(command: &str, issue: u32) -> ExitCode {
