@@ -382,3 +382,71 @@ fn base64_of(s: &str) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(s)
 }
+
+#[tokio::test]
+async fn skip_cleanup_annotation_releases_the_finalizer_without_touching_tooljet() {
+    let app = app_json(
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z",
+               "annotations": {"gitops.tooljet.dev/skip-finalizer-cleanup": "true"}}),
+        json!({"deletionPolicy": "Delete"}),
+        "file:///nowhere",
+    );
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let (store, _writer) = ready_store(vec![]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    drop(ctx);
+    let seen = finish(server).await;
+    assert_eq!(
+        seen.len(),
+        2,
+        "an Event, then the finalizer removal: {seen:#?}"
+    );
+    let ev = seen[0].json();
+    assert_eq!(
+        (ev["type"].as_str(), ev["reason"].as_str()),
+        (Some("Warning"), Some("CleanupSkipped"))
+    );
+    let patch = &seen[1];
+    assert_eq!(patch.content_type, "application/json-patch+json");
+    let ops = patch.json();
+    assert!(
+        ops.as_array().is_some_and(|o| o
+            .iter()
+            .any(|op| op["op"] == "remove" && op["path"] == "/metadata/finalizers/0")),
+        "{ops}"
+    );
+}
+
+#[tokio::test]
+async fn deletion_with_a_missing_instance_does_not_block() {
+    let app = app_json(
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z"}),
+        json!({}),
+        "file:///nowhere",
+    );
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let (store, _writer) = ready_store(vec![]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    drop(ctx);
+    let seen = finish(server).await;
+    let ev = seen[0].json();
+    assert_eq!(ev["reason"], "CleanupSkipped");
+    assert!(
+        ev["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("InstanceNotFound") || n.contains("no ToolJetInstance")),
+        "{ev}"
+    );
+    assert!(seen[1].body.contains("/metadata/finalizers/0"), "{seen:#?}");
+}
