@@ -33,73 +33,25 @@ impl Refusal {
     }
 }
 
-/// The instance an AppImport in `app_ns` targets, among `instances` (all known instances).
-///
-/// With `instanceRef`: that instance, if its namespace is the AppImport's or lists it in
-/// `allowedNamespaces`. Without: the one instance of `spec.environment` in the AppImport's
-/// namespace; none or several is an error that says how to fix it.
+/// The instance an AppImport in `app_ns` targets among `instances` (see
+/// [`crate::api::select_instance`]), as a refusal the controller reports when there is none.
 pub fn select_instance<'a>(
     app: &AppImport,
     app_ns: &str,
     instances: &'a [Arc<ToolJetInstance>],
 ) -> Result<&'a Arc<ToolJetInstance>, Refusal> {
-    let ns_of = |i: &ToolJetInstance| i.namespace().unwrap_or_default();
-    if let Some(r) = &app.spec.instance_ref {
-        let target_ns = r.namespace.as_deref().unwrap_or(app_ns);
-        let inst = instances
-            .iter()
-            .find(|i| i.name_any() == r.name && ns_of(i) == target_ns)
-            .ok_or_else(|| {
-                Refusal::stalled(
-                    "InstanceNotFound",
-                    format!(
-                        "instanceRef names ToolJetInstance {target_ns}/{}, which does not exist; create it or fix instanceRef",
-                        r.name
-                    ),
-                )
-            })?;
-        if !inst.spec.namespace_allowed(target_ns, app_ns) {
-            return Err(Refusal::stalled(
-                "NamespaceNotAllowed",
-                format!(
-                    "ToolJetInstance {target_ns}/{} does not list namespace {app_ns:?} in allowedNamespaces; add it there, or use an instance in this namespace",
-                    r.name
-                ),
-            ));
-        }
-        if inst.spec.environment != app.spec.environment {
-            return Err(Refusal::stalled(
-                "EnvironmentMismatch",
-                format!(
-                    "ToolJetInstance {target_ns}/{} serves environment {}, but the AppImport targets {}; point instanceRef at a {} instance or change spec.environment",
-                    r.name, inst.spec.environment, app.spec.environment, app.spec.environment
-                ),
-            ));
-        }
-        return Ok(inst);
-    }
-    let matching: Vec<&Arc<ToolJetInstance>> = instances
+    let chosen =
+        crate::api::select_instance(app, app_ns, instances.iter().map(|i| i.as_ref()), app_ns)
+            .map_err(|e| Refusal::stalled(e.reason(), e.to_string()))?;
+    instances
         .iter()
-        .filter(|i| i.spec.environment == app.spec.environment && ns_of(i) == app_ns)
-        .collect();
-    match matching.as_slice() {
-        [one] => Ok(one),
-        [] => Err(Refusal::stalled(
-            "InstanceNotFound",
-            format!(
-                "no ToolJetInstance for environment {} in namespace {app_ns:?}; create one, or set instanceRef",
-                app.spec.environment
-            ),
-        )),
-        many => Err(Refusal::stalled(
-            "SeveralInstances",
-            format!(
-                "{} ToolJetInstances serve environment {} in namespace {app_ns:?}; set instanceRef to pick one",
-                many.len(),
-                app.spec.environment
-            ),
-        )),
-    }
+        .find(|i| std::ptr::eq(i.as_ref(), chosen))
+        .ok_or_else(|| {
+            Refusal::stalled(
+                "InstanceNotFound",
+                "the chosen instance vanished; retrying".into(),
+            )
+        })
 }
 
 /// Names of the Secrets an instance reads (auth, and the CA when set), in its own namespace.
