@@ -25,8 +25,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::watcher;
-use kube::{Client, ResourceExt};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
 use tracing::{error, info, warn};
 
 use crate::api::{AppImport, ToolJetInstance};
@@ -90,8 +90,18 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
     };
     let shutdown = shutdown_signal();
 
-    let instance_controller = Controller::new(instances.clone(), watcher::Config::default());
-    let instance_store = instance_controller.store();
+    // Both controllers write their own status; reacting to those writes would loop (status
+    // carries lastSyncTime). Spec (generation), annotations, finalizers and deletion re-enqueue.
+    let (instance_store, writer) = reflector::store();
+    let instance_changes = watcher::watcher(instances.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation::<ToolJetInstance>.combine(being_deleted::<ToolJetInstance>),
+            PredicateConfig::default(),
+        );
+    let instance_controller = Controller::for_stream(instance_changes, instance_store.clone());
     let instance_store_for_secrets = instance_store.clone();
     let instance_controller = instance_controller
         .watches(secrets.clone(), watcher::Config::default(), move |secret| {
@@ -99,9 +109,20 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
         })
         .graceful_shutdown_on(shutdown.clone());
 
-    let app_controller = Controller::new(apps, watcher::Config::default())
+    let (app_store, writer) = reflector::store();
+    let app_changes = watcher::watcher(apps, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation::<AppImport>
+                .combine(predicates::annotations::<AppImport>)
+                .combine(predicates::finalizers::<AppImport>)
+                .combine(being_deleted::<AppImport>),
+            PredicateConfig::default(),
+        );
+    let app_controller = Controller::for_stream(app_changes, app_store.clone())
         .with_config(ControllerConfig::default().concurrency(opts.concurrency.max(1)));
-    let app_store = app_controller.store();
     let (apps_for_instances, apps_for_secrets) = (app_store.clone(), app_store);
     let instances_for_secrets = instance_store.clone();
     let app_controller = app_controller
@@ -226,6 +247,11 @@ pub async fn install_crds(client: &Client) -> Result<(), ControllerError> {
         }
     }
     Ok(())
+}
+
+/// Predicate: changes when deletion starts (a deletionTimestamp does not always bump generation).
+fn being_deleted<K: Resource>(obj: &K) -> Option<u64> {
+    Some(u64::from(obj.meta().deletion_timestamp.is_some()))
 }
 
 fn is_established(crd: &CustomResourceDefinition) -> bool {
