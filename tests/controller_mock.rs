@@ -450,3 +450,73 @@ async fn deletion_with_a_missing_instance_does_not_block() {
     );
     assert!(seen[1].body.contains("/metadata/finalizers/0"), "{seen:#?}");
 }
+
+#[tokio::test]
+async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
+    use tooljet_operator::controller::instance::{
+        InstanceContext, reconcile as reconcile_instance,
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let standin = StandIn::builder()
+        .admin_api_key(API_KEY)
+        .start()
+        .await
+        .expect("stand-in starts");
+    let instance = json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+        "metadata": {"name": "tj", "namespace": NS, "generation": 5},
+        "spec": {"url": standin.base_url(), "environment": "development",
+                 "workspaceId": standin.workspace_id(),
+                 "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}}
+    });
+    let run = |key: &'static str| {
+        let instance = instance.clone();
+        async move {
+            let secret = json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "1"},
+                "data": {"api-key": base64_of(key)}});
+            let answer = instance.clone();
+            let (client, server) = mock_api(move |s| {
+                if s.method == "GET" {
+                    (StatusCode::OK, secret.clone())
+                } else {
+                    (StatusCode::OK, answer.clone())
+                }
+            });
+            let ctx = Arc::new(InstanceContext { client });
+            let obj: ToolJetInstance = serde_json::from_value(instance).expect("instance");
+            let action = reconcile_instance(Arc::new(obj), ctx.clone())
+                .await
+                .expect("reconcile");
+            drop(ctx);
+            (action, finish(server).await)
+        }
+    };
+
+    let (action, seen) = run(API_KEY).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert!(
+        seen[0]
+            .uri
+            .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
+    );
+    let patch = &seen[1];
+    assert_eq!(
+        patch.uri,
+        "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/tooljetinstances/tj/status?&force=true&fieldManager=tooljet-operator"
+    );
+    let body = patch.json();
+    assert_eq!(body["kind"], "ToolJetInstance");
+    assert_eq!(body["status"]["workspaceId"], standin.workspace_id());
+    assert_eq!(body["status"]["observedGeneration"], 5);
+    assert_eq!(body["status"]["conditions"][0]["status"], "True");
+    assert!(!patch.body.contains(API_KEY), "no secret in status");
+
+    let (action, seen) = run("wrong-key").await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+    let body = seen[1].json();
+    assert_eq!(body["status"]["conditions"][0]["status"], "False");
+    assert_eq!(body["status"]["conditions"][0]["reason"], "LoginFailed");
+    assert!(!seen[1].body.contains("wrong-key"), "no secret in status");
+}
