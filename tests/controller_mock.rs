@@ -278,7 +278,7 @@ async fn suspended_writes_only_status_with_reason_suspended() {
 }
 
 #[tokio::test]
-async fn import_reads_the_secret_checkpoints_status_and_publishes_imported() {
+async fn import_checkpoints_status_publishes_imported_and_delete_policy_removes_the_app() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let repo = TestRepo::new();
     repo.git_sync_write("app-1", CREDIT_CARD.0, "v1", CREDIT_CARD.1);
@@ -302,6 +302,8 @@ async fn import_reads_the_secret_checkpoints_status_and_publishes_imported() {
         "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "9"},
         "data": {"api-key": base64_of(API_KEY)}});
     let app_for_mock = app.clone();
+    let secret_for_delete = secret.clone();
+    let instance_for_delete = instance.clone();
     let (client, server) = mock_api(move |s| {
         if s.method == "GET"
             && s.uri
@@ -376,6 +378,38 @@ async fn import_reads_the_secret_checkpoints_status_and_publishes_imported() {
             .any(|e| e["reason"] == "Imported" && e["type"] == "Normal"),
         "{events:#?}"
     );
+
+    // Deleting it with deletionPolicy: Delete removes the app from ToolJet, then the finalizer.
+    let mut deleted = app_json(
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z"}),
+        json!({"deletionPolicy": "Delete"}),
+        &repo.file_url(),
+    );
+    deleted["status"] = last["status"].clone();
+    let answer = deleted.clone();
+    let (client, server) = mock_api(move |s| {
+        if s.method == "GET" {
+            (StatusCode::OK, secret_for_delete.clone())
+        } else {
+            (StatusCode::OK, answer.clone())
+        }
+    });
+    let (store, _writer2) = ready_store(vec![instance_for_delete]);
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(deleted).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("cleanup");
+    assert_eq!(action, Action::await_change());
+    drop(ctx);
+    let seen = finish(server).await;
+    assert!(
+        standin.apps().iter().all(|a| a.id != app_id),
+        "the app is gone from ToolJet"
+    );
+    let last = seen.last().expect("finalizer removal");
+    assert_eq!(last.content_type, "application/json-patch+json");
+    assert!(last.body.contains("/metadata/finalizers/0"), "{seen:#?}");
 }
 
 fn base64_of(s: &str) -> String {
