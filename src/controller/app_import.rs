@@ -319,8 +319,7 @@ async fn publish(ctx: &Context, obj: &AppImport, type_: EventType, reason: &str,
     let event = Event {
         type_,
         reason: reason.to_owned(),
-        // The Events API limits notes to 1kB.
-        note: Some(note.chars().take(1000).collect()),
+        note: Some(event_note(note)),
         action: "Reconcile".into(),
         secondary: None,
     };
@@ -328,6 +327,15 @@ async fn publish(ctx: &Context, obj: &AppImport, type_: EventType, reason: &str,
         // An Event is informative; status already says the same.
         warn!(appimport = %object_key(obj), %error, "could not publish an Event");
     }
+}
+
+/// The Events API limits notes to 1kB: cut on a character boundary.
+fn event_note(note: &str) -> String {
+    let mut end = note.len().min(1000);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note[..end].to_owned()
 }
 
 /// Events for what a sync did: Imported / Updated on a new app version, DriftCorrected,
@@ -377,6 +385,15 @@ async fn publish_outcome(
 }
 
 async fn cleanup(obj: &AppImport, ctx: &Context) -> Result<Action, ControllerError> {
+    let result = cleanup_inner(obj, ctx).await;
+    if result.is_ok() {
+        // The object is going: forget its backoff.
+        ctx.backoff.reset(&object_key(obj));
+    }
+    result
+}
+
+async fn cleanup_inner(obj: &AppImport, ctx: &Context) -> Result<Action, ControllerError> {
     let skip = obj
         .annotations()
         .get(ANNOTATION_SKIP_CLEANUP)
@@ -447,6 +464,13 @@ mod tests {
         assert_eq!(b.next("ns/other").as_secs(), 5, "per object");
         b.reset("ns/a");
         assert_eq!(b.next("ns/a").as_secs(), 5);
+    }
+
+    #[test]
+    fn event_notes_stay_under_one_kilobyte_on_a_char_boundary() {
+        let note = event_note(&"é".repeat(800));
+        assert!(note.len() <= 1000 && note.len() >= 998);
+        assert_eq!(event_note("short"), "short");
     }
 
     #[test]
