@@ -23,7 +23,17 @@ fn main() -> ExitCode {
 
     match cli.command {
         Command::Crds => print_crds(),
-        Command::Run { .. } => not_implemented("run", 6),
+        Command::Run {
+            install_crds,
+            namespace,
+            concurrency,
+            cache_dir,
+        } => run_controller(tooljet_operator::controller::RunOptions {
+            namespace,
+            concurrency,
+            cache_dir: cache_dir.unwrap_or_else(tooljet_operator::source::default_cache_dir),
+            install_crds,
+        }),
         Command::Sync { input, cache_dir } => run_offline(input, cache_dir, Mode::Apply),
         Command::Plan { input } => run_offline(input, None, Mode::Plan),
     }
@@ -55,9 +65,31 @@ fn print_crds() -> ExitCode {
     }
 }
 
-fn not_implemented(command: &str, issue: u32) -> ExitCode {
-    eprintln!("`{command}` is not implemented yet (issue {issue})");
-    ExitCode::from(2)
+/// `run`: the controller, against the kubeconfig's current context or the in-cluster config.
+fn run_controller(opts: tooljet_operator::controller::RunOptions) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let client = match kube::Client::try_default().await {
+            Ok(c) => c,
+            Err(error) => {
+                tracing::error!(%error, "no Kubernetes configuration: set KUBECONFIG or run in a cluster");
+                return ExitCode::FAILURE;
+            }
+        };
+        match tooljet_operator::controller::run(client, opts).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!(%error, "controller stopped");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// `sync` and `plan`: exit 0 when every AppImport is ready, 1 when one is not, 2 when the input

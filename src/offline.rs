@@ -137,49 +137,8 @@ impl Manifests {
     /// its namespace. Cross-namespace use needs the instance's `allowedNamespaces`.
     pub fn instance_for(&self, app: &AppImport) -> Result<&ToolJetInstance, String> {
         let ns = namespace_of(app.metadata.namespace.as_deref());
-        if let Some(r) = &app.spec.instance_ref {
-            let target_ns = r.namespace.clone().unwrap_or_else(|| ns.clone());
-            let inst = self
-                .instances
-                .iter()
-                .find(|i| {
-                    i.name_any() == r.name
-                        && namespace_of(i.metadata.namespace.as_deref()) == target_ns
-                })
-                .ok_or_else(|| {
-                    format!(
-                        "instanceRef {target_ns}/{} not found in the given files",
-                        r.name
-                    )
-                })?;
-            if !inst.spec.namespace_allowed(&target_ns, &ns) {
-                return Err(format!(
-                    "ToolJetInstance {target_ns}/{} does not list namespace {ns:?} in allowedNamespaces",
-                    r.name
-                ));
-            }
-            return Ok(inst);
-        }
-        let matching: Vec<&ToolJetInstance> = self
-            .instances
-            .iter()
-            .filter(|i| {
-                i.spec.environment == app.spec.environment
-                    && namespace_of(i.metadata.namespace.as_deref()) == ns
-            })
-            .collect();
-        match matching.as_slice() {
-            [one] => Ok(one),
-            [] => Err(format!(
-                "no ToolJetInstance for environment {} in namespace {ns:?}; add one, or set instanceRef",
-                app.spec.environment
-            )),
-            many => Err(format!(
-                "{} ToolJetInstances for environment {} in namespace {ns:?}; set instanceRef to pick one",
-                many.len(),
-                app.spec.environment
-            )),
-        }
+        crate::api::select_instance(app, &ns, &self.instances, DEFAULT_NAMESPACE)
+            .map_err(|e| e.to_string())
     }
 }
 

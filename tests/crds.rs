@@ -91,15 +91,20 @@ fn crds_yaml_reads_back_as_two_crds() {
 }
 
 #[test]
-fn commands_not_built_yet_say_so_and_fail() {
+fn run_without_a_cluster_configuration_fails_and_says_what_to_set() {
+    let home = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_tooljet-operator"))
         .arg("run")
+        .env("HOME", home.path())
+        .env("KUBECONFIG", home.path().join("absent"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
         .output()
         .expect("binary runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("`run` is not implemented yet (issue 6)"),
+        stderr.contains("set KUBECONFIG or run in a cluster"),
         "{stderr}"
     );
 }

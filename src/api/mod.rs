@@ -3,6 +3,7 @@
 
 mod app_import;
 mod instance;
+mod matching;
 mod shared;
 #[cfg(test)]
 mod validation_tests;
@@ -16,6 +17,7 @@ pub use instance::{
     AuthMethod, InstanceAuth, SecretAuth, SecretKeyAuth, TlsConfig, ToolJetInstance,
     ToolJetInstanceSpec, ToolJetInstanceStatus,
 };
+pub use matching::{InstanceChoiceError, select_instance};
 pub use shared::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, Environment,
     FINALIZER, GROUP, SecretKeyRef, SecretRef, VERSION,

@@ -1,3 +1,265 @@
-//! The Kubernetes controller (`tooljet-operator run`).
+//! The Kubernetes controller (`tooljet-operator run`): one controller for AppImports, one for
+//! ToolJetInstances, on kube-runtime. It needs only the API server (in-cluster config or a
+//! kubeconfig), no pods of its own, and never stores app JSON in etcd.
+//!
+//! - [`conditions`]: kstatus conditions from the engine's report (pure).
+//! - [`resolve`]: instance matching, tenancy, Secrets and ToolJet clients.
+//! - [`app_import`]: the AppImport reconcile, finalizer, Events and backoff.
+//! - [`instance`]: the ToolJetInstance reconcile (login and reachability).
+//! - [`watch`]: which AppImports a change to an instance or Secret re-enqueues.
 
+pub mod app_import;
 pub mod conditions;
+pub mod instance;
+pub mod resolve;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
+use kube::{Client, Resource, ResourceExt};
+use tracing::{error, info, warn};
+
+use crate::api::{AppImport, ToolJetInstance};
+use crate::source::{CacheConfig, SourceCache};
+use crate::sync::Engine;
+
+/// How `run` is configured (from `tooljet-operator run` flags).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Watch only this namespace; `None` watches all namespaces.
+    pub namespace: Option<String>,
+    /// How many AppImports are reconciled at the same time (at least 1).
+    pub concurrency: u16,
+    /// Directory of the shared git mirrors.
+    pub cache_dir: PathBuf,
+    /// Apply the CRDs with server-side apply before starting.
+    pub install_crds: bool,
+}
+
+/// Errors of the controller layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("Kubernetes API: {0}; check the operator's RBAC and that the API server is reachable")]
+    Kube(#[source] kube::Error),
+    #[error("{0}")]
+    InvalidObject(String),
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<ControllerError>>),
+    #[error("cleanup on deletion failed: {0}")]
+    Cleanup(String),
+    #[error(
+        "cannot install CRD {name}: {source}; the operator needs create/patch on customresourcedefinitions, or install crds/ with kubectl and run without --install-crds"
+    )]
+    InstallCrd {
+        name: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "CRD {name} was applied but did not become Established within {seconds}s; check `kubectl describe crd {name}`"
+    )]
+    CrdNotEstablished { name: String, seconds: u64 },
+}
+
+/// Runs both controllers until SIGTERM or Ctrl-C, then lets running reconciles finish.
+pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError> {
+    if opts.install_crds {
+        install_crds(&client).await?;
+    }
+    let (apps, instances, secrets) = match &opts.namespace {
+        Some(ns) => (
+            Api::<AppImport>::namespaced(client.clone(), ns),
+            Api::<ToolJetInstance>::namespaced(client.clone(), ns),
+            Api::<Secret>::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
+    };
+    let shutdown = shutdown_signal();
+
+    // Both controllers write their own status; reacting to those writes would loop (status
+    // carries lastSyncTime). Spec (generation), annotations, finalizers and deletion re-enqueue.
+    let (instance_store, writer) = reflector::store();
+    let instance_changes = watcher::watcher(instances.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation::<ToolJetInstance>.combine(being_deleted::<ToolJetInstance>),
+            PredicateConfig::default(),
+        );
+    let instance_controller = Controller::for_stream(instance_changes, instance_store.clone());
+    let instance_store_for_secrets = instance_store.clone();
+    let instance_controller = instance_controller
+        .watches(secrets.clone(), watcher::Config::default(), move |secret| {
+            watch::instances_using_secret(&instance_store_for_secrets.state(), &secret)
+        })
+        .graceful_shutdown_on(shutdown.clone());
+
+    let (app_store, writer) = reflector::store();
+    let app_changes = watcher::watcher(apps, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation::<AppImport>
+                .combine(predicates::annotations::<AppImport>)
+                .combine(predicates::finalizers::<AppImport>)
+                .combine(being_deleted::<AppImport>),
+            PredicateConfig::default(),
+        );
+    let app_controller = Controller::for_stream(app_changes, app_store.clone())
+        .with_config(ControllerConfig::default().concurrency(opts.concurrency.max(1)));
+    let (apps_for_instances, apps_for_secrets) = (app_store.clone(), app_store);
+    let instances_for_secrets = instance_store.clone();
+    let app_controller = app_controller
+        .watches(instances, watcher::Config::default(), move |inst| {
+            watch::apps_using_instance(&apps_for_instances.state(), &inst)
+        })
+        .watches(secrets, watcher::Config::default(), move |secret| {
+            watch::apps_using_secret(
+                &apps_for_secrets.state(),
+                &instances_for_secrets.state(),
+                &secret,
+            )
+        })
+        .graceful_shutdown_on(shutdown);
+
+    let reporter = Reporter {
+        controller: "tooljet-operator".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let engine = Engine::new(SourceCache::new(CacheConfig {
+        dir: opts.cache_dir.clone(),
+        ..CacheConfig::default()
+    }));
+    let app_ctx = Arc::new(app_import::Context::new(
+        client.clone(),
+        engine,
+        Recorder::new(client.clone(), reporter),
+        instance_store,
+    ));
+    let instance_ctx = Arc::new(instance::InstanceContext {
+        client: client.clone(),
+    });
+    info!(
+        namespace = opts.namespace.as_deref().unwrap_or("<all>"),
+        concurrency = opts.concurrency,
+        "controllers starting"
+    );
+
+    let apps_done = app_controller
+        .run(app_import::reconcile, app_import::error_policy, app_ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "AppImport controller");
+            }
+        });
+    let instances_done = instance_controller
+        .run(instance::reconcile, instance::error_policy, instance_ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                warn!(%error, "ToolJetInstance controller");
+            }
+        });
+    futures::join!(apps_done, instances_done);
+    info!("controllers stopped");
+    Ok(())
+}
+
+/// Resolves on the first SIGTERM or Ctrl-C; shared by both controllers.
+fn shutdown_signal() -> Shared<BoxFuture<'static, ()>> {
+    async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(error) => {
+                    error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops gracefully");
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        info!("shutdown requested: finishing running reconciles");
+    }
+    .boxed()
+    .shared()
+}
+
+const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Server-side applies both CRDs and waits until the API server serves them.
+pub async fn install_crds(client: &Client) -> Result<(), ControllerError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(app_import::FIELD_MANAGER).force();
+    for crd in crate::api::crds() {
+        let name = crd.name_any();
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .map_err(|source| ControllerError::InstallCrd {
+                name: name.clone(),
+                source,
+            })?;
+        info!(crd = %name, "CRD applied");
+        let deadline = tokio::time::Instant::now() + CRD_ESTABLISH_TIMEOUT;
+        loop {
+            let current = api
+                .get(&name)
+                .await
+                .map_err(|source| ControllerError::InstallCrd {
+                    name: name.clone(),
+                    source,
+                })?;
+            if is_established(&current) {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ControllerError::CrdNotEstablished {
+                    name,
+                    seconds: CRD_ESTABLISH_TIMEOUT.as_secs(),
+                });
+            }
+            // Poll interval while the API server registers the new types.
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+    Ok(())
+}
+
+/// Predicate: changes when deletion starts (a deletionTimestamp does not always bump generation).
+fn being_deleted<K: Resource>(obj: &K) -> Option<u64> {
+    Some(u64::from(obj.meta().deletion_timestamp.is_some()))
+}
+
+fn is_established(crd: &CustomResourceDefinition) -> bool {
+    crd.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+}

@@ -1,0 +1,488 @@
+//! Reconcile of one AppImport: resolve its instance and Secrets, run the sync engine, write status
+//! (server-side apply on the status subresource, field manager `tooljet-operator`), publish Events.
+//!
+//! Requeue: at `spec.interval` after success and after failures that need the user (Stalled);
+//! failures that retrying can fix back off per object, 5s doubling to 5m, reset on success.
+//!
+//! Deletion: the finalizer `gitops.tooljet.dev/finalizer` applies `deletionPolicy` through
+//! `Engine::release`. It never blocks deletion forever:
+//! - when the ToolJetInstance (or its Secret) no longer exists, ToolJet cannot be reached for good:
+//!   the finalizer is released with a Warning Event `CleanupSkipped` (apps stay in ToolJet);
+//! - when ToolJet is unreachable and will not come back, set the annotation
+//!   `gitops.tooljet.dev/skip-finalizer-cleanup: "true"` on the AppImport: the finalizer is released
+//!   without touching ToolJet (same Event).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::Store;
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::ControllerError;
+use super::conditions::{self, preflight_report};
+use super::resolve::{ClientCache, Refusal, read_secrets, select_instance};
+use crate::api::{
+    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, AppImport,
+    AppImportStatus, DeletionPolicy, FINALIZER, ToolJetInstance,
+};
+use crate::sync::{
+    self, Checkpoint, Engine, ImportKey, Mode, Report, SyncOutcome, SyncRequest, git_credentials,
+};
+
+/// Field manager of every server-side apply the operator makes.
+pub const FIELD_MANAGER: &str = "tooljet-operator";
+/// Annotation: `"true"` releases the finalizer without touching ToolJet (ToolJet gone for good).
+pub const ANNOTATION_SKIP_CLEANUP: &str = "gitops.tooljet.dev/skip-finalizer-cleanup";
+
+const BACKOFF_START: Duration = Duration::from_secs(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Shared by all reconciles of the AppImport controller.
+pub struct Context {
+    pub client: Client,
+    pub engine: Engine,
+    pub recorder: Recorder,
+    /// All ToolJetInstances (the instance controller's reflector).
+    pub instances: Store<ToolJetInstance>,
+    pub clients: ClientCache,
+    backoff: Backoff,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        engine: Engine,
+        recorder: Recorder,
+        instances: Store<ToolJetInstance>,
+    ) -> Self {
+        Context {
+            client,
+            engine,
+            recorder,
+            instances,
+            clients: ClientCache::default(),
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// Per-object exponential backoff (kube-runtime requeues failures at a fixed delay only).
+#[derive(Default)]
+pub struct Backoff(Mutex<HashMap<String, Duration>>);
+
+impl Backoff {
+    /// The next delay for `key`: 5s, 10s, 20s, ... up to 5m.
+    pub fn next(&self, key: &str) -> Duration {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let delay = map
+            .get(key)
+            .map_or(BACKOFF_START, |d| (*d * 2).min(BACKOFF_MAX));
+        map.insert(key.to_owned(), delay);
+        delay
+    }
+
+    pub fn reset(&self, key: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+}
+
+fn object_key(obj: &AppImport) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// The controller's reconcile function.
+pub async fn reconcile(obj: Arc<AppImport>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    let ns = obj
+        .namespace()
+        .ok_or_else(|| ControllerError::InvalidObject("AppImport without a namespace".into()))?;
+    let api: Api<AppImport> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => apply(&api, &obj, &ctx).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| ControllerError::Finalizer(Box::new(e)))
+}
+
+/// Requeue after a failure that escaped reconcile (API server errors): backoff per object.
+pub fn error_policy(obj: Arc<AppImport>, error: &ControllerError, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.next(&object_key(&obj));
+    warn!(appimport = %object_key(&obj), %error, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+async fn apply(
+    api: &Api<AppImport>,
+    obj: &AppImport,
+    ctx: &Context,
+) -> Result<Action, ControllerError> {
+    let key = object_key(obj);
+    let interval = match obj.spec.interval_duration() {
+        Ok(d) => d,
+        Err(e) => {
+            // The CRD rejects such intervals; an old object may still carry one.
+            let report = preflight_report("InvalidSpec", e.to_string(), false);
+            write_status(api, obj, obj.status.clone().unwrap_or_default(), &report).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let previous = obj.status.clone().unwrap_or_default();
+    if obj.spec.suspend {
+        let mut status = previous.clone();
+        status.conditions = conditions::suspended(
+            &previous.conditions,
+            obj.meta().generation,
+            Timestamp::now(),
+        );
+        status.last_handled_reconcile_at = requested_at(obj).or(status.last_handled_reconcile_at);
+        patch_status(api, obj, &status).await?;
+        ctx.backoff.reset(&key);
+        return Ok(Action::await_change());
+    }
+
+    let outcome = match run_engine(obj, ctx, api).await {
+        Ok(outcome) => outcome,
+        Err(refusal) => {
+            let report = preflight_report(refusal.reason, &refusal.message, refusal.retryable);
+            write_status(api, obj, previous, &report).await?;
+            publish(
+                ctx,
+                obj,
+                EventType::Warning,
+                &report.reason,
+                &report.message,
+            )
+            .await;
+            return Ok(requeue(ctx, &key, &report, interval));
+        }
+    };
+    write_status(api, obj, outcome.state.clone(), &outcome.report).await?;
+    publish_outcome(ctx, obj, &previous, &outcome).await;
+    Ok(requeue(ctx, &key, &outcome.report, interval))
+}
+
+/// Success and Stalled wait `interval`; only retryable failures back off.
+fn requeue(ctx: &Context, key: &str, report: &Report, interval: Duration) -> Action {
+    if !report.ready && report.retryable && !report.stalled {
+        Action::requeue(ctx.backoff.next(key))
+    } else {
+        ctx.backoff.reset(key);
+        Action::requeue(interval)
+    }
+}
+
+async fn run_engine(
+    obj: &AppImport,
+    ctx: &Context,
+    api: &Api<AppImport>,
+) -> Result<SyncOutcome, Refusal> {
+    let ns = obj.namespace().unwrap_or_default();
+    let instance = resolve_instance(obj, ctx).await?;
+    let tooljet = ctx.clients.client_for(&ctx.client, &instance).await?;
+    let git_secret: Vec<String> = obj
+        .spec
+        .source
+        .secret_ref
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
+    // Git credentials only from the AppImport's own namespace (tenancy).
+    let (secrets, _) = read_secrets(&ctx.client, &ns, &git_secret).await?;
+    let creds =
+        git_credentials(git_secret.first().map(String::as_str), &secrets).map_err(|e| Refusal {
+            reason: e.reason(),
+            message: e.to_string(),
+            retryable: false,
+        })?;
+    let key = ImportKey::new(ns, obj.name_any());
+    let state = obj.status.clone().unwrap_or_default();
+    let checkpoint = StatusCheckpoint {
+        api: api.clone(),
+        obj,
+        conditions: state.conditions.clone(),
+    };
+    let annotations = obj.annotations();
+    let request = SyncRequest {
+        key: &key,
+        spec: &obj.spec,
+        instance: &instance.spec,
+        generation: obj.meta().generation,
+        approve: annotations.get(ANNOTATION_APPROVE).map(String::as_str),
+        force_pull: annotations.get(ANNOTATION_FORCE_PULL).map(String::as_str),
+        git_credentials: &creds,
+        state,
+    };
+    Ok(ctx
+        .engine
+        .sync(request, &tooljet, Mode::Apply, &checkpoint)
+        .await)
+}
+
+async fn resolve_instance(obj: &AppImport, ctx: &Context) -> Result<Arc<ToolJetInstance>, Refusal> {
+    // Before the first list completes the store is empty: waiting avoids a false InstanceNotFound.
+    ctx.instances
+        .wait_until_ready()
+        .await
+        .map_err(|e| Refusal {
+            reason: "InstancesNotListed",
+            message: format!("the ToolJetInstance watch is not running ({e}); retrying"),
+            retryable: true,
+        })?;
+    let all = ctx.instances.state();
+    let ns = obj.namespace().unwrap_or_default();
+    select_instance(obj, &ns, &all).cloned()
+}
+
+/// Saves the engine's state mid-run, so a crash never forgets an app it created. The conditions
+/// of the last full write are sent again: server-side apply would drop fields the manager omits.
+struct StatusCheckpoint<'a> {
+    api: Api<AppImport>,
+    obj: &'a AppImport,
+    conditions: Vec<Condition>,
+}
+
+impl Checkpoint for StatusCheckpoint<'_> {
+    fn save<'a>(&'a self, state: &'a AppImportStatus) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mut status = state.clone();
+            status.conditions = self.conditions.clone();
+            patch_status(&self.api, self.obj, &status)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Writes `state` with the conditions computed from `report`.
+async fn write_status(
+    api: &Api<AppImport>,
+    obj: &AppImport,
+    mut status: AppImportStatus,
+    report: &Report,
+) -> Result<(), ControllerError> {
+    let previous = obj
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    status.conditions =
+        conditions::from_report(&previous, report, obj.meta().generation, Timestamp::now());
+    status.last_handled_reconcile_at = requested_at(obj).or(status.last_handled_reconcile_at);
+    patch_status(api, obj, &status).await
+}
+
+fn requested_at(obj: &AppImport) -> Option<String> {
+    obj.annotations()
+        .get(ANNOTATION_RECONCILE_REQUESTED_AT)
+        .cloned()
+}
+
+/// The status as a server-side apply patch: apiVersion, kind and status only (the engine's
+/// state holds references to the app, never its JSON).
+pub fn status_patch(status: &AppImportStatus) -> serde_json::Value {
+    json!({
+        "apiVersion": AppImport::api_version(&()),
+        "kind": AppImport::kind(&()),
+        "status": status,
+    })
+}
+
+async fn patch_status(
+    api: &Api<AppImport>,
+    obj: &AppImport,
+    status: &AppImportStatus,
+) -> Result<(), ControllerError> {
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(
+        &obj.name_any(),
+        &params,
+        &Patch::Apply(status_patch(status)),
+    )
+    .await
+    .map(|_| ())
+    .map_err(ControllerError::Kube)
+}
+
+async fn publish(ctx: &Context, obj: &AppImport, type_: EventType, reason: &str, note: &str) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(event_note(note)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        // An Event is informative; status already says the same.
+        warn!(appimport = %object_key(obj), %error, "could not publish an Event");
+    }
+}
+
+/// The Events API limits notes to 1kB: cut on a character boundary.
+fn event_note(note: &str) -> String {
+    let mut end = note.len().min(1000);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note[..end].to_owned()
+}
+
+/// Events for what a sync did: Imported / Updated on a new app version, DriftCorrected,
+/// and a Warning with the condition reason (LocalChanges, NameConflict, ...) on failure.
+async fn publish_outcome(
+    ctx: &Context,
+    obj: &AppImport,
+    previous: &AppImportStatus,
+    outcome: &SyncOutcome,
+) {
+    let report = &outcome.report;
+    let imported = outcome
+        .actions
+        .iter()
+        .any(|a| matches!(a, sync::Action::Import { .. }));
+    if imported && report.ready {
+        let reason = if previous.app.is_some() {
+            "Updated"
+        } else {
+            "Imported"
+        };
+        info!(appimport = %object_key(obj), reason, "app written to ToolJet");
+        publish(ctx, obj, EventType::Normal, reason, &report.message).await;
+    }
+    if let Some(drift) = &report.drift
+        && drift.corrected
+    {
+        publish(
+            ctx,
+            obj,
+            EventType::Normal,
+            "DriftCorrected",
+            &drift.message,
+        )
+        .await;
+    }
+    if !report.ready {
+        publish(
+            ctx,
+            obj,
+            EventType::Warning,
+            &report.reason,
+            &report.message,
+        )
+        .await;
+    }
+}
+
+async fn cleanup(obj: &AppImport, ctx: &Context) -> Result<Action, ControllerError> {
+    let result = cleanup_inner(obj, ctx).await;
+    if result.is_ok() {
+        // The object is going: forget its backoff.
+        ctx.backoff.reset(&object_key(obj));
+    }
+    result
+}
+
+async fn cleanup_inner(obj: &AppImport, ctx: &Context) -> Result<Action, ControllerError> {
+    let skip = obj
+        .annotations()
+        .get(ANNOTATION_SKIP_CLEANUP)
+        .is_some_and(|v| v == "true");
+    if skip {
+        let note = format!(
+            "annotation {ANNOTATION_SKIP_CLEANUP} is \"true\": deletionPolicy not applied, apps left in ToolJet"
+        );
+        publish(ctx, obj, EventType::Warning, "CleanupSkipped", &note).await;
+        return Ok(Action::await_change());
+    }
+    let instance = match resolve_instance(obj, ctx).await {
+        Ok(i) => i,
+        Err(r) if !r.retryable => {
+            // No instance any more: nothing can ever reach that ToolJet through this AppImport.
+            let note = format!(
+                "{}; deletionPolicy not applied, apps left in ToolJet",
+                r.message
+            );
+            publish(ctx, obj, EventType::Warning, "CleanupSkipped", &note).await;
+            return Ok(Action::await_change());
+        }
+        Err(r) => return Err(ControllerError::Cleanup(r.message)),
+    };
+    let tooljet = match ctx.clients.client_for(&ctx.client, &instance).await {
+        Ok(c) => c,
+        Err(r) if r.reason == "SecretNotFound" => {
+            let note = format!(
+                "{}; deletionPolicy not applied, apps left in ToolJet",
+                r.message
+            );
+            publish(ctx, obj, EventType::Warning, "CleanupSkipped", &note).await;
+            return Ok(Action::await_change());
+        }
+        Err(r) => return Err(ControllerError::Cleanup(r.message)),
+    };
+    let key = ImportKey::new(obj.namespace().unwrap_or_default(), obj.name_any());
+    let state = obj.status.clone().unwrap_or_default();
+    let delete_app = obj.spec.deletion_policy == DeletionPolicy::Delete;
+    match ctx
+        .engine
+        .release(&key, delete_app, &state, &tooljet, Mode::Apply)
+        .await
+    {
+        Ok(actions) => {
+            info!(appimport = %object_key(obj), deleted = actions.len(), delete_app, "released");
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            let message = format!(
+                "{e}; the AppImport stays until this succeeds. If ToolJet is gone for good, set the annotation {ANNOTATION_SKIP_CLEANUP}: \"true\""
+            );
+            publish(ctx, obj, EventType::Warning, "CleanupFailed", &message).await;
+            Err(ControllerError::Cleanup(message))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_five_minutes_and_resets() {
+        let b = Backoff::default();
+        let seq: Vec<u64> = (0..8).map(|_| b.next("ns/a").as_secs()).collect();
+        assert_eq!(seq, vec![5, 10, 20, 40, 80, 160, 300, 300]);
+        assert_eq!(b.next("ns/other").as_secs(), 5, "per object");
+        b.reset("ns/a");
+        assert_eq!(b.next("ns/a").as_secs(), 5);
+    }
+
+    #[test]
+    fn event_notes_stay_under_one_kilobyte_on_a_char_boundary() {
+        let note = event_note(&"é".repeat(800));
+        assert!(note.len() <= 1000 && note.len() >= 998);
+        assert_eq!(event_note("short"), "short");
+    }
+
+    #[test]
+    fn status_patch_carries_type_and_status_only() {
+        let status = AppImportStatus {
+            last_applied_hash: Some("h".into()),
+            ..Default::default()
+        };
+        let v = status_patch(&status);
+        assert_eq!(v["apiVersion"], "gitops.tooljet.dev/v1alpha1");
+        assert_eq!(v["kind"], "AppImport");
+        assert_eq!(v["status"]["lastAppliedHash"], "h");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(3));
+    }
+}

@@ -1,0 +1,226 @@
+//! What an AppImport needs before the engine can run: its ToolJetInstance (environment matching
+//! or `instanceRef`, with `allowedNamespaces` tenancy), the Secrets it may read, and a ToolJet
+//! client (cached per instance and Secret version).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use crate::api::{AppImport, AuthMethod, ToolJetInstance, ToolJetInstanceSpec};
+use crate::sync::{Secrets, tooljet_config};
+use crate::tooljet::ToolJetClient;
+
+/// Why an AppImport cannot run yet; each carries the condition reason and a message saying what
+/// to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+    /// Retrying without a user change may help (an API server hiccup, not a missing object).
+    pub retryable: bool,
+}
+
+impl Refusal {
+    fn stalled(reason: &'static str, message: String) -> Self {
+        Refusal {
+            reason,
+            message,
+            retryable: false,
+        }
+    }
+}
+
+/// The instance an AppImport in `app_ns` targets among `instances` (see
+/// [`crate::api::select_instance`]), as a refusal the controller reports when there is none.
+pub fn select_instance<'a>(
+    app: &AppImport,
+    app_ns: &str,
+    instances: &'a [Arc<ToolJetInstance>],
+) -> Result<&'a Arc<ToolJetInstance>, Refusal> {
+    let chosen =
+        crate::api::select_instance(app, app_ns, instances.iter().map(|i| i.as_ref()), app_ns)
+            .map_err(|e| Refusal::stalled(e.reason(), e.to_string()))?;
+    instances
+        .iter()
+        .find(|i| std::ptr::eq(i.as_ref(), chosen))
+        .ok_or_else(|| {
+            Refusal::stalled(
+                "InstanceNotFound",
+                "the chosen instance vanished; retrying".into(),
+            )
+        })
+}
+
+/// Names of the Secrets an instance reads (auth, and the CA when set), in its own namespace.
+pub fn instance_secret_names(spec: &ToolJetInstanceSpec) -> Vec<String> {
+    let mut names = Vec::new();
+    match spec.auth.method() {
+        Some(AuthMethod::AdminApiKey(r)) | Some(AuthMethod::ExternalToken(r)) => {
+            names.push(r.name.clone())
+        }
+        Some(AuthMethod::Password(r)) => names.push(r.name.clone()),
+        None => {}
+    }
+    if let Some(ca) = spec.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
+        names.push(ca.name.clone());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Reads the named Secrets of one namespace. Returns them with a fingerprint of their
+/// resourceVersions (so a rotated Secret yields a new client). A missing Secret is a refusal.
+pub async fn read_secrets(
+    client: &Client,
+    namespace: &str,
+    names: &[String],
+) -> Result<(Secrets, String), Refusal> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut secrets = Secrets::new();
+    let mut versions = String::new();
+    for name in names {
+        let secret = api.get_opt(name).await.map_err(|e| Refusal {
+            reason: "SecretUnreadable",
+            message: format!(
+                "cannot read Secret {namespace}/{name}: {e}; check that the operator may get Secrets there"
+            ),
+            retryable: true,
+        })?;
+        let Some(secret) = secret else {
+            return Err(Refusal::stalled(
+                "SecretNotFound",
+                format!("Secret {namespace}/{name} not found; create it in namespace {namespace}"),
+            ));
+        };
+        versions.push_str(&secret.resource_version().unwrap_or_default());
+        versions.push(',');
+        let data: BTreeMap<String, Vec<u8>> = secret
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.0))
+            .collect();
+        secrets.insert(name.clone(), data);
+    }
+    Ok((secrets, versions))
+}
+
+/// ToolJet clients by instance uid, instance resourceVersion and Secret versions: a client keeps
+/// its login session across reconciles, and any change to the instance or its Secrets builds a
+/// new one.
+#[derive(Default)]
+pub struct ClientCache {
+    clients: Mutex<HashMap<String, (String, Arc<ToolJetClient>)>>,
+}
+
+impl ClientCache {
+    /// The client for `instance`, reading its Secrets from the instance's namespace.
+    pub async fn client_for(
+        &self,
+        kube: &Client,
+        instance: &ToolJetInstance,
+    ) -> Result<Arc<ToolJetClient>, Refusal> {
+        let ns = instance.namespace().unwrap_or_default();
+        let (secrets, secret_versions) =
+            read_secrets(kube, &ns, &instance_secret_names(&instance.spec)).await?;
+        let uid = instance
+            .uid()
+            .unwrap_or_else(|| format!("{ns}/{}", instance.name_any()));
+        let version = format!(
+            "{}/{secret_versions}",
+            instance.resource_version().unwrap_or_default()
+        );
+        if let Some((v, c)) = self.lock().get(&uid)
+            && *v == version
+        {
+            return Ok(c.clone());
+        }
+        let config = tooljet_config(&instance.spec, &secrets)
+            .map_err(|e| Refusal::stalled(e.reason(), e.to_string()))?;
+        let client = Arc::new(ToolJetClient::new(config).map_err(|e| {
+            Refusal::stalled(
+                "ToolJetConfigInvalid",
+                format!("{e}; fix the ToolJetInstance"),
+            )
+        })?);
+        self.lock().insert(uid, (version, client.clone()));
+        Ok(client)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Arc<ToolJetClient>)>> {
+        self.clients.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(ns: &str, name: &str, yaml: &str) -> Arc<ToolJetInstance> {
+        let mut i: ToolJetInstance = serde_saphyr::from_str(yaml).expect("instance parses");
+        i.metadata.namespace = Some(ns.into());
+        i.metadata.name = Some(name.into());
+        Arc::new(i)
+    }
+
+    const STAGING: &str = "apiVersion: gitops.tooljet.dev/v1alpha1\nkind: ToolJetInstance\nmetadata: {}\nspec:\n  url: http://tj\n  environment: staging\n  workspaceId: w\n  auth: {adminApiKey: {secretRef: {name: tj, key: k}}}\n";
+
+    fn app(ns: &str, extra: &str) -> AppImport {
+        let yaml = format!(
+            "apiVersion: gitops.tooljet.dev/v1alpha1\nkind: AppImport\nmetadata: {{name: a, namespace: {ns}}}\nspec:\n  environment: staging\n  source: {{url: 'file:///r', ref: {{branch: main}}, app: x}}\n{extra}"
+        );
+        serde_saphyr::from_str(&yaml).expect("app parses")
+    }
+
+    #[test]
+    fn environment_matching_picks_the_one_instance_in_the_namespace() {
+        let list = vec![
+            instance("team", "tj", STAGING),
+            instance("other", "tj2", STAGING),
+        ];
+        let got = select_instance(&app("team", ""), "team", &list).expect("found");
+        assert_eq!(got.name_any(), "tj");
+    }
+
+    #[test]
+    fn none_or_several_instances_are_refused_with_a_hint() {
+        let e = select_instance(&app("team", ""), "team", &[]).unwrap_err();
+        assert_eq!(e.reason, "InstanceNotFound");
+        assert!(e.message.contains("instanceRef") && !e.retryable);
+        let list = vec![
+            instance("team", "a", STAGING),
+            instance("team", "b", STAGING),
+        ];
+        let e = select_instance(&app("team", ""), "team", &list).unwrap_err();
+        assert_eq!(e.reason, "SeveralInstances");
+        assert!(e.message.contains("2 ToolJetInstances"), "{}", e.message);
+    }
+
+    #[test]
+    fn instance_ref_across_namespaces_needs_allowed_namespaces() {
+        let refd = "  instanceRef: {name: shared, namespace: platform}\n";
+        let list = vec![instance("platform", "shared", STAGING)];
+        let e = select_instance(&app("team", refd), "team", &list).unwrap_err();
+        assert_eq!(e.reason, "NamespaceNotAllowed");
+        assert!(e.message.contains("allowedNamespaces"));
+
+        let allowed = format!("{STAGING}  allowedNamespaces: [team]\n");
+        let list = vec![instance("platform", "shared", &allowed)];
+        let got = select_instance(&app("team", refd), "team", &list).expect("allowed");
+        assert_eq!(got.name_any(), "shared");
+    }
+
+    #[test]
+    fn instance_secret_names_cover_auth_and_ca() {
+        let yaml = format!(
+            "{}  tls: {{caSecretRef: {{name: ca, key: ca.crt}}}}\n",
+            STAGING
+        );
+        let i = instance("ns", "i", &yaml);
+        assert_eq!(instance_secret_names(&i.spec), vec!["ca", "tj"]);
+    }
+}

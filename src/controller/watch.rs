@@ -1,0 +1,166 @@
+//! Which objects a change re-enqueues: AppImports that use a ToolJetInstance or a Secret, and
+//! ToolJetInstances that use a Secret. Matching is by reference, not by resolution, so a deleted
+//! instance still re-enqueues the AppImports that pointed at it (they then report InstanceNotFound).
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use super::resolve::instance_secret_names;
+use crate::api::{AppImport, ToolJetInstance};
+
+/// True when `app` targets `instance`: through `instanceRef`, or by environment in its namespace.
+pub fn app_uses_instance(app: &AppImport, instance: &ToolJetInstance) -> bool {
+    let app_ns = app.namespace().unwrap_or_default();
+    let inst_ns = instance.namespace().unwrap_or_default();
+    match &app.spec.instance_ref {
+        Some(r) => {
+            r.name == instance.name_any() && r.namespace.as_deref().unwrap_or(&app_ns) == inst_ns
+        }
+        None => app_ns == inst_ns && app.spec.environment == instance.spec.environment,
+    }
+}
+
+/// AppImports to re-enqueue when `instance` changes.
+pub fn apps_using_instance(
+    apps: &[Arc<AppImport>],
+    instance: &ToolJetInstance,
+) -> Vec<ObjectRef<AppImport>> {
+    apps.iter()
+        .filter(|a| app_uses_instance(a, instance))
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .collect()
+}
+
+fn instance_uses_secret(instance: &ToolJetInstance, secret: &Secret) -> bool {
+    instance.namespace() == secret.namespace()
+        && instance_secret_names(&instance.spec).contains(&secret.name_any())
+}
+
+/// ToolJetInstances to re-check when `secret` changes.
+pub fn instances_using_secret(
+    instances: &[Arc<ToolJetInstance>],
+    secret: &Secret,
+) -> Vec<ObjectRef<ToolJetInstance>> {
+    instances
+        .iter()
+        .filter(|i| instance_uses_secret(i, secret))
+        .map(|i| ObjectRef::from_obj(i.as_ref()))
+        .collect()
+}
+
+/// AppImports to re-enqueue when `secret` changes: those whose git secretRef names it, and those
+/// whose instance reads it.
+pub fn apps_using_secret(
+    apps: &[Arc<AppImport>],
+    instances: &[Arc<ToolJetInstance>],
+    secret: &Secret,
+) -> Vec<ObjectRef<AppImport>> {
+    let users: Vec<&Arc<ToolJetInstance>> = instances
+        .iter()
+        .filter(|i| instance_uses_secret(i, secret))
+        .collect();
+    apps.iter()
+        .filter(|a| {
+            let git = a.namespace() == secret.namespace()
+                && a.spec.source.secret_ref.as_ref().map(|r| r.name.as_str())
+                    == Some(secret.name_any().as_str());
+            git || users.iter().any(|i| app_uses_instance(a, i))
+        })
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn app(ns: &str, name: &str, extra: serde_json::Value) -> Arc<AppImport> {
+        let mut spec = json!({"environment": "staging",
+            "source": {"url": "file:///r", "ref": {"branch": "main"}, "app": "x"}});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        Arc::new(
+            serde_json::from_value(
+                json!({"apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
+                "metadata": {"name": name, "namespace": ns}, "spec": spec}),
+            )
+            .expect("app"),
+        )
+    }
+
+    fn inst(ns: &str, name: &str, env: &str) -> Arc<ToolJetInstance> {
+        Arc::new(
+            serde_json::from_value(
+                json!({"apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"url": "http://tj", "environment": env, "workspaceId": "w",
+                         "auth": {"adminApiKey": {"secretRef": {"name": "tj-key", "key": "k"}}}}}),
+            )
+            .expect("instance"),
+        )
+    }
+
+    fn secret(ns: &str, name: &str) -> Secret {
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns}}))
+            .expect("secret")
+    }
+
+    fn names(refs: Vec<ObjectRef<AppImport>>) -> Vec<String> {
+        let mut n: Vec<String> = refs.into_iter().map(|r| r.name).collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn instance_change_enqueues_matching_and_referring_apps_only() {
+        let apps = vec![
+            app("team", "by-env", json!({})),
+            app("team", "prod", json!({"environment": "production"})),
+            app(
+                "other",
+                "by-ref",
+                json!({"instanceRef": {"name": "tj", "namespace": "team"}}),
+            ),
+            app("other", "by-env-elsewhere", json!({})),
+        ];
+        let got = names(apps_using_instance(&apps, &inst("team", "tj", "staging")));
+        assert_eq!(got, vec!["by-env", "by-ref"]);
+    }
+
+    #[test]
+    fn secret_change_enqueues_git_and_instance_users() {
+        let apps = vec![
+            app(
+                "team",
+                "git-user",
+                json!({"environment": "production",
+                "source": {"url": "file:///r", "ref": {"branch": "main"}, "app": "x", "secretRef": {"name": "git"}}}),
+            ),
+            app("team", "inst-user", json!({})),
+            app("other", "unrelated", json!({})),
+        ];
+        let instances = vec![inst("team", "tj", "staging")];
+        assert_eq!(
+            names(apps_using_secret(&apps, &instances, &secret("team", "git"))),
+            vec!["git-user"]
+        );
+        assert_eq!(
+            names(apps_using_secret(
+                &apps,
+                &instances,
+                &secret("team", "tj-key")
+            )),
+            vec!["inst-user"]
+        );
+        assert!(apps_using_secret(&apps, &instances, &secret("other", "tj-key")).is_empty());
+        assert_eq!(
+            instances_using_secret(&instances, &secret("team", "tj-key")).len(),
+            1
+        );
+    }
+}

@@ -1,0 +1,556 @@
+//! Request-shape tests of the AppImport controller against kube's tower-test mock API server:
+//! the finalizer is added with a JSON patch, status is written by server-side apply on the status
+//! subresource (never the app JSON), and Events go to events.k8s.io/v1. The ToolJet side is the
+//! real stand-in and the git side a real repository.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use git_fixtures::TestRepo;
+use git_fixtures::tooljet::CREDIT_CARD;
+use http::{Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use tooljet_operator::api::{AppImport, ToolJetInstance};
+use tooljet_operator::controller::app_import::{Context, reconcile};
+use tooljet_operator::source::{CacheConfig, SourceCache};
+use tooljet_operator::sync::Engine;
+use tooljet_standin::StandIn;
+
+const NS: &str = "team";
+const API_KEY: &str = "mock-test-key";
+const STATUS_PATH: &str = "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/appimports/a/status";
+
+/// One request the operator made.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    content_type: String,
+    body: String,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// A mock API server that answers with `respond` and records every request; it ends when the
+/// client is dropped.
+fn mock_api(
+    respond: impl Fn(&Seen) -> (StatusCode, Value) + Send + 'static,
+) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let content_type = request
+                .headers()
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let bytes = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .expect("request body");
+            let s = Seen {
+                method,
+                uri,
+                content_type,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            };
+            let (status, body) = respond(&s);
+            let response = Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                .expect("response");
+            send.send_response(response);
+            seen.push(s);
+        }
+        seen
+    });
+    (Client::new(service, "default"), server)
+}
+
+fn app_json(extra_meta: Value, extra_spec: Value, url: &str) -> Value {
+    let mut v = json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
+        "metadata": {"name": "a", "namespace": NS, "uid": "u-1", "generation": 2,
+                     "resourceVersion": "7", "finalizers": ["gitops.tooljet.dev/finalizer"]},
+        "spec": {"environment": "development",
+                 "source": {"url": url, "ref": {"branch": "master"}, "app": CREDIT_CARD.0}},
+    });
+    merge(&mut v["metadata"], extra_meta);
+    merge(&mut v["spec"], extra_spec);
+    v
+}
+
+fn merge(into: &mut Value, extra: Value) {
+    if let (Some(a), Value::Object(b)) = (into.as_object_mut(), extra) {
+        a.extend(b);
+    }
+}
+
+fn ready_store(
+    instances: Vec<ToolJetInstance>,
+) -> (reflector::Store<ToolJetInstance>, Writer<ToolJetInstance>) {
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for i in instances {
+        writer.apply_watcher_event(&watcher::Event::InitApply(i));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    (store, writer)
+}
+
+fn context(
+    client: Client,
+    store: reflector::Store<ToolJetInstance>,
+    cache_dir: &std::path::Path,
+) -> Arc<Context> {
+    let engine = Engine::new(SourceCache::new(CacheConfig {
+        dir: cache_dir.to_owned(),
+        ..CacheConfig::default()
+    }));
+    let reporter = Reporter {
+        controller: "tooljet-operator".into(),
+        instance: None,
+    };
+    Arc::new(Context::new(
+        client.clone(),
+        engine,
+        Recorder::new(client, reporter),
+        store,
+    ))
+}
+
+async fn finish(server: tokio::task::JoinHandle<Vec<Seen>>) -> Vec<Seen> {
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("mock API server finished (client dropped)")
+        .expect("mock API server did not panic")
+}
+
+fn echo_app(app: Value) -> impl Fn(&Seen) -> (StatusCode, Value) {
+    move |_| (StatusCode::OK, app.clone())
+}
+
+#[tokio::test]
+async fn finalizer_is_added_with_a_json_patch_on_the_object() {
+    let mut app = app_json(json!({}), json!({}), "file:///nowhere");
+    app["metadata"]["finalizers"] = json!([]);
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let (store, _writer) = ready_store(vec![]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    drop(ctx);
+    let seen = finish(server).await;
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    let patch = &seen[0];
+    assert_eq!(patch.method, "PATCH");
+    assert_eq!(
+        patch.uri,
+        "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/appimports/a?"
+    );
+    assert_eq!(patch.content_type, "application/json-patch+json");
+    let ops = patch.json();
+    let adds: Vec<&Value> = ops
+        .as_array()
+        .expect("json patch is a list")
+        .iter()
+        .filter(|op| op["op"] == "add")
+        .collect();
+    assert!(
+        adds.iter().any(|op| op["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/metadata/finalizers"))
+            && op["value"]
+                .to_string()
+                .contains("gitops.tooljet.dev/finalizer")),
+        "{ops}"
+    );
+}
+
+#[tokio::test]
+async fn missing_instance_is_stalled_by_ssa_status_and_a_warning_event() {
+    let app = app_json(
+        json!({"annotations": {"gitops.tooljet.dev/reconcile-requested-at": "now-1"}}),
+        json!({}),
+        "file:///nowhere",
+    );
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let (store, _writer) = ready_store(vec![]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    // Stalled waits for the interval (default 5m), no backoff.
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    drop(ctx);
+    let seen = finish(server).await;
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+
+    let status = &seen[0];
+    assert_eq!(status.method, "PATCH");
+    assert_eq!(
+        status.uri,
+        format!("{STATUS_PATH}?&force=true&fieldManager=tooljet-operator")
+    );
+    assert_eq!(status.content_type, "application/apply-patch+yaml");
+    let body = status.json();
+    assert_eq!(body["apiVersion"], "gitops.tooljet.dev/v1alpha1");
+    assert_eq!(body["kind"], "AppImport");
+    assert!(
+        body.get("spec").is_none() && body.get("metadata").is_none(),
+        "{body}"
+    );
+    assert_eq!(body["status"]["lastHandledReconcileAt"], "now-1");
+    let conditions = body["status"]["conditions"].as_array().expect("conditions");
+    let ready = conditions
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .expect("Ready");
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "InstanceNotFound");
+    assert_eq!(ready["observedGeneration"], 2);
+    assert!(
+        ready["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("instanceRef"))
+    );
+    let stalled = conditions
+        .iter()
+        .find(|c| c["type"] == "Stalled")
+        .expect("Stalled");
+    assert_eq!(stalled["status"], "True");
+
+    let event = &seen[1];
+    assert_eq!(event.method, "POST");
+    assert_eq!(event.uri, "/apis/events.k8s.io/v1/namespaces/team/events?");
+    let ev = event.json();
+    assert_eq!(ev["type"], "Warning");
+    assert_eq!(ev["reason"], "InstanceNotFound");
+    assert_eq!(ev["regarding"]["name"], "a");
+    assert_eq!(ev["regarding"]["kind"], "AppImport");
+    assert_eq!(ev["reportingController"], "tooljet-operator");
+}
+
+#[tokio::test]
+async fn suspended_writes_only_status_with_reason_suspended() {
+    let app = app_json(
+        json!({"annotations": {"gitops.tooljet.dev/reconcile-requested-at": "r2"}}),
+        json!({"suspend": true}),
+        "file:///nowhere",
+    );
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let (store, _writer) = ready_store(vec![]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    drop(ctx);
+    let seen = finish(server).await;
+    assert_eq!(seen.len(), 1, "nothing but the status patch: {seen:#?}");
+    assert!(seen[0].uri.starts_with(STATUS_PATH));
+    let body = seen[0].json();
+    assert_eq!(body["status"]["conditions"][0]["reason"], "Suspended");
+    assert_eq!(body["status"]["lastHandledReconcileAt"], "r2");
+}
+
+#[tokio::test]
+async fn import_checkpoints_status_publishes_imported_and_delete_policy_removes_the_app() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let repo = TestRepo::new();
+    repo.git_sync_write("app-1", CREDIT_CARD.0, "v1", CREDIT_CARD.1);
+    repo.commit("one app");
+    repo.publish();
+    let standin = StandIn::builder()
+        .admin_api_key(API_KEY)
+        .start()
+        .await
+        .expect("stand-in starts");
+    let instance: ToolJetInstance = serde_json::from_value(json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+        "metadata": {"name": "tj", "namespace": NS, "uid": "i-1", "resourceVersion": "3"},
+        "spec": {"url": standin.base_url(), "environment": "development",
+                 "workspaceId": standin.workspace_id(),
+                 "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}}
+    }))
+    .expect("instance");
+    let app = app_json(json!({}), json!({}), &repo.file_url());
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "9"},
+        "data": {"api-key": base64_of(API_KEY)}});
+    let app_for_mock = app.clone();
+    let secret_for_delete = secret.clone();
+    let instance_for_delete = instance.clone();
+    let (client, server) = mock_api(move |s| {
+        if s.method == "GET"
+            && s.uri
+                .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
+        {
+            (StatusCode::OK, secret.clone())
+        } else {
+            (StatusCode::OK, app_for_mock.clone())
+        }
+    });
+    let (store, _writer) = ready_store(vec![instance]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    drop(ctx);
+    let seen = finish(server).await;
+
+    assert_eq!(seen[0].method, "GET", "the auth Secret first: {seen:#?}");
+    assert!(
+        seen[0]
+            .uri
+            .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
+    );
+    let patches: Vec<&Seen> = seen
+        .iter()
+        .filter(|s| s.uri.starts_with(STATUS_PATH))
+        .collect();
+    assert!(
+        patches.len() >= 2,
+        "a checkpoint before the final status: {seen:#?}"
+    );
+    for p in &patches {
+        assert_eq!(p.content_type, "application/apply-patch+yaml");
+        // The bundle's content never reaches the API server.
+        assert!(!p.body.contains("\"definition\""), "{}", p.body);
+        assert!(
+            p.body.len() < 8_000,
+            "status is small: {} bytes",
+            p.body.len()
+        );
+    }
+    let last = patches.last().expect("final status").json();
+    let ready = last["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .expect("Ready")
+        .clone();
+    assert_eq!(ready["status"], "True", "{last}");
+    assert_eq!(last["status"]["observedGeneration"], 2);
+    let app_id = last["status"]["app"]["id"]
+        .as_str()
+        .expect("app id")
+        .to_owned();
+    assert!(
+        standin.apps().iter().any(|a| a.id == app_id),
+        "the app exists in ToolJet"
+    );
+    assert_eq!(last["status"]["lastAppliedCommit"]["sha"], repo.head());
+
+    let events: Vec<Value> = seen
+        .iter()
+        .filter(|s| s.method == "POST" && s.uri.contains("/apis/events.k8s.io/v1/"))
+        .map(Seen::json)
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "Imported" && e["type"] == "Normal"),
+        "{events:#?}"
+    );
+
+    // Deleting it with deletionPolicy: Delete removes the app from ToolJet, then the finalizer.
+    let mut deleted = app_json(
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z"}),
+        json!({"deletionPolicy": "Delete"}),
+        &repo.file_url(),
+    );
+    deleted["status"] = last["status"].clone();
+    let answer = deleted.clone();
+    let (client, server) = mock_api(move |s| {
+        if s.method == "GET" {
+            (StatusCode::OK, secret_for_delete.clone())
+        } else {
+            (StatusCode::OK, answer.clone())
+        }
+    });
+    let (store, _writer2) = ready_store(vec![instance_for_delete]);
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(deleted).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("cleanup");
+    assert_eq!(action, Action::await_change());
+    drop(ctx);
+    let seen = finish(server).await;
+    assert!(
+        standin.apps().iter().all(|a| a.id != app_id),
+        "the app is gone from ToolJet"
+    );
+    let last = seen.last().expect("finalizer removal");
+    assert_eq!(last.content_type, "application/json-patch+json");
+    assert!(last.body.contains("/metadata/finalizers/0"), "{seen:#?}");
+}
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+#[tokio::test]
+async fn skip_cleanup_annotation_releases_the_finalizer_without_touching_tooljet() {
+    let app = app_json(
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z",
+               "annotations": {"gitops.tooljet.dev/skip-finalizer-cleanup": "true"}}),
+        json!({"deletionPolicy": "Delete"}),
+        "file:///nowhere",
+    );
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let (store, _writer) = ready_store(vec![]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert_eq!(action, Action::await_change());
+    drop(ctx);
+    let seen = finish(server).await;
+    assert_eq!(
+        seen.len(),
+        2,
+        "an Event, then the finalizer removal: {seen:#?}"
+    );
+    let ev = seen[0].json();
+    assert_eq!(
+        (ev["type"].as_str(), ev["reason"].as_str()),
+        (Some("Warning"), Some("CleanupSkipped"))
+    );
+    let patch = &seen[1];
+    assert_eq!(patch.content_type, "application/json-patch+json");
+    let ops = patch.json();
+    assert!(
+        ops.as_array().is_some_and(|o| o
+            .iter()
+            .any(|op| op["op"] == "remove" && op["path"] == "/metadata/finalizers/0")),
+        "{ops}"
+    );
+}
+
+#[tokio::test]
+async fn deletion_with_a_missing_instance_does_not_block() {
+    let app = app_json(
+        json!({"deletionTimestamp": "2026-01-01T00:00:00Z"}),
+        json!({}),
+        "file:///nowhere",
+    );
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let (store, _writer) = ready_store(vec![]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, store, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    drop(ctx);
+    let seen = finish(server).await;
+    let ev = seen[0].json();
+    assert_eq!(ev["reason"], "CleanupSkipped");
+    assert!(
+        ev["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("InstanceNotFound") || n.contains("no ToolJetInstance")),
+        "{ev}"
+    );
+    assert!(seen[1].body.contains("/metadata/finalizers/0"), "{seen:#?}");
+}
+
+#[tokio::test]
+async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
+    use tooljet_operator::controller::instance::{
+        InstanceContext, reconcile as reconcile_instance,
+    };
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let standin = StandIn::builder()
+        .admin_api_key(API_KEY)
+        .start()
+        .await
+        .expect("stand-in starts");
+    let instance = json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+        "metadata": {"name": "tj", "namespace": NS, "generation": 5},
+        "spec": {"url": standin.base_url(), "environment": "development",
+                 "workspaceId": standin.workspace_id(),
+                 "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}}
+    });
+    let run = |key: &'static str| {
+        let instance = instance.clone();
+        async move {
+            let secret = json!({"apiVersion": "v1", "kind": "Secret",
+                "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "1"},
+                "data": {"api-key": base64_of(key)}});
+            let answer = instance.clone();
+            let (client, server) = mock_api(move |s| {
+                if s.method == "GET" {
+                    (StatusCode::OK, secret.clone())
+                } else {
+                    (StatusCode::OK, answer.clone())
+                }
+            });
+            let ctx = Arc::new(InstanceContext { client });
+            let obj: ToolJetInstance = serde_json::from_value(instance).expect("instance");
+            let action = reconcile_instance(Arc::new(obj), ctx.clone())
+                .await
+                .expect("reconcile");
+            drop(ctx);
+            (action, finish(server).await)
+        }
+    };
+
+    let (action, seen) = run(API_KEY).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert!(
+        seen[0]
+            .uri
+            .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
+    );
+    let patch = &seen[1];
+    assert_eq!(
+        patch.uri,
+        "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/tooljetinstances/tj/status?&force=true&fieldManager=tooljet-operator"
+    );
+    let body = patch.json();
+    assert_eq!(body["kind"], "ToolJetInstance");
+    assert_eq!(body["status"]["workspaceId"], standin.workspace_id());
+    assert_eq!(body["status"]["observedGeneration"], 5);
+    assert_eq!(body["status"]["conditions"][0]["status"], "True");
+    assert!(!patch.body.contains(API_KEY), "no secret in status");
+
+    let (action, seen) = run("wrong-key").await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(60)));
+    let body = seen[1].json();
+    assert_eq!(body["status"]["conditions"][0]["status"], "False");
+    assert_eq!(body["status"]["conditions"][0]["reason"], "LoginFailed");
+    assert!(!seen[1].body.contains("wrong-key"), "no secret in status");
+}
