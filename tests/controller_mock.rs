@@ -222,6 +222,13 @@ async fn missing_instance_is_stalled_by_ssa_status_and_a_warning_event() {
         "{body}"
     );
     assert_eq!(body["status"]["lastHandledReconcileAt"], "now-1");
+    // kstatus: a refusal before the engine still describes this generation...
+    assert_eq!(body["status"]["observedGeneration"], 2);
+    // ...but nothing was applied for it.
+    assert!(
+        body["status"].get("lastAppliedGeneration").is_none(),
+        "{body}"
+    );
     let conditions = body["status"]["conditions"].as_array().expect("conditions");
     let ready = conditions
         .iter()
@@ -357,6 +364,7 @@ async fn import_checkpoints_status_publishes_imported_and_delete_policy_removes_
         .clone();
     assert_eq!(ready["status"], "True", "{last}");
     assert_eq!(last["status"]["observedGeneration"], 2);
+    assert_eq!(last["status"]["lastAppliedGeneration"], 2);
     let app_id = last["status"]["app"]["id"]
         .as_str()
         .expect("app id")

@@ -509,3 +509,23 @@ async fn leftovers_of_other_imports_are_left_alone() {
     w.sync(&w.spec(json!({}))).await;
     assert!(w.standin.apps().iter().any(|a| a.id == foreign));
 }
+
+/// A spec change whose first run fails must still be applied by the next run: the engine may
+/// trust "spec unchanged" only for a spec it applied successfully.
+#[tokio::test]
+async fn spec_change_that_failed_once_is_applied_by_the_next_run() {
+    let mut w = World::new().await;
+    w.sync(&w.spec(json!({}))).await;
+    assert_eq!(w.the_app(APP).definition["icon"], json!("apps"));
+    w.generation += 1;
+    let other_app = w.spec(json!({"source": {"app": BASE64.0}, "appName": APP}));
+    w.standin
+        .faults()
+        .fail_nth("POST", "/api/v2/resources/import", 1, 503);
+    let failed = w.sync(&other_app).await;
+    assert!(!failed.report.ready, "{:?}", failed.report);
+    w.standin.faults().reset();
+    let out = w.sync(&other_app).await;
+    assert_ready(&out, "Updated");
+    assert_eq!(w.the_app(APP).definition["icon"], json!("server"));
+}

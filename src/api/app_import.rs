@@ -338,6 +338,10 @@ pub struct AppImportStatus {
     /// The newest commit of the ref (what "Check for updates" shows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_commit: Option<CommitInfo>,
+    /// The `metadata.generation` whose spec the app in ToolJet matches: set only by a successful
+    /// sync, so a spec change whose run failed is never mistaken for one already applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_generation: Option<i64>,
     /// Hash of the applied app definition (never the definition itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_hash: Option<String>,

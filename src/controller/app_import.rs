@@ -146,6 +146,7 @@ async fn apply(
             obj.meta().generation,
             Timestamp::now(),
         );
+        status.observed_generation = obj.meta().generation;
         status.last_handled_reconcile_at = requested_at(obj).or(status.last_handled_reconcile_at);
         patch_status(api, obj, &status).await?;
         ctx.backoff.reset(&key);
@@ -279,6 +280,9 @@ async fn write_status(
         .unwrap_or_default();
     status.conditions =
         conditions::from_report(&previous, report, obj.meta().generation, Timestamp::now());
+    // Every verdict, refusals before the engine included, describes this generation (kstatus).
+    // The engine's own memory of what it applied is `lastAppliedGeneration`.
+    status.observed_generation = obj.meta().generation;
     status.last_handled_reconcile_at = requested_at(obj).or(status.last_handled_reconcile_at);
     patch_status(api, obj, &status).await
 }

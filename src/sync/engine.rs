@@ -187,8 +187,8 @@ impl Run<'_, '_> {
         self.recover().await?;
         let (owned, owned_vanished) = self.observe_owned().await?;
 
-        let spec_unchanged =
-            self.req.generation.is_some() && self.req.generation == self.state.observed_generation;
+        let spec_unchanged = self.req.generation.is_some()
+            && self.req.generation == self.state.last_applied_generation;
         let applied = self
             .state
             .last_applied_commit
@@ -356,6 +356,7 @@ impl Run<'_, '_> {
             Ok(verdict) => {
                 if self.mode == Mode::Apply {
                     self.state.last_sync_time = Some(Time(Timestamp::now()));
+                    self.state.last_applied_generation = self.req.generation;
                 }
                 Report {
                     ready: true,
