@@ -1,5 +1,6 @@
 //! The command line: `run`, `crds`, `sync`, `plan`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +36,23 @@ pub enum Command {
         /// Directory for the shared git mirrors (kept between runs so update checks stay cheap).
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
+        /// Address of the HTTP server: GET /metrics, /healthz, /readyz and POST /hooks/{github,gitlab,generic}.
+        ///
+        /// Webhook routes are enabled by env WEBHOOK_GITHUB_SECRET, WEBHOOK_GITLAB_TOKEN and
+        /// WEBHOOK_GENERIC_TOKEN (404 while unset).
+        #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8080")]
+        metrics_addr: SocketAddr,
+        /// Run the controllers only while holding the Lease `tooljet-operator` (for several replicas).
+        #[arg(long)]
+        leader_elect: bool,
+        /// Namespace of the leader election Lease (default: env POD_NAMESPACE, else `default`).
+        #[arg(
+            long,
+            value_name = "NS",
+            env = "POD_NAMESPACE",
+            default_value = "default"
+        )]
+        leader_election_namespace: String,
     },
     /// Print both CustomResourceDefinitions as multi-document YAML (the files in crds/ are this output).
     ///
@@ -135,5 +153,45 @@ mod tests {
         assert!(install_crds);
         assert_eq!(namespace.as_deref(), Some("team-a"));
         assert_eq!(concurrency, 4);
+    }
+
+    #[test]
+    fn run_serves_on_8080_and_elects_a_leader_on_request() {
+        let cli = Cli::try_parse_from(["tooljet-operator", "run"]).expect("parses");
+        let Command::Run {
+            metrics_addr,
+            leader_elect,
+            ..
+        } = cli.command
+        else {
+            panic!("expected run, got {:?}", cli.command);
+        };
+        assert_eq!(metrics_addr.to_string(), "0.0.0.0:8080");
+        assert!(!leader_elect);
+        let cli = Cli::try_parse_from([
+            "tooljet-operator",
+            "run",
+            "--metrics-addr",
+            "127.0.0.1:9090",
+            "--leader-elect",
+            "--leader-election-namespace",
+            "ops",
+        ])
+        .expect("parses");
+        let Command::Run {
+            metrics_addr,
+            leader_elect,
+            leader_election_namespace,
+            ..
+        } = cli.command
+        else {
+            panic!("expected run, got {:?}", cli.command);
+        };
+        assert_eq!(metrics_addr.port(), 9090);
+        assert!(leader_elect);
+        assert_eq!(leader_election_namespace, "ops");
+        assert!(
+            Cli::try_parse_from(["tooljet-operator", "run", "--metrics-addr", "nope"]).is_err()
+        );
     }
 }

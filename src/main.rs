@@ -28,11 +28,19 @@ fn main() -> ExitCode {
             namespace,
             concurrency,
             cache_dir,
+            metrics_addr,
+            leader_elect,
+            leader_election_namespace,
         } => run_controller(tooljet_operator::controller::RunOptions {
             namespace,
             concurrency,
             cache_dir: cache_dir.unwrap_or_else(tooljet_operator::source::default_cache_dir),
             install_crds,
+            metrics_addr,
+            leader_election: leader_elect.then(|| {
+                tooljet_operator::controller::leader::LeaderConfig::new(leader_election_namespace)
+            }),
+            webhook_secrets: tooljet_operator::controller::webhook::WebhookSecrets::from_env(),
         }),
         Command::Sync { input, cache_dir } => run_offline(input, cache_dir, Mode::Apply),
         Command::Plan { input } => run_offline(input, None, Mode::Plan),

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
@@ -30,6 +30,7 @@ use tracing::{info, warn};
 
 use super::ControllerError;
 use super::conditions::{self, preflight_report};
+use super::metrics::{Metrics, ReconcileResult};
 use super::resolve::{ClientCache, Refusal, read_secrets, select_instance};
 use crate::api::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, AppImport,
@@ -55,6 +56,8 @@ pub struct Context {
     /// All ToolJetInstances (the instance controller's reflector).
     pub instances: Store<ToolJetInstance>,
     pub clients: ClientCache,
+    /// Reconcile counts and durations, git and ToolJet traffic, managed apps, drift.
+    pub metrics: Arc<Metrics>,
     backoff: Backoff,
 }
 
@@ -65,14 +68,25 @@ impl Context {
         recorder: Recorder,
         instances: Store<ToolJetInstance>,
     ) -> Self {
+        let metrics = Arc::new(Metrics::new());
         Context {
             client,
             engine,
             recorder,
             instances,
             clients: ClientCache::default(),
+            metrics: metrics.clone(),
             backoff: Backoff::default(),
         }
+        .with_metrics(metrics)
+    }
+
+    /// Records into `metrics`, git and ToolJet traffic included.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.engine.source().set_observer(metrics.clone());
+        self.clients = ClientCache::with_observer(metrics.clone());
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -102,14 +116,31 @@ fn object_key(obj: &AppImport) -> String {
 
 /// The controller's reconcile function.
 pub async fn reconcile(obj: Arc<AppImport>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let verdict = Mutex::new(ReconcileResult::Success);
+    let result = reconcile_inner(obj, &ctx, &verdict).await;
+    let verdict = match &result {
+        Err(_) => ReconcileResult::Error,
+        Ok(_) => *verdict.lock().unwrap_or_else(|p| p.into_inner()),
+    };
+    ctx.metrics
+        .reconciled("AppImport", verdict, started.elapsed());
+    result
+}
+
+async fn reconcile_inner(
+    obj: Arc<AppImport>,
+    ctx: &Context,
+    verdict: &Mutex<ReconcileResult>,
+) -> Result<Action, ControllerError> {
     let ns = obj
         .namespace()
         .ok_or_else(|| ControllerError::InvalidObject("AppImport without a namespace".into()))?;
     let api: Api<AppImport> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
-            FinalizerEvent::Apply(obj) => apply(&api, &obj, &ctx).await,
-            FinalizerEvent::Cleanup(obj) => cleanup(&obj, &ctx).await,
+            FinalizerEvent::Apply(obj) => apply(&api, &obj, ctx, verdict).await,
+            FinalizerEvent::Cleanup(obj) => cleanup(&obj, ctx).await,
         }
     })
     .await
@@ -123,17 +154,41 @@ pub fn error_policy(obj: Arc<AppImport>, error: &ControllerError, ctx: Arc<Conte
     Action::requeue(delay)
 }
 
+/// How a report counts in `tooljet_operator_reconciles_total`.
+fn verdict_of(report: &Report) -> ReconcileResult {
+    if report.ready {
+        ReconcileResult::Success
+    } else if report.retryable && !report.stalled {
+        ReconcileResult::Error
+    } else {
+        ReconcileResult::Refused
+    }
+}
+
+/// Ready with an app in ToolJet (`tooljet_operator_managed_apps`).
+fn is_managed(status: &AppImportStatus) -> bool {
+    status.app.is_some()
+        && status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+}
+
 async fn apply(
     api: &Api<AppImport>,
     obj: &AppImport,
     ctx: &Context,
+    verdict: &Mutex<ReconcileResult>,
 ) -> Result<Action, ControllerError> {
     let key = object_key(obj);
+    let set_verdict = |v| *verdict.lock().unwrap_or_else(|p| p.into_inner()) = v;
     let interval = match obj.spec.interval_duration() {
         Ok(d) => d,
         Err(e) => {
             // The CRD rejects such intervals; an old object may still carry one.
             let report = preflight_report("InvalidSpec", e.to_string(), false);
+            set_verdict(verdict_of(&report));
+            ctx.metrics.set_managed(&key, false);
             write_status(api, obj, obj.status.clone().unwrap_or_default(), &report).await?;
             return Ok(Action::await_change());
         }
@@ -149,6 +204,7 @@ async fn apply(
         status.observed_generation = obj.meta().generation;
         status.last_handled_reconcile_at = requested_at(obj).or(status.last_handled_reconcile_at);
         patch_status(api, obj, &status).await?;
+        ctx.metrics.set_managed(&key, is_managed(&status));
         ctx.backoff.reset(&key);
         return Ok(Action::await_change());
     }
@@ -157,6 +213,8 @@ async fn apply(
         Ok(outcome) => outcome,
         Err(refusal) => {
             let report = preflight_report(refusal.reason, &refusal.message, refusal.retryable);
+            set_verdict(verdict_of(&report));
+            ctx.metrics.set_managed(&key, false);
             write_status(api, obj, previous, &report).await?;
             publish(
                 ctx,
@@ -169,6 +227,9 @@ async fn apply(
             return Ok(requeue(ctx, &key, &report, interval));
         }
     };
+    set_verdict(verdict_of(&outcome.report));
+    ctx.metrics
+        .set_managed(&key, outcome.report.ready && outcome.state.app.is_some());
     write_status(api, obj, outcome.state.clone(), &outcome.report).await?;
     publish_outcome(ctx, obj, &previous, &outcome).await;
     Ok(requeue(ctx, &key, &outcome.report, interval))
@@ -367,6 +428,7 @@ async fn publish_outcome(
     if let Some(drift) = &report.drift
         && drift.corrected
     {
+        ctx.metrics.drift_corrected();
         publish(
             ctx,
             obj,
@@ -391,8 +453,9 @@ async fn publish_outcome(
 async fn cleanup(obj: &AppImport, ctx: &Context) -> Result<Action, ControllerError> {
     let result = cleanup_inner(obj, ctx).await;
     if result.is_ok() {
-        // The object is going: forget its backoff.
+        // The object is going: forget its backoff; it no longer manages an app.
         ctx.backoff.reset(&object_key(obj));
+        ctx.metrics.set_managed(&object_key(obj), false);
     }
     result
 }

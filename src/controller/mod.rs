@@ -7,13 +7,21 @@
 //! - [`app_import`]: the AppImport reconcile, finalizer, Events and backoff.
 //! - [`instance`]: the ToolJetInstance reconcile (login and reachability).
 //! - [`watch`]: which AppImports a change to an instance or Secret re-enqueues.
+//! - [`server`], [`metrics`], [`webhook`], [`urls`]: `/metrics`, probes and push webhooks.
+//! - [`leader`]: leader election on a Lease (`--leader-elect`).
 
 pub mod app_import;
 pub mod conditions;
 pub mod instance;
+pub mod leader;
+pub mod metrics;
 pub mod resolve;
+pub mod server;
+pub mod urls;
 pub mod watch;
+pub mod webhook;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +35,13 @@ use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, reflector, watcher};
 use kube::{Client, Resource, ResourceExt};
+use tokio::sync::mpsc;
 use tracing::{error, info, warn};
+
+use self::leader::{LeaderConfig, LeaderElector};
+use self::metrics::{Metrics, ReconcileResult};
+use self::server::Readiness;
+use self::webhook::{Enqueue, HookTarget, WebhookSecrets, WebhookState};
 
 use crate::api::{AppImport, ToolJetInstance};
 use crate::source::{CacheConfig, SourceCache};
@@ -44,7 +58,16 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Apply the CRDs with server-side apply before starting.
     pub install_crds: bool,
+    /// Address of the HTTP server (metrics, probes, webhooks).
+    pub metrics_addr: SocketAddr,
+    /// Leader election; `None` runs the controllers at once (a single replica).
+    pub leader_election: Option<LeaderConfig>,
+    /// Secrets enabling the webhook routes.
+    pub webhook_secrets: WebhookSecrets,
 }
+
+/// Webhook pushes waiting for the AppImport controller (it dedups repeats of one object).
+const WEBHOOK_QUEUE: usize = 1024;
 
 /// Errors of the controller layer.
 #[derive(Debug, thiserror::Error)]
@@ -69,13 +92,81 @@ pub enum ControllerError {
         "CRD {name} was applied but did not become Established within {seconds}s; check `kubectl describe crd {name}`"
     )]
     CrdNotEstablished { name: String, seconds: u64 },
+    #[error("cannot listen on {addr}: {source}; choose another --metrics-addr")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "leadership of Lease {lease} lost (taken by another replica, or not renewed in time); exiting so this replica restarts as a standby"
+    )]
+    LeadershipLost { lease: String },
 }
 
-/// Runs both controllers until SIGTERM or Ctrl-C, then lets running reconciles finish.
+/// Serves metrics, probes and webhooks, and runs both controllers (once leader, with
+/// `--leader-elect`) until SIGTERM or Ctrl-C, then lets running reconciles finish.
 pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError> {
     if opts.install_crds {
         install_crds(&client).await?;
     }
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Readiness::default();
+    let hooks = HookTarget::default();
+    let shutdown = shutdown_signal();
+    let webhook = WebhookState::new(opts.webhook_secrets.clone(), hooks.clone(), metrics.clone())
+        .with_standby(client.clone(), opts.namespace.clone());
+    let router = server::router(metrics.clone(), readiness.clone(), Arc::new(webhook));
+    let listener = tokio::net::TcpListener::bind(opts.metrics_addr)
+        .await
+        .map_err(|source| ControllerError::Listen {
+            addr: opts.metrics_addr,
+            source,
+        })?;
+    info!(addr = %opts.metrics_addr, secrets = ?opts.webhook_secrets, "serving /metrics, /healthz, /readyz and /hooks/*");
+    let server = tokio::spawn(server::serve(listener, router, shutdown.clone()));
+
+    let parts = Parts {
+        metrics,
+        readiness: readiness.clone(),
+        hooks,
+        shutdown: shutdown.clone(),
+    };
+    let result = match opts.leader_election.clone() {
+        None => run_controllers(client, &opts, parts).await,
+        Some(cfg) => {
+            info!(lease = %cfg.lease_name, namespace = %cfg.namespace, identity = %cfg.identity, "leader election on");
+            let elector = LeaderElector::new(client.clone(), cfg);
+            leader::run_when_leader(elector, readiness, shutdown, || {
+                run_controllers(client, &opts, parts)
+            })
+            .await
+        }
+    };
+    // On shutdown the server stops by itself; on lost leadership it is stopped here.
+    server.abort();
+    result
+}
+
+/// What the controllers share with the HTTP server.
+struct Parts {
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    hooks: HookTarget,
+    shutdown: Shared<BoxFuture<'static, ()>>,
+}
+
+async fn run_controllers(
+    client: Client,
+    opts: &RunOptions,
+    parts: Parts,
+) -> Result<(), ControllerError> {
+    let Parts {
+        metrics,
+        readiness,
+        hooks,
+        shutdown,
+    } = parts;
     let (apps, instances, secrets) = match &opts.namespace {
         Some(ns) => (
             Api::<AppImport>::namespaced(client.clone(), ns),
@@ -88,8 +179,6 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
             Api::all(client.clone()),
         ),
     };
-    let shutdown = shutdown_signal();
-
     // Both controllers write their own status; reacting to those writes would loop (status
     // carries lastSyncTime). Spec (generation), annotations, finalizers and deletion re-enqueue.
     let (instance_store, writer) = reflector::store();
@@ -121,9 +210,12 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
                 .combine(being_deleted::<AppImport>),
             PredicateConfig::default(),
         );
+    // Verified webhook pushes enter the AppImport queue directly.
+    let (queue, pushes) = mpsc::channel(WEBHOOK_QUEUE);
     let app_controller = Controller::for_stream(app_changes, app_store.clone())
-        .with_config(ControllerConfig::default().concurrency(opts.concurrency.max(1)));
-    let (apps_for_instances, apps_for_secrets) = (app_store.clone(), app_store);
+        .with_config(ControllerConfig::default().concurrency(opts.concurrency.max(1)))
+        .reconcile_on(tokio_stream_of(pushes));
+    let (apps_for_instances, apps_for_secrets) = (app_store.clone(), app_store.clone());
     let instances_for_secrets = instance_store.clone();
     let app_controller = app_controller
         .watches(instances, watcher::Config::default(), move |inst| {
@@ -146,12 +238,15 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
         dir: opts.cache_dir.clone(),
         ..CacheConfig::default()
     }));
-    let app_ctx = Arc::new(app_import::Context::new(
-        client.clone(),
-        engine,
-        Recorder::new(client.clone(), reporter),
-        instance_store,
-    ));
+    let app_ctx = Arc::new(
+        app_import::Context::new(
+            client.clone(),
+            engine,
+            Recorder::new(client.clone(), reporter),
+            instance_store.clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
     let instance_ctx = Arc::new(instance::InstanceContext {
         client: client.clone(),
     });
@@ -161,6 +256,20 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
         "controllers starting"
     );
 
+    hooks.set(Some(Enqueue {
+        apps: app_store.clone(),
+        queue,
+    }));
+    // Ready once both caches hold a full list (the controllers' watches fill them).
+    let synced = tokio::spawn(async move {
+        if app_store.wait_until_ready().await.is_ok()
+            && instance_store.wait_until_ready().await.is_ok()
+        {
+            info!("caches synced: ready");
+            readiness.set(true);
+        }
+    });
+
     let apps_done = app_controller
         .run(app_import::reconcile, app_import::error_policy, app_ctx)
         .for_each(|result| async move {
@@ -168,16 +277,43 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
                 warn!(%error, "AppImport controller");
             }
         });
+    let instance_metrics = metrics.clone();
     let instances_done = instance_controller
-        .run(instance::reconcile, instance::error_policy, instance_ctx)
+        .run(
+            move |obj, ctx| {
+                let metrics = instance_metrics.clone();
+                async move {
+                    let started = tokio::time::Instant::now();
+                    let result = instance::reconcile(obj, ctx).await;
+                    let verdict = if result.is_ok() {
+                        ReconcileResult::Success
+                    } else {
+                        ReconcileResult::Error
+                    };
+                    metrics.reconciled("ToolJetInstance", verdict, started.elapsed());
+                    result
+                }
+            },
+            instance::error_policy,
+            instance_ctx,
+        )
         .for_each(|result| async move {
             if let Err(error) = result {
                 warn!(%error, "ToolJetInstance controller");
             }
         });
     futures::join!(apps_done, instances_done);
+    synced.abort();
+    hooks.set(None);
     info!("controllers stopped");
     Ok(())
+}
+
+/// A tokio receiver as a `Stream` (tokio-stream's wrapper, without the dependency).
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 /// Resolves on the first SIGTERM or Ctrl-C; shared by both controllers.

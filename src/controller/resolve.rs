@@ -11,7 +11,7 @@ use kube::{Client, ResourceExt};
 
 use crate::api::{AppImport, AuthMethod, ToolJetInstance, ToolJetInstanceSpec};
 use crate::sync::{Secrets, tooljet_config};
-use crate::tooljet::ToolJetClient;
+use crate::tooljet::{RequestObserver, ToolJetClient};
 
 /// Why an AppImport cannot run yet; each carries the condition reason and a message saying what
 /// to do.
@@ -115,9 +115,18 @@ pub async fn read_secrets(
 #[derive(Default)]
 pub struct ClientCache {
     clients: Mutex<HashMap<String, (String, Arc<ToolJetClient>)>>,
+    observer: Option<Arc<dyn RequestObserver>>,
 }
 
 impl ClientCache {
+    /// A cache whose clients report their requests to `observer` (metrics).
+    pub fn with_observer(observer: Arc<dyn RequestObserver>) -> Self {
+        ClientCache {
+            clients: Mutex::default(),
+            observer: Some(observer),
+        }
+    }
+
     /// The client for `instance`, reading its Secrets from the instance's namespace.
     pub async fn client_for(
         &self,
@@ -141,12 +150,16 @@ impl ClientCache {
         }
         let config = tooljet_config(&instance.spec, &secrets)
             .map_err(|e| Refusal::stalled(e.reason(), e.to_string()))?;
-        let client = Arc::new(ToolJetClient::new(config).map_err(|e| {
+        let mut client = ToolJetClient::new(config).map_err(|e| {
             Refusal::stalled(
                 "ToolJetConfigInvalid",
                 format!("{e}; fix the ToolJetInstance"),
             )
-        })?);
+        })?;
+        if let Some(observer) = &self.observer {
+            client = client.with_observer(observer.clone());
+        }
+        let client = Arc::new(client);
         self.lock().insert(uid, (version, client.clone()));
         Ok(client)
     }

@@ -95,6 +95,15 @@ pub struct MirrorStats {
     pub reclones: u64,
 }
 
+/// Told about remote git work as it ends (for metrics). Called on blocking git threads: keep it
+/// cheap and never block.
+pub trait SourceObserver: Send + Sync {
+    /// A remote ref listing (an "anything new?" check) ended, successfully or not, after `took`.
+    fn ref_checked(&self, took: Duration);
+    /// A fetch ended, successfully or not, after `took`.
+    fn fetched(&self, took: Duration);
+}
+
 /// Shared cache of bare mirrors. Cheap to clone; clones share mirrors and locks.
 #[derive(Clone)]
 pub struct SourceCache {
@@ -104,6 +113,7 @@ pub struct SourceCache {
 struct Inner {
     cfg: CacheConfig,
     mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
+    observer: std::sync::RwLock<Option<Arc<dyn SourceObserver>>>,
 }
 
 struct Mirror {
@@ -131,6 +141,7 @@ struct Job {
     deadline: Instant,
     timeout: Duration,
     limit: u64,
+    observer: Option<Arc<dyn SourceObserver>>,
 }
 
 impl SourceCache {
@@ -149,12 +160,22 @@ impl SourceCache {
             inner: Arc::new(Inner {
                 cfg,
                 mirrors: Mutex::new(HashMap::new()),
+                observer: std::sync::RwLock::new(None),
             }),
         }
     }
 
     pub fn config(&self) -> &CacheConfig {
         &self.inner.cfg
+    }
+
+    /// Reports every later ref check and fetch of this cache (and its clones) to `observer`.
+    pub fn set_observer(&self, observer: Arc<dyn SourceObserver>) {
+        *self
+            .inner
+            .observer
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(observer);
     }
 
     /// Resolves the ref to a commit: lists the remote refs (no object transfer), fetches only
@@ -389,6 +410,12 @@ impl SourceCache {
             deadline: Instant::now() + timeout,
             timeout,
             limit: self.inner.cfg.max_bundle_bytes,
+            observer: self
+                .inner
+                .observer
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         };
         let task = tokio::task::spawn_blocking(move || run_job(&mut job, &op));
         match tokio::time::timeout(timeout + LOCAL_GRACE, task).await {
@@ -517,7 +544,11 @@ fn follow_ref(
         None => {
             let started = Instant::now();
             bump(job, |s| s.checks += 1);
-            let refs = remote(job).list_refs(repo)?;
+            let refs = remote(job).list_refs(repo);
+            if let Some(o) = &job.observer {
+                o.ref_checked(started.elapsed());
+            }
+            let refs = refs?;
             let peeled = format!("{refname}^{{}}");
             let oid = refs
                 .iter()
@@ -599,7 +630,12 @@ fn ensure_commit(job: &mut Job, repo: &Repository, sha: &str) -> Result<(Oid, bo
 
 fn fetch(job: &mut Job, repo: &Repository, refspecs: &[&str]) -> Result<()> {
     bump(job, |s| s.fetches += 1);
-    let t = remote(job).fetch(repo, refspecs)?;
+    let started = Instant::now();
+    let t = remote(job).fetch(repo, refspecs);
+    if let Some(o) = &job.observer {
+        o.fetched(started.elapsed());
+    }
+    let t = t?;
     bump(job, |s| {
         s.objects_received += t.objects;
         s.bytes_received += t.bytes;

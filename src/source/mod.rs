@@ -41,7 +41,8 @@ mod layout;
 mod remote;
 
 pub use cache::{
-    CacheConfig, GitRef, MirrorStats, Resolved, SourceCache, SourceSpec, default_cache_dir,
+    CacheConfig, GitRef, MirrorStats, Resolved, SourceCache, SourceObserver, SourceSpec,
+    default_cache_dir,
 };
 pub use credentials::{Credentials, TOKEN_USERNAME};
 pub use error::{Result, SourceError};

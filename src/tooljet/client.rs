@@ -25,6 +25,13 @@ const PAGE_SIZE: usize = 9;
 const MAX_PAGES: usize = 10_000;
 const MAX_DETAIL: usize = 300;
 
+/// Told about every HTTP request the client made (for metrics); must be cheap and never block.
+pub trait RequestObserver: Send + Sync {
+    /// `route` is the path template (e.g. `"PUT /api/apps/:id"`); `status` is `None` when no
+    /// answer came (connection error, timeout).
+    fn request_finished(&self, route: &'static str, status: Option<u16>, took: std::time::Duration);
+}
+
 /// A client for one ToolJet workspace. Cheap to share behind an `Arc`; all
 /// methods take `&self`.
 pub struct ToolJetClient {
@@ -34,6 +41,7 @@ pub struct ToolJetClient {
     workspace: std::sync::RwLock<Option<String>>,
     /// The session cookie's value (password mode).
     session: tokio::sync::Mutex<Option<String>>,
+    observer: Option<std::sync::Arc<dyn RequestObserver>>,
 }
 
 impl std::fmt::Debug for ToolJetClient {
@@ -149,7 +157,14 @@ impl ToolJetClient {
             auth: config.auth,
             workspace: std::sync::RwLock::new(workspace),
             session: tokio::sync::Mutex::new(None),
+            observer: None,
         })
+    }
+
+    /// Reports every request this client makes to `observer`.
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn RequestObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     fn workspace_opt(&self) -> Option<String> {
@@ -287,7 +302,12 @@ impl ToolJetClient {
         }
         .instrument(span.clone())
         .await;
-        let duration_ms = started.elapsed().as_millis() as u64;
+        let took = started.elapsed();
+        if let Some(observer) = &self.observer {
+            let status = result.as_ref().ok().map(|(s, _, _)| s.as_u16());
+            observer.request_finished(call.route, status, took);
+        }
+        let duration_ms = took.as_millis() as u64;
         span.record("duration_ms", duration_ms);
         let _entered = span.enter();
         match result {
