@@ -31,17 +31,23 @@ fn main() -> ExitCode {
             metrics_addr,
             leader_elect,
             leader_election_namespace,
-        } => run_controller(tooljet_operator::controller::RunOptions {
-            namespace,
-            concurrency,
-            cache_dir: cache_dir.unwrap_or_else(tooljet_operator::source::default_cache_dir),
-            install_crds,
-            metrics_addr,
-            leader_election: leader_elect.then(|| {
-                tooljet_operator::controller::leader::LeaderConfig::new(leader_election_namespace)
-            }),
-            webhook_secrets: tooljet_operator::controller::webhook::WebhookSecrets::from_env(),
-        }),
+        } => run_controller(
+            tooljet_operator::controller::RunOptions {
+                namespace,
+                concurrency,
+                cache_dir: cache_dir.unwrap_or_else(tooljet_operator::source::default_cache_dir),
+                install_crds,
+            },
+            tooljet_operator::controller::ServeOptions {
+                metrics_addr: Some(metrics_addr),
+                leader_election: leader_elect.then(|| {
+                    tooljet_operator::controller::leader::LeaderConfig::new(
+                        leader_election_namespace,
+                    )
+                }),
+                webhook_secrets: tooljet_operator::controller::webhook::WebhookSecrets::from_env(),
+            },
+        ),
         Command::Sync { input, cache_dir } => run_offline(input, cache_dir, Mode::Apply),
         Command::Plan { input } => run_offline(input, None, Mode::Plan),
     }
@@ -74,7 +80,10 @@ fn print_crds() -> ExitCode {
 }
 
 /// `run`: the controller, against the kubeconfig's current context or the in-cluster config.
-fn run_controller(opts: tooljet_operator::controller::RunOptions) -> ExitCode {
+fn run_controller(
+    opts: tooljet_operator::controller::RunOptions,
+    serve: tooljet_operator::controller::ServeOptions,
+) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(error) => {
@@ -90,7 +99,7 @@ fn run_controller(opts: tooljet_operator::controller::RunOptions) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match tooljet_operator::controller::run(client, opts).await {
+        match tooljet_operator::controller::run_with(client, opts, serve).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 tracing::error!(%error, "controller stopped");

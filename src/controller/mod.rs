@@ -58,8 +58,13 @@ pub struct RunOptions {
     pub cache_dir: PathBuf,
     /// Apply the CRDs with server-side apply before starting.
     pub install_crds: bool,
-    /// Address of the HTTP server (metrics, probes, webhooks).
-    pub metrics_addr: SocketAddr,
+}
+
+/// The HTTP server and leader election of `run` (`--metrics-addr`, `--leader-elect`).
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Address of the HTTP server (metrics, probes, webhooks); `None` serves nothing.
+    pub metrics_addr: Option<SocketAddr>,
     /// Leader election; `None` runs the controllers at once (a single replica).
     pub leader_election: Option<LeaderConfig>,
     /// Secrets enabling the webhook routes.
@@ -104,9 +109,20 @@ pub enum ControllerError {
     LeadershipLost { lease: String },
 }
 
-/// Serves metrics, probes and webhooks, and runs both controllers (once leader, with
-/// `--leader-elect`) until SIGTERM or Ctrl-C, then lets running reconciles finish.
+/// Runs both controllers until SIGTERM or Ctrl-C, then lets running reconciles finish; no HTTP
+/// server, no leader election (see [`run_with`]).
 pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError> {
+    run_with(client, opts, ServeOptions::default()).await
+}
+
+/// Serves metrics, probes and webhooks (when `serve.metrics_addr` is set) and runs both
+/// controllers (once leader, with `serve.leader_election`) until SIGTERM or Ctrl-C, then lets
+/// running reconciles finish.
+pub async fn run_with(
+    client: Client,
+    opts: RunOptions,
+    serve: ServeOptions,
+) -> Result<(), ControllerError> {
     if opts.install_crds {
         install_crds(&client).await?;
     }
@@ -114,17 +130,27 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
     let readiness = Readiness::default();
     let hooks = HookTarget::default();
     let shutdown = shutdown_signal();
-    let webhook = WebhookState::new(opts.webhook_secrets.clone(), hooks.clone(), metrics.clone())
-        .with_standby(client.clone(), opts.namespace.clone());
-    let router = server::router(metrics.clone(), readiness.clone(), Arc::new(webhook));
-    let listener = tokio::net::TcpListener::bind(opts.metrics_addr)
-        .await
-        .map_err(|source| ControllerError::Listen {
-            addr: opts.metrics_addr,
-            source,
-        })?;
-    info!(addr = %opts.metrics_addr, secrets = ?opts.webhook_secrets, "serving /metrics, /healthz, /readyz and /hooks/*");
-    let server = tokio::spawn(server::serve(listener, router, shutdown.clone()));
+    let server = match serve.metrics_addr {
+        Some(addr) => {
+            let webhook = WebhookState::new(
+                serve.webhook_secrets.clone(),
+                hooks.clone(),
+                metrics.clone(),
+            )
+            .with_standby(client.clone(), opts.namespace.clone());
+            let router = server::router(metrics.clone(), readiness.clone(), Arc::new(webhook));
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ControllerError::Listen { addr, source })?;
+            info!(%addr, secrets = ?serve.webhook_secrets, "serving /metrics, /healthz, /readyz and /hooks/*");
+            Some(tokio::spawn(server::serve(
+                listener,
+                router,
+                shutdown.clone(),
+            )))
+        }
+        None => None,
+    };
 
     let parts = Parts {
         metrics,
@@ -132,7 +158,7 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
         hooks,
         shutdown: shutdown.clone(),
     };
-    let result = match opts.leader_election.clone() {
+    let result = match serve.leader_election {
         None => run_controllers(client, &opts, parts).await,
         Some(cfg) => {
             info!(lease = %cfg.lease_name, namespace = %cfg.namespace, identity = %cfg.identity, "leader election on");
@@ -144,7 +170,9 @@ pub async fn run(client: Client, opts: RunOptions) -> Result<(), ControllerError
         }
     };
     // On shutdown the server stops by itself; on lost leadership it is stopped here.
-    server.abort();
+    if let Some(server) = server {
+        server.abort();
+    }
     result
 }
 

@@ -1,0 +1,839 @@
+//! Observing and steering the running operator: the webhook routes (through the real axum router,
+//! `oneshot`), the probes and `/metrics`, the metrics after real reconciles (kube's tower-test mock
+//! API server, the ToolJet stand-in, a real git repository), and the leader Lease's request shapes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body as AxumBody;
+use git_fixtures::TestRepo;
+use git_fixtures::tooljet::CREDIT_CARD;
+use hmac::{Hmac, Mac};
+use http::{Request, Response, StatusCode};
+use kube::Client;
+use kube::client::Body;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::watcher;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::mpsc;
+use tooljet_operator::api::{AppImport, ToolJetInstance};
+use tooljet_operator::controller::app_import::{Context, reconcile};
+use tooljet_operator::controller::leader::{LeaderConfig, LeaderElector, Standing};
+use tooljet_operator::controller::metrics::Metrics;
+use tooljet_operator::controller::server::{self, Readiness};
+use tooljet_operator::controller::webhook::{Enqueue, HookTarget, WebhookSecrets, WebhookState};
+use tooljet_operator::source::{CacheConfig, SourceCache};
+use tooljet_operator::sync::Engine;
+use tooljet_standin::StandIn;
+use tower::ServiceExt;
+
+const GITHUB_SECRET: &str = "gh-hook-secret";
+const GITLAB_TOKEN: &str = "gl-hook-token";
+const GENERIC_TOKEN: &str = "generic-hook-token";
+
+// ---------------------------------------------------------------- a mock API server
+
+/// One request the operator made to the API server.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    body: String,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Answers with `respond`, records every request; ends when the client is dropped.
+fn mock_api(
+    respond: impl Fn(&Seen) -> (StatusCode, Value) + Send + 'static,
+) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let bytes = request
+                .into_body()
+                .collect_bytes()
+                .await
+                .expect("request body");
+            let s = Seen {
+                method,
+                uri,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            };
+            let (status, body) = respond(&s);
+            let response = Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                .expect("response");
+            send.send_response(response);
+            seen.push(s);
+        }
+        seen
+    });
+    (Client::new(service, "default"), server)
+}
+
+async fn finish(server: tokio::task::JoinHandle<Vec<Seen>>) -> Vec<Seen> {
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("mock API server finished (client dropped)")
+        .expect("mock API server did not panic")
+}
+
+fn not_found() -> (StatusCode, Value) {
+    (
+        StatusCode::NOT_FOUND,
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+               "reason": "NotFound", "code": 404, "message": "not found"}),
+    )
+}
+
+// ---------------------------------------------------------------- webhooks
+
+fn app(ns: &str, name: &str, url: &str) -> AppImport {
+    serde_json::from_value(json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
+        "metadata": {"name": name, "namespace": ns, "uid": format!("{ns}-{name}")},
+        "spec": {"environment": "development",
+                 "source": {"url": url, "ref": {"branch": "main"}, "app": "x"}},
+    }))
+    .expect("app")
+}
+
+fn app_store(apps: Vec<AppImport>) -> (reflector::Store<AppImport>, Writer<AppImport>) {
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for a in apps {
+        writer.apply_watcher_event(&watcher::Event::InitApply(a));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    (store, writer)
+}
+
+/// The apps every webhook test sees: two forms of acme/apps, another repo, another host.
+fn sample_apps() -> Vec<AppImport> {
+    vec![
+        app("team", "https-form", "https://github.com/acme/apps.git"),
+        app("other", "scp-form", "git@github.com:acme/apps.git"),
+        app("team", "other-repo", "https://github.com/acme/tools.git"),
+        app("team", "other-host", "https://gitlab.com/acme/apps.git"),
+    ]
+}
+
+struct Hooks {
+    router: Router,
+    queue: mpsc::Receiver<ObjectRef<AppImport>>,
+    metrics: Arc<Metrics>,
+    readiness: Readiness,
+    _writer: Writer<AppImport>,
+}
+
+fn hooks(secrets: WebhookSecrets) -> Hooks {
+    let (store, writer) = app_store(sample_apps());
+    let (tx, queue) = mpsc::channel(16);
+    let target = HookTarget::default();
+    target.set(Some(Enqueue {
+        apps: store,
+        queue: tx,
+    }));
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Readiness::default();
+    let state = WebhookState::new(secrets, target, metrics.clone());
+    Hooks {
+        router: server::router(metrics.clone(), readiness.clone(), Arc::new(state)),
+        queue,
+        metrics,
+        readiness,
+        _writer: writer,
+    }
+}
+
+fn all_secrets() -> WebhookSecrets {
+    WebhookSecrets {
+        github: Some(GITHUB_SECRET.into()),
+        gitlab: Some(GITLAB_TOKEN.into()),
+        generic: Some(GENERIC_TOKEN.into()),
+    }
+}
+
+fn github_push(clone_url: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "ref": "refs/heads/main",
+        "after": "0123456789abcdef0123456789abcdef01234567",
+        "repository": {
+            "full_name": "Acme/apps",
+            "clone_url": clone_url,
+            "ssh_url": "git@github.com:Acme/apps.git",
+            "git_url": "git://github.com/Acme/apps.git",
+            "html_url": "https://github.com/Acme/apps",
+        }
+    }))
+    .expect("json")
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn call(
+    router: &Router,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut request = Request::builder().method("POST").uri(path);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(AxumBody::from(body)).expect("request"))
+        .await
+        .expect("router answers");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn drain(queue: &mut mpsc::Receiver<ObjectRef<AppImport>>) -> BTreeSet<String> {
+    let mut got = BTreeSet::new();
+    while let Ok(r) = queue.try_recv() {
+        got.insert(format!(
+            "{}/{}",
+            r.namespace.clone().unwrap_or_default(),
+            r.name
+        ));
+    }
+    got
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn github_push_with_a_good_signature_enqueues_every_form_of_the_repository() {
+    let mut h = hooks(all_secrets());
+    let body = github_push("https://github.com/Acme/apps.git");
+    let sig = sign(GITHUB_SECRET, &body);
+    let (status, answer) = call(
+        &h.router,
+        "/hooks/github",
+        &[
+            ("x-github-event", "push"),
+            ("x-hub-signature-256", &sig),
+            ("content-type", "application/json"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["enqueued"], 2);
+    assert_eq!(
+        drain(&mut h.queue),
+        names(&["other/scp-form", "team/https-form"])
+    );
+    assert!(h.metrics.render().contains(
+        "tooljet_operator_webhook_requests_total{provider=\"github\",result=\"enqueued\"} 1"
+    ));
+}
+
+#[tokio::test]
+async fn github_bad_or_missing_signature_is_401_and_enqueues_nothing() {
+    let mut h = hooks(all_secrets());
+    let body = github_push("https://github.com/acme/apps.git");
+    let wrong_secret = sign("not-the-secret", &body);
+    let other_body = sign(GITHUB_SECRET, b"{}");
+    for headers in [
+        vec![("x-hub-signature-256", wrong_secret.as_str())],
+        vec![("x-hub-signature-256", other_body.as_str())],
+        vec![("x-hub-signature-256", "sha256=not-hex")],
+        vec![("x-hub-signature-256", "sha1=abcd")],
+        vec![],
+    ] {
+        let (status, answer) = call(&h.router, "/hooks/github", &headers, body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {answer}");
+    }
+    assert!(drain(&mut h.queue).is_empty(), "nothing enqueued");
+    assert!(h.metrics.render().contains(
+        "tooljet_operator_webhook_requests_total{provider=\"github\",result=\"unauthorized\"} 5"
+    ));
+}
+
+#[tokio::test]
+async fn github_ping_is_answered_without_enqueueing() {
+    let mut h = hooks(all_secrets());
+    let body = github_push("https://github.com/acme/apps.git");
+    let sig = sign(GITHUB_SECRET, &body);
+    let (status, answer) = call(
+        &h.router,
+        "/hooks/github",
+        &[("x-github-event", "ping"), ("x-hub-signature-256", &sig)],
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["enqueued"], 0);
+    assert!(drain(&mut h.queue).is_empty());
+}
+
+#[tokio::test]
+async fn routes_without_a_secret_are_disabled() {
+    let mut h = hooks(WebhookSecrets::default());
+    for path in ["/hooks/github", "/hooks/gitlab", "/hooks/generic"] {
+        let (status, answer) = call(
+            &h.router,
+            path,
+            &[
+                ("authorization", "Bearer anything"),
+                ("x-gitlab-token", "anything"),
+            ],
+            br#"{"repository": "https://github.com/acme/apps"}"#.to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {answer}");
+    }
+    assert!(drain(&mut h.queue).is_empty());
+}
+
+#[tokio::test]
+async fn gitlab_push_is_verified_by_its_token() {
+    let mut h = hooks(all_secrets());
+    let body = serde_json::to_vec(&json!({
+        "object_kind": "push",
+        "project": {
+            "git_http_url": "https://gitlab.com/acme/apps.git",
+            "git_ssh_url": "git@gitlab.com:acme/apps.git",
+            "web_url": "https://gitlab.com/acme/apps",
+        }
+    }))
+    .expect("json");
+    let (status, _) = call(
+        &h.router,
+        "/hooks/gitlab",
+        &[("x-gitlab-event", "Push Hook"), ("x-gitlab-token", "wrong")],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(drain(&mut h.queue).is_empty());
+
+    let (status, answer) = call(
+        &h.router,
+        "/hooks/gitlab",
+        &[
+            ("x-gitlab-event", "Push Hook"),
+            ("x-gitlab-token", GITLAB_TOKEN),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["enqueued"], 1);
+    assert_eq!(drain(&mut h.queue), names(&["team/other-host"]));
+}
+
+#[tokio::test]
+async fn generic_push_needs_the_bearer_token_and_a_repository() {
+    let mut h = hooks(all_secrets());
+    let body = br#"{"repository": "ssh://git@GitHub.com:22/acme/tools"}"#.to_vec();
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Basic Z2VuZXJpYy1ob29rLXRva2Vu"),
+        Some(GENERIC_TOKEN),
+    ] {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        let (status, _) = call(&h.router, "/hooks/generic", &headers, body.clone()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
+    }
+    assert!(drain(&mut h.queue).is_empty());
+
+    let bearer = format!("Bearer {GENERIC_TOKEN}");
+    let (status, answer) = call(
+        &h.router,
+        "/hooks/generic",
+        &[("authorization", &bearer)],
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(drain(&mut h.queue), names(&["team/other-repo"]));
+
+    for bad in [
+        &br#"{"repo": "x"}"#[..],
+        b"not json",
+        br#"{"repository": ""}"#,
+    ] {
+        let (status, _) = call(
+            &h.router,
+            "/hooks/generic",
+            &[("authorization", &bearer)],
+            bad.to_vec(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+    // A repository nobody imports from: accepted, nothing to do.
+    let (status, answer) = call(
+        &h.router,
+        "/hooks/generic",
+        &[("authorization", &bearer)],
+        br#"{"repository": "https://github.com/acme/unknown"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["enqueued"].as_u64()),
+        (StatusCode::ACCEPTED, Some(0))
+    );
+    assert!(drain(&mut h.queue).is_empty());
+}
+
+#[tokio::test]
+async fn standby_requests_reconciles_by_annotation_through_the_api_server() {
+    let list = json!({"apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImportList",
+        "metadata": {"resourceVersion": "1"},
+        "items": sample_apps()});
+    let (client, server) = mock_api(move |s| {
+        if s.method == "GET" {
+            (StatusCode::OK, list.clone())
+        } else {
+            (
+                StatusCode::OK,
+                serde_json::to_value(app("team", "https-form", "x")).expect("json"),
+            )
+        }
+    });
+    let metrics = Arc::new(Metrics::new());
+    // No controller here (HookTarget unset): a standby replica.
+    let state = WebhookState::new(all_secrets(), HookTarget::default(), metrics.clone())
+        .with_standby(client, None);
+    let router = server::router(metrics, Readiness::default(), Arc::new(state));
+    let bearer = format!("Bearer {GENERIC_TOKEN}");
+    let (status, answer) = call(
+        &router,
+        "/hooks/generic",
+        &[("authorization", &bearer)],
+        br#"{"repository": "https://github.com/acme/apps"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["enqueued"], 2);
+    drop(router);
+    let seen = finish(server).await;
+    assert_eq!(seen[0].method, "GET");
+    assert!(
+        seen[0]
+            .uri
+            .starts_with("/apis/gitops.tooljet.dev/v1alpha1/appimports"),
+        "{seen:#?}"
+    );
+    let patched: BTreeSet<String> = seen[1..]
+        .iter()
+        .map(|s| {
+            assert_eq!(s.method, "PATCH");
+            assert!(
+                s.json()["metadata"]["annotations"]["gitops.tooljet.dev/reconcile-requested-at"]
+                    .is_string(),
+                "{}",
+                s.body
+            );
+            s.uri.split('?').next().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        patched,
+        names(&[
+            "/apis/gitops.tooljet.dev/v1alpha1/namespaces/other/appimports/scp-form",
+            "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/appimports/https-form",
+        ])
+    );
+}
+
+// ---------------------------------------------------------------- probes and /metrics
+
+async fn get(router: &Router, path: &str) -> (StatusCode, Option<String>, String) {
+    let response = router
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri(path)
+                .body(AxumBody::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("router answers");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    (
+        status,
+        content_type,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn probes_and_metrics_endpoint() {
+    let h = hooks(all_secrets());
+    assert_eq!(get(&h.router, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(
+        get(&h.router, "/readyz").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    h.readiness.set(true);
+    assert_eq!(get(&h.router, "/readyz").await.0, StatusCode::OK);
+    let (status, content_type, text) = get(&h.router, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        content_type.is_some_and(|c| c.starts_with("application/openmetrics-text")),
+        "content type"
+    );
+    assert!(
+        text.contains("# TYPE tooljet_operator_git_checks counter"),
+        "{text}"
+    );
+    assert!(text.contains("tooljet_operator_managed_apps 0"), "{text}");
+    assert!(text.ends_with("# EOF\n"));
+}
+
+// ---------------------------------------------------------------- metrics after reconciles
+
+const NS: &str = "team";
+const API_KEY: &str = "observe-test-key";
+
+fn base64_of(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+fn ready_instances(
+    instances: Vec<ToolJetInstance>,
+) -> (reflector::Store<ToolJetInstance>, Writer<ToolJetInstance>) {
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for i in instances {
+        writer.apply_watcher_event(&watcher::Event::InitApply(i));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    (store, writer)
+}
+
+fn metric(text: &str, line_start: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_reconciles_git_and_tooljet_traffic() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let repo = TestRepo::new();
+    repo.git_sync_write("app-1", CREDIT_CARD.0, "v1", CREDIT_CARD.1);
+    repo.commit("one app");
+    repo.publish();
+    let standin = StandIn::builder()
+        .admin_api_key(API_KEY)
+        .start()
+        .await
+        .expect("stand-in starts");
+    let instance: ToolJetInstance = serde_json::from_value(json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+        "metadata": {"name": "tj", "namespace": NS, "uid": "i-1", "resourceVersion": "3"},
+        "spec": {"url": standin.base_url(), "environment": "development",
+                 "workspaceId": standin.workspace_id(),
+                 "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}}
+    }))
+    .expect("instance");
+    let good = json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
+        "metadata": {"name": "a", "namespace": NS, "uid": "u-1", "generation": 1,
+                     "resourceVersion": "7", "finalizers": ["gitops.tooljet.dev/finalizer"]},
+        "spec": {"environment": "development",
+                 "source": {"url": repo.file_url(), "ref": {"branch": "master"}, "app": CREDIT_CARD.0}},
+    });
+    // Same, but for an environment with no ToolJetInstance: refused (InstanceNotFound).
+    let mut lost = good.clone();
+    lost["metadata"]["name"] = json!("b");
+    lost["spec"]["environment"] = json!("production");
+    let secret = json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "9"},
+        "data": {"api-key": base64_of(API_KEY)}});
+    let answer = good.clone();
+    // The last status written, to reconcile again from it (as the watch would deliver it).
+    let written = Arc::new(std::sync::Mutex::new(Value::Null));
+    let written_by_mock = written.clone();
+    let (client, server) = mock_api(move |s| {
+        if s.method == "GET" && s.uri.contains("/secrets/tj-admin") {
+            (StatusCode::OK, secret.clone())
+        } else {
+            if s.method == "PATCH" && s.uri.contains("/appimports/a/status") {
+                *written_by_mock.lock().expect("lock") = s.json()["status"].clone();
+            }
+            (StatusCode::OK, answer.clone())
+        }
+    });
+    let (store, _writer) = ready_instances(vec![instance]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::new(SourceCache::new(CacheConfig {
+        dir: dir.path().to_owned(),
+        ..CacheConfig::default()
+    }));
+    let reporter = Reporter {
+        controller: "tooljet-operator".into(),
+        instance: None,
+    };
+    let metrics = Arc::new(Metrics::new());
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            engine,
+            Recorder::new(client, reporter),
+            store,
+        )
+        .with_metrics(metrics.clone()),
+    );
+    for obj in [good.clone(), good, lost] {
+        let mut obj: AppImport = serde_json::from_value(obj).expect("app");
+        if obj.metadata.name.as_deref() == Some("a") {
+            let status = written.lock().expect("lock").clone();
+            obj.status = serde_json::from_value(status).ok();
+        }
+        reconcile(Arc::new(obj), ctx.clone())
+            .await
+            .expect("reconcile");
+    }
+    drop(ctx);
+    finish(server).await;
+
+    let text = metrics.render();
+    let value =
+        |prefix: &str| metric(&text, prefix).unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+    assert_eq!(
+        value("tooljet_operator_reconciles_total{kind=\"AppImport\",result=\"success\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("tooljet_operator_reconciles_total{kind=\"AppImport\",result=\"refused\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("tooljet_operator_reconcile_duration_seconds_count{kind=\"AppImport\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("tooljet_operator_reconcile_duration_seconds_bucket{le=\"+Inf\",kind=\"AppImport\"}"),
+        3.0
+    );
+    assert!(value("tooljet_operator_reconcile_duration_seconds_sum{kind=\"AppImport\"}") > 0.0);
+    // Two reconciles of one ref: two checks; the commit is fetched once.
+    assert_eq!(value("tooljet_operator_git_checks_total"), 2.0);
+    assert_eq!(value("tooljet_operator_git_fetches_total"), 1.0);
+    assert_eq!(
+        value("tooljet_operator_git_fetch_duration_seconds_count"),
+        1.0
+    );
+    assert_eq!(value("tooljet_operator_managed_apps"), 1.0);
+    assert_eq!(value("tooljet_operator_drift_corrections_total"), 0.0);
+    let tooljet_ok: f64 = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("tooljet_operator_tooljet_requests_total{") && l.contains("status=\"20")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        tooljet_ok >= 2.0,
+        "ToolJet requests counted by route:\n{text}"
+    );
+    assert!(
+        text.contains("route=\"POST /api/v2/resources/import\""),
+        "route templates as labels:\n{text}"
+    );
+    assert!(!text.contains(API_KEY));
+}
+
+// ---------------------------------------------------------------- the leader Lease
+
+const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/ops/leases";
+
+fn elector(client: Client, identity: &str) -> LeaderElector {
+    let mut cfg = LeaderConfig::new("ops");
+    cfg.identity = identity.into();
+    LeaderElector::new(client, cfg)
+}
+
+fn lease(holder: Option<&str>, resource_version: &str) -> Value {
+    json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": "tooljet-operator", "namespace": "ops", "resourceVersion": resource_version},
+        "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15, "leaseTransitions": 3,
+                 "renewTime": "2026-01-01T00:00:00.000000Z", "acquireTime": "2026-01-01T00:00:00.000000Z"}})
+}
+
+#[tokio::test]
+async fn no_lease_is_created_held_by_us() {
+    let (client, server) = mock_api(|s| {
+        if s.method == "GET" {
+            not_found()
+        } else {
+            (StatusCode::CREATED, s.json())
+        }
+    });
+    let mut e = elector(client, "pod-a-1");
+    assert_eq!(e.step().await.expect("step"), Standing::Leading);
+    drop(e);
+    let seen = finish(server).await;
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[0].method, "GET");
+    assert!(
+        seen[0]
+            .uri
+            .starts_with(&format!("{LEASES}/tooljet-operator"))
+    );
+    assert_eq!(seen[1].method, "POST");
+    assert!(seen[1].uri.starts_with(LEASES));
+    let body = seen[1].json();
+    assert_eq!(body["metadata"]["name"], "tooljet-operator");
+    assert_eq!(body["spec"]["holderIdentity"], "pod-a-1");
+    assert_eq!(body["spec"]["leaseDurationSeconds"], 15);
+    assert!(body["spec"]["renewTime"].is_string());
+}
+
+#[tokio::test]
+async fn own_lease_is_renewed_with_its_resource_version() {
+    let (client, server) = mock_api(|s| {
+        if s.method == "GET" {
+            (StatusCode::OK, lease(Some("pod-a-1"), "41"))
+        } else {
+            (StatusCode::OK, s.json())
+        }
+    });
+    let mut e = elector(client, "pod-a-1");
+    assert_eq!(e.step().await.expect("step"), Standing::Leading);
+    drop(e);
+    let seen = finish(server).await;
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert_eq!(seen[1].method, "PUT");
+    assert!(
+        seen[1]
+            .uri
+            .starts_with(&format!("{LEASES}/tooljet-operator"))
+    );
+    let body = seen[1].json();
+    assert_eq!(
+        body["metadata"]["resourceVersion"], "41",
+        "optimistic concurrency"
+    );
+    assert_eq!(body["spec"]["holderIdentity"], "pod-a-1");
+    assert_eq!(
+        body["spec"]["leaseTransitions"], 3,
+        "a renewal is no transition"
+    );
+    assert_ne!(body["spec"]["renewTime"], "2026-01-01T00:00:00.000000Z");
+}
+
+#[tokio::test]
+async fn a_lease_held_by_another_is_followed_and_a_free_one_taken() {
+    let (client, server) = mock_api(|s| {
+        if s.method == "GET" {
+            (StatusCode::OK, lease(Some("pod-b-7"), "5"))
+        } else {
+            (StatusCode::OK, s.json())
+        }
+    });
+    let mut e = elector(client, "pod-a-1");
+    assert_eq!(
+        e.step().await.expect("step"),
+        Standing::Following {
+            holder: "pod-b-7".into()
+        }
+    );
+    drop(e);
+    let seen = finish(server).await;
+    assert_eq!(seen.len(), 1, "no write to another's Lease: {seen:#?}");
+
+    let (client, server) = mock_api(|s| {
+        if s.method == "GET" {
+            (StatusCode::OK, lease(None, "6"))
+        } else {
+            (StatusCode::OK, s.json())
+        }
+    });
+    let mut e = elector(client, "pod-a-1");
+    assert_eq!(e.step().await.expect("step"), Standing::Leading);
+    drop(e);
+    let seen = finish(server).await;
+    let body = seen[1].json();
+    assert_eq!(seen[1].method, "PUT");
+    assert_eq!(body["metadata"]["resourceVersion"], "6");
+    assert_eq!(body["spec"]["holderIdentity"], "pod-a-1");
+    assert_eq!(body["spec"]["leaseTransitions"], 4);
+}
+
+#[tokio::test]
+async fn losing_a_race_is_an_error_and_release_clears_only_our_hold() {
+    let (client, server) = mock_api(|s| {
+        if s.method == "GET" {
+            (StatusCode::OK, lease(None, "6"))
+        } else {
+            (
+                StatusCode::CONFLICT,
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                       "reason": "Conflict", "code": 409, "message": "the object has been modified"}),
+            )
+        }
+    });
+    let mut e = elector(client, "pod-a-1");
+    assert!(e.step().await.is_err(), "409: another replica won");
+    drop(e);
+    finish(server).await;
+
+    let (client, server) = mock_api(|s| {
+        if s.method == "GET" {
+            (StatusCode::OK, lease(Some("pod-a-1"), "8"))
+        } else {
+            (StatusCode::OK, s.json())
+        }
+    });
+    let mut e = elector(client, "pod-a-1");
+    e.release().await.expect("release");
+    drop(e);
+    let seen = finish(server).await;
+    assert_eq!(seen[1].method, "PUT");
+    let body = seen[1].json();
+    assert!(body["spec"].get("holderIdentity").is_none(), "{body}");
+    assert_eq!(body["metadata"]["resourceVersion"], "8");
+
+    let (client, server) = mock_api(|_| (StatusCode::OK, lease(Some("pod-b-7"), "9")));
+    let mut e = elector(client, "pod-a-1");
+    e.release().await.expect("release");
+    drop(e);
+    assert_eq!(
+        finish(server).await.len(),
+        1,
+        "another's Lease is left alone"
+    );
+}
