@@ -837,3 +837,115 @@ async fn losing_a_race_is_an_error_and_release_clears_only_our_hold() {
         "another's Lease is left alone"
     );
 }
+
+/// Sets its flag when dropped: shows the controllers were stopped.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn never_shut_down() -> futures::future::Shared<futures::future::BoxFuture<'static, ()>> {
+    use futures::FutureExt;
+    futures::future::pending::<()>().boxed().shared()
+}
+
+// Paused time: the 5s retry period passes as soon as everything else waits (no real sleeping).
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_finds_another_holder_stops_its_controllers_and_fails() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use tooljet_operator::controller::ControllerError;
+    use tooljet_operator::controller::leader::run_when_leader;
+
+    let gets = Arc::new(AtomicUsize::new(0));
+    let gets_in_mock = gets.clone();
+    let (client, server) = mock_api(move |s| match s.method.as_str() {
+        // First look: no Lease (we create it); then another replica holds it.
+        "GET" if gets_in_mock.fetch_add(1, Ordering::SeqCst) == 0 => not_found(),
+        "GET" => (StatusCode::OK, lease(Some("pod-b-7"), "12")),
+        _ => (StatusCode::CREATED, s.json()),
+    });
+    let readiness = Readiness::default();
+    let started = Arc::new(AtomicBool::new(false));
+    let stopped = Arc::new(AtomicBool::new(false));
+    let (started_c, stopped_c) = (started.clone(), stopped.clone());
+    let result = run_when_leader(
+        elector(client, "pod-a-1"),
+        readiness,
+        never_shut_down(),
+        move || async move {
+            let _guard = DropFlag(stopped_c);
+            started_c.store(true, Ordering::SeqCst);
+            futures::future::pending::<Result<(), ControllerError>>().await
+        },
+    )
+    .await;
+    assert!(
+        matches!(result, Err(ControllerError::LeadershipLost { ref lease }) if lease == "tooljet-operator"),
+        "{result:?}"
+    );
+    assert!(
+        started.load(Ordering::SeqCst),
+        "controllers ran while leading"
+    );
+    assert!(
+        stopped.load(Ordering::SeqCst),
+        "controllers stopped on loss"
+    );
+    let seen = finish(server).await;
+    let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["GET", "POST", "GET"],
+        "no write to the other's Lease"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_standby_is_ready_and_takes_over_once_the_lease_is_released() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tooljet_operator::controller::leader::run_when_leader;
+
+    let gets = Arc::new(AtomicUsize::new(0));
+    let gets_in_mock = gets.clone();
+    let (client, server) = mock_api(move |s| match s.method.as_str() {
+        // Held by another twice, then released (no holder): taken over. After the controllers
+        // end, the release reads it held by us.
+        "GET" => match gets_in_mock.fetch_add(1, Ordering::SeqCst) {
+            0 | 1 => (StatusCode::OK, lease(Some("pod-b-7"), "20")),
+            2 => (StatusCode::OK, lease(None, "21")),
+            _ => (StatusCode::OK, lease(Some("pod-a-1"), "22")),
+        },
+        _ => (StatusCode::OK, s.json()),
+    });
+    let readiness = Readiness::default();
+    let ready_when_started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (r, flag) = (readiness.clone(), ready_when_started.clone());
+    run_when_leader(
+        elector(client, "pod-a-1"),
+        readiness,
+        never_shut_down(),
+        move || async move {
+            flag.store(r.is_ready(), Ordering::SeqCst);
+            Ok(())
+        },
+    )
+    .await
+    .expect("controllers ended normally");
+    assert!(
+        ready_when_started.load(Ordering::SeqCst),
+        "ready as a standby, before leading"
+    );
+    let seen = finish(server).await;
+    let methods: Vec<&str> = seen.iter().map(|s| s.method.as_str()).collect();
+    // follow, follow, take over (PUT), then release on the way out (GET, PUT).
+    assert_eq!(
+        methods,
+        ["GET", "GET", "GET", "PUT", "GET", "PUT"],
+        "{seen:#?}"
+    );
+    assert_eq!(seen[3].json()["spec"]["holderIdentity"], "pod-a-1");
+    assert!(seen[5].json()["spec"].get("holderIdentity").is_none());
+}
