@@ -158,22 +158,47 @@ pub async fn run_with(
         hooks,
         shutdown: shutdown.clone(),
     };
-    let result = match serve.leader_election {
-        None => run_controllers(client, &opts, parts).await,
-        Some(cfg) => {
-            info!(lease = %cfg.lease_name, namespace = %cfg.namespace, identity = %cfg.identity, "leader election on");
-            let elector = LeaderElector::new(client.clone(), cfg);
-            leader::run_when_leader(elector, readiness, shutdown, || {
-                run_controllers(client, &opts, parts)
-            })
-            .await
+    let controllers = async {
+        match serve.leader_election {
+            None => run_controllers(client, &opts, parts).await,
+            Some(cfg) => {
+                info!(lease = %cfg.lease_name, namespace = %cfg.namespace, identity = %cfg.identity, "leader election on");
+                let elector = LeaderElector::new(client.clone(), cfg);
+                leader::run_when_leader(elector, readiness, shutdown.clone(), || {
+                    run_controllers(client, &opts, parts)
+                })
+                .await
+            }
         }
     };
+    let result = within_shutdown_grace(controllers, shutdown.clone(), SHUTDOWN_GRACE).await;
     // On shutdown the server stops by itself; on lost leadership it is stopped here.
     if let Some(server) = server {
         server.abort();
     }
     result
+}
+
+/// How long running reconciles may take after SIGTERM; under Kubernetes' default 30 s grace period.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
+
+/// Runs `work` to its end, but once `shutdown` has fired waits at most `grace` for it: a
+/// controller still waiting for its first list (API server unreachable) never sees the shutdown.
+async fn within_shutdown_grace<F>(
+    work: F,
+    shutdown: impl std::future::Future<Output = ()>,
+    grace: Duration,
+) -> Result<(), ControllerError>
+where
+    F: std::future::Future<Output = Result<(), ControllerError>>,
+{
+    tokio::select! {
+        result = work => result,
+        () = async { shutdown.await; tokio::time::sleep(grace).await } => {
+            warn!(?grace, "reconciles did not stop within the grace period after shutdown was requested; exiting");
+            Ok(())
+        }
+    }
 }
 
 /// What the controllers share with the HTTP server.
@@ -426,4 +451,41 @@ fn is_established(crd: &CustomResourceDefinition) -> bool {
             cs.iter()
                 .any(|c| c.type_ == "Established" && c.status == "True")
         })
+}
+
+#[cfg(test)]
+mod shutdown_tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn stuck_work_is_abandoned_after_the_grace_period_once_shutdown_fired() {
+        let stuck = futures::future::pending::<Result<(), ControllerError>>();
+        let started = tokio::time::Instant::now();
+        within_shutdown_grace(stuck, async {}, Duration::from_secs(25))
+            .await
+            .expect("returns");
+        assert_eq!(started.elapsed().as_secs(), 25);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn work_that_ends_is_not_cut_short_and_its_error_is_kept() {
+        let failing = async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Err(ControllerError::InvalidObject("boom".into()))
+        };
+        let result = within_shutdown_grace(failing, async {}, Duration::from_secs(25)).await;
+        assert!(matches!(result, Err(ControllerError::InvalidObject(_))));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_shutdown_stuck_work_keeps_running() {
+        let stuck = futures::future::pending::<Result<(), ControllerError>>();
+        let never = futures::future::pending::<()>();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(3600),
+            within_shutdown_grace(stuck, never, Duration::from_secs(25)),
+        )
+        .await;
+        assert!(outcome.is_err(), "must still be running");
+    }
 }
