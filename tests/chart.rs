@@ -116,7 +116,12 @@ fn template(
     for s in set {
         cmd.args(["--set", s]);
     }
-    Ok(parse_docs(&run(&mut cmd)?, release))
+    let docs = parse_docs(&run(&mut cmd)?, release);
+    assert_well_formed(
+        &docs,
+        &format!("helm template {release} {values:?} {set:?}"),
+    );
+    Ok(docs)
 }
 
 fn parse_docs(text: &str, origin: &str) -> Vec<Value> {
@@ -208,6 +213,40 @@ fn assert_hardened_deployment(dep: &Value, origin: &str) {
     );
     assert_eq!(c["livenessProbe"]["httpGet"]["port"], "http", "{origin}");
     assert_eq!(c["ports"][0]["name"], "http", "{origin}");
+}
+
+/// Every built-in object deserializes as its Kubernetes type and serializes back unchanged: a
+/// misspelt or misplaced field would be dropped on the way and show up here.
+fn assert_well_formed(docs: &[Value], origin: &str) {
+    use k8s_openapi::api::{apps, core, networking, rbac};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as ext;
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value, origin: &str) {
+        let typed: T = serde_json::from_value(doc.clone())
+            .unwrap_or_else(|e| panic!("{origin}: {} is malformed: {e}", doc["kind"]));
+        let back = serde_json::to_value(&typed).expect("serializes");
+        assert_eq!(
+            &back, doc,
+            "{origin}: {} has fields its type does not know",
+            doc["kind"]
+        );
+    }
+    for doc in docs {
+        match doc["kind"].as_str().unwrap_or_default() {
+            "Deployment" => round_trip::<apps::v1::Deployment>(doc, origin),
+            "Service" => round_trip::<core::v1::Service>(doc, origin),
+            "ServiceAccount" => round_trip::<core::v1::ServiceAccount>(doc, origin),
+            "Secret" => round_trip::<core::v1::Secret>(doc, origin),
+            "Namespace" => round_trip::<core::v1::Namespace>(doc, origin),
+            "Role" => round_trip::<rbac::v1::Role>(doc, origin),
+            "ClusterRole" => round_trip::<rbac::v1::ClusterRole>(doc, origin),
+            "RoleBinding" => round_trip::<rbac::v1::RoleBinding>(doc, origin),
+            "ClusterRoleBinding" => round_trip::<rbac::v1::ClusterRoleBinding>(doc, origin),
+            "NetworkPolicy" => round_trip::<networking::v1::NetworkPolicy>(doc, origin),
+            "CustomResourceDefinition" => round_trip::<ext::CustomResourceDefinition>(doc, origin),
+            "ToolJetInstance" | "AppImport" | "ServiceMonitor" => {}
+            other => panic!("{origin}: unexpected kind {other}"),
+        }
+    }
 }
 
 type Verbs = BTreeMap<String, BTreeSet<String>>;
@@ -582,6 +621,7 @@ fn kustomize_overlays_render_and_validate() {
         let out = run(Command::new(&kubectl).arg("kustomize").arg(&dir))
             .unwrap_or_else(|e| panic!("{e}"));
         let docs = parse_docs(&out, &origin);
+        assert_well_formed(&docs, &origin);
 
         // Everything namespaced lands in the environment's namespace, including its Namespace.
         assert_eq!(
