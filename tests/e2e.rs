@@ -5,7 +5,7 @@
 //!
 //! One test per behaviour of issue 6: CRDs installed; an instance per environment Ready; an
 //! AppImport per environment Ready; a push applied (and `reconcile-requested-at` echoed); drift
-//! restored; LocalChanges kept until force-pull; NameConflict; Manual + approve; deletion with
+//! restored; LocalChanges kept until force-pull; a transient failure retried with backoff; NameConflict; Manual + approve; deletion with
 //! Retain and Delete; bad objects rejected with the CRD's messages; the example manifests accepted.
 //! Each test works in its own namespace (see `harness`), so the tests may run in parallel.
 
@@ -292,6 +292,34 @@ async fn a_pushed_commit_is_applied_on_request() {
     assert_eq!(in_tooljet.id, after.id);
     assert_eq!(in_tooljet.definition["icon"], json!("v2"));
     h.wait_event("cards", "Updated").await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_tooljet_failure_is_retried_with_backoff() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let standin = h.standin("development");
+    // The first import answers 503; the per-object backoff retries it 5s later.
+    standin
+        .faults()
+        .fail_nth("POST", "/api/v2/resources/import", 1, 503);
+    h.create_app("cards", "development", json!({})).await;
+    let failed = h
+        .wait_app(
+            "cards",
+            "Ready=False and Reconciling=True (Retrying)",
+            |a| {
+                has_cond(a, READY, "False", None)
+                    && has_cond(a, RECONCILING, "True", Some("Retrying"))
+            },
+        )
+        .await;
+    assert!(cond(&failed, STALLED).is_none(), "{:?}", failed.status);
+    let app = h.wait_ready("cards").await;
+    assert!(cond(&app, RECONCILING).is_none());
+    assert_eq!(the_app(standin).id, owned_app(&app).id);
     h.finish().await;
 }
 
