@@ -1,239 +1,767 @@
 //! End-to-end: the controller, in this process, against a real API server named by
-//! `TOOLJET_OPERATOR_E2E_KUBECONFIG`, with the ToolJet stand-in and real git repositories on
-//! loopback. Needs no pods, kubelet or controller-manager: an API server (and etcd) is enough,
-//! e.g. envtest's binaries or `kind`. Without the variable every test prints why it skips and passes.
+//! `TOOLJET_OPERATOR_E2E_KUBECONFIG`, with ToolJet stand-ins and a real git repository on loopback.
+//! Needs no pods, kubelet or controller-manager: an API server (and etcd) is enough, e.g.
+//! envtest's binaries or `kind`. Without the variable every test prints why it skips and passes.
 //!
-//! Covered: CRD install, Ready by environment matching, an update after a push, deletion with
-//! `deletionPolicy: Delete`, and a bad object rejected with the CRD's message.
+//! One test per behaviour of issue 6: CRDs installed; an instance per environment Ready; an
+//! AppImport per environment Ready; a push applied (and `reconcile-requested-at` echoed); drift
+//! restored; LocalChanges kept until force-pull; a transient failure retried with backoff; NameConflict; Manual + approve; deletion with
+//! Retain and Delete; bad objects rejected with the CRD's messages; the example manifests accepted.
+//! Each test works in its own namespace (see `harness`), so the tests may run in parallel.
 
-use std::future::Future;
-use std::time::Duration;
+#[path = "e2e/harness.rs"]
+mod harness;
 
-use git_fixtures::TestRepo;
-use git_fixtures::tooljet::CREDIT_CARD;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
+use git_fixtures::tooljet::BASE64;
+use harness::{
+    APP, ENVIRONMENTS, Harness, TIMEOUT, cond, create_namespace, delete_namespace, has_cond,
+    kube_client, wait_for,
+};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, DynamicObject};
+use kube::{Client, CustomResourceExt, Resource, ResourceExt};
 use serde_json::{Value, json};
-use tooljet_operator::api::{AppImport, ToolJetInstance};
-use tooljet_operator::controller::{self, RunOptions};
-use tooljet_standin::StandIn;
+use tooljet_operator::api::condition::reason::{
+    EDITABLE_NOT_ALLOWED, LOCAL_CHANGES, NAME_CONFLICT,
+};
+use tooljet_operator::api::condition::{DRIFTED, READY, RECONCILING, STALLED, UPDATE_AVAILABLE};
+use tooljet_operator::api::{
+    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, AppImport, AppStatus, FINALIZER, ToolJetInstance,
+};
+use tooljet_operator::controller::{self, app_import::FIELD_MANAGER};
+use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
+use tooljet_standin::{AppSnapshot, StandIn};
 
-const ENV_VAR: &str = "TOOLJET_OPERATOR_E2E_KUBECONFIG";
-const API_KEY: &str = "e2e-key";
-const TIMEOUT: Duration = Duration::from_secs(90);
-const POLL: Duration = Duration::from_millis(500);
-
-async fn client() -> Option<Client> {
-    let Ok(path) = std::env::var(ENV_VAR) else {
-        eprintln!(
-            "skipping the end-to-end test: set {ENV_VAR} to a kubeconfig (see README, End-to-end tests)"
-        );
-        return None;
-    };
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let kubeconfig = Kubeconfig::read_from(&path).expect("kubeconfig readable");
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("kubeconfig usable");
-    Some(Client::try_from(config).expect("client"))
+/// The apps named [`APP`] in a stand-in.
+fn apps_named_app(standin: &StandIn) -> Vec<AppSnapshot> {
+    standin
+        .apps()
+        .into_iter()
+        .filter(|a| a.name == APP)
+        .collect()
 }
 
-/// Polls `check` every 500ms until it returns Some, or panics with `what` after the timeout.
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
+/// The one app named [`APP`] in a stand-in.
+fn the_app(standin: &StandIn) -> AppSnapshot {
+    let mut named = apps_named_app(standin);
+    assert_eq!(named.len(), 1, "apps in ToolJet: {:?}", standin.apps());
+    named.remove(0)
 }
 
-fn condition(app: &AppImport, type_: &str) -> Option<(String, String)> {
+fn owned_app(app: &AppImport) -> AppStatus {
     app.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
-        .map(|c| (c.status.clone(), c.reason.clone()))
+        .as_ref()
+        .and_then(|s| s.app.clone())
+        .expect("status.app")
 }
 
-async fn wait_ready(api: &Api<AppImport>, name: &str) -> AppImport {
-    wait_for(&format!("AppImport {name} Ready=True"), || async {
-        let app = api.get(name).await.ok()?;
-        (condition(&app, "Ready")?.0 == "True").then_some(app)
-    })
-    .await
+fn applied_sha(app: &AppImport) -> Option<&str> {
+    Some(
+        app.status
+            .as_ref()?
+            .last_applied_commit
+            .as_ref()?
+            .sha
+            .as_str(),
+    )
 }
 
-fn bundle(version: &str) -> Vec<u8> {
-    let mut b: Value = serde_json::from_slice(CREDIT_CARD.1).expect("fixture json");
-    b["app"][0]["definition"]["appV2"]["icon"] = json!(version);
-    serde_json::to_vec(&b).expect("json")
-}
-
-fn unique_namespace() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("tje2e-{:x}", nanos % 0xffff_ffff)
+fn handled_request(app: &AppImport) -> Option<&str> {
+    app.status.as_ref()?.last_handled_reconcile_at.as_deref()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn appimport_lifecycle_against_a_real_api_server() {
-    let Some(client) = client().await else {
+async fn crds_are_installed_and_established() {
+    let Some(client) = kube_client().await else {
         return;
     };
     controller::install_crds(&client)
         .await
         .expect("CRDs installed");
-    let ns = unique_namespace();
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns"),
-        )
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for expected in tooljet_operator::api::crds() {
+        let name = expected.name_any();
+        let served = crds.get(&name).await.expect("CRD exists");
+        let conditions = served
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        for type_ in ["Established", "NamesAccepted"] {
+            assert!(
+                conditions
+                    .iter()
+                    .any(|c| c.type_ == type_ && c.status == "True"),
+                "{name}: {type_} is not True: {conditions:?}"
+            );
+        }
+        let (got, want) = (&served.spec.names, &expected.spec.names);
+        assert_eq!(
+            (&got.kind, &got.plural, &got.short_names, &got.categories),
+            (
+                &want.kind,
+                &want.plural,
+                &want.short_names,
+                &want.categories
+            ),
+            "{name}"
+        );
+        let version = &served.spec.versions[0];
+        assert_eq!(
+            (version.name.as_str(), version.served, version.storage),
+            ("v1alpha1", true, true)
+        );
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .is_some_and(|s| s.status.is_some()),
+            "{name}: status subresource"
+        );
+        let applied_by_operator = served.managed_fields().iter().any(|m| {
+            m.manager.as_deref() == Some(FIELD_MANAGER) && m.operation.as_deref() == Some("Apply")
+        });
+        assert!(
+            applied_by_operator,
+            "{name}: not server-side applied by {FIELD_MANAGER}: {:?}",
+            served.managed_fields()
+        );
+    }
+    // Both kinds are served.
+    let one = ListParams::default().limit(1);
+    Api::<ToolJetInstance>::all(client.clone())
+        .list(&one)
         .await
-        .expect("namespace created");
-
-    let repo = TestRepo::new();
-    repo.git_sync_write("app-1", CREDIT_CARD.0, "v1", &bundle("v1"));
-    repo.commit("v1");
-    repo.publish();
-    let standin = StandIn::builder()
-        .admin_api_key(API_KEY)
-        .start()
+        .expect("ToolJetInstances listed");
+    Api::<AppImport>::all(client)
+        .list(&one)
         .await
-        .expect("stand-in");
+        .expect("AppImports listed");
+}
 
-    let cache = tempfile::tempdir().expect("tempdir");
-    let operator = tokio::spawn(controller::run(
-        client.clone(),
-        RunOptions {
-            namespace: Some(ns.clone()),
-            concurrency: 2,
-            cache_dir: cache.path().to_owned(),
-            install_crds: false,
-        },
-    ));
-
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    secrets
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(
-                json!({"metadata": {"name": "tj-admin"}, "stringData": {"api-key": API_KEY}}),
-            )
-            .expect("secret"),
-        )
-        .await
-        .expect("secret created");
-    let instances: Api<ToolJetInstance> = Api::namespaced(client.clone(), &ns);
-    instances
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
-                "metadata": {"name": "dev"},
-                "spec": {"url": standin.base_url(), "environment": "development",
-                         "workspaceId": standin.workspace_id(),
-                         "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}}
-            }))
-            .expect("instance"),
-        )
-        .await
-        .expect("instance created");
-
-    let apps: Api<AppImport> = Api::namespaced(client.clone(), &ns);
-    apps.create(
-        &PostParams::default(),
-        &serde_json::from_value(json!({
-            "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
-            "metadata": {"name": "cards"},
-            "spec": {"environment": "development", "deletionPolicy": "Delete",
-                     "source": {"url": repo.file_url(), "ref": {"branch": "master"}, "app": CREDIT_CARD.0}}
-        }))
-        .expect("app"),
-    )
-    .await
-    .expect("AppImport created");
-
-    let ready = wait_ready(&apps, "cards").await;
-    let status = ready.status.expect("status");
-    let app_id = status.app.expect("status.app").id;
-    assert!(
-        standin.apps().iter().any(|a| a.id == app_id),
-        "app imported into ToolJet"
-    );
-
-    // A push, and an immediate reconcile on request.
-    let new_sha = {
-        repo.git_sync_write("app-1", CREDIT_CARD.0, "v2", &bundle("v2"));
-        let sha = repo.commit("v2");
-        repo.publish();
-        sha
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_per_environment_is_ready_with_its_workspace() {
+    let Some(h) = Harness::start().await else {
+        return;
     };
-    apps.patch(
-        "cards",
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {"gitops.tooljet.dev/reconcile-requested-at": "e2e-1"}}})),
-    )
-    .await
-    .expect("annotated");
-    wait_for("the update to the pushed commit", || async {
-        let app = apps.get("cards").await.ok()?;
-        let s = app.status?;
-        (s.last_applied_commit?.sha == new_sha
-            && s.last_handled_reconcile_at.as_deref() == Some("e2e-1"))
-        .then_some(())
-    })
-    .await;
+    for env in ENVIRONMENTS {
+        let instance = h
+            .instances()
+            .get(&Harness::instance_name(env))
+            .await
+            .expect("instance");
+        let status = instance.status.clone().expect("status");
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Connected"),
+            "{env}: {}",
+            ready.message
+        );
+        assert_eq!(
+            status.workspace_id.as_deref(),
+            Some(h.standin(env).workspace_id()),
+            "{env}"
+        );
+        assert_eq!(status.observed_generation, instance.metadata.generation);
+    }
+    // Production logs in with a password and found its workspace by itself.
+    let prod = h
+        .instances()
+        .get(&Harness::instance_name("production"))
+        .await
+        .expect("instance");
+    assert_eq!(prod.spec.workspace_id, None);
 
-    // A bad object is rejected by the API server with the CRD's message.
-    let bad = apps
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({
-                "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
-                "metadata": {"name": "bad"},
-                "spec": {"environment": "development", "interval": "1s",
-                         "source": {"url": repo.file_url(), "ref": {"branch": "master"}, "app": CREDIT_CARD.0}}
-            }))
-            .expect("app"),
+    // A changed Secret re-checks the instance: a wrong password is LoginFailed.
+    Api::<Secret>::namespaced(h.client.clone(), &h.ns)
+        .patch(
+            "tooljet-production-credentials",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"password": "wrong"}})),
         )
         .await
-        .expect_err("interval below 10s is rejected");
-    assert!(bad.to_string().contains("at least 10s"), "{bad}");
-
-    // Delete policy: the object goes (finalizer released) and so does the app in ToolJet.
-    apps.delete("cards", &Default::default())
-        .await
-        .expect("delete");
-    wait_for("the AppImport to be gone", || async {
-        matches!(apps.get_opt("cards").await, Ok(None)).then_some(())
+        .expect("Secret patched");
+    h.wait_instance("production", "Ready=False LoginFailed", |i| {
+        i.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == READY && c.status == "False" && c.reason == "LoginFailed")
+        })
     })
     .await;
-    let current = standin
-        .apps()
-        .into_iter()
-        .find(|a| a.name == CREDIT_CARD.0)
-        .map(|a| a.id);
-    assert_eq!(current, None, "deletionPolicy Delete removed the app");
+    h.finish().await;
+}
 
-    operator.abort();
-    // Best effort: without a controller-manager the namespace stays Terminating; it is unique.
-    let _ = Api::<Namespace>::all(client)
-        .delete(&ns, &Default::default())
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_import_per_environment_becomes_ready() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let head = h.repo.head();
+    for env in ENVIRONMENTS {
+        // As in deploy/examples: editable in development only.
+        let extra = json!({"editable": env == "development"});
+        h.create_app(&format!("cards-{env}"), env, extra).await;
+    }
+    for env in ENVIRONMENTS {
+        let name = format!("cards-{env}");
+        let app = h.wait_ready(&name).await;
+        let status = app.status.clone().expect("status");
+        let owned = owned_app(&app);
+        assert_eq!(owned.name, APP);
+        assert_eq!(applied_sha(&app), Some(head.as_str()), "{name}");
+        assert_eq!(status.observed_generation, app.metadata.generation);
+        assert!(status.last_sync_time.is_some() && status.last_applied_hash.is_some());
+        assert_eq!(status.history.len(), 1);
+        assert!(cond(&app, STALLED).is_none() && cond(&app, RECONCILING).is_none());
+        assert!(app.finalizers().iter().any(|f| f == FINALIZER), "{name}");
+        assert_eq!(app.spec.editable, env == "development");
+
+        let in_tooljet = the_app(h.standin(env));
+        assert_eq!((&in_tooljet.id, &in_tooljet.slug), (&owned.id, &owned.slug));
+        assert_eq!(
+            in_tooljet.current_version_id.as_deref(),
+            Some(in_tooljet.editing_version_id.as_str()),
+            "{name}: released"
+        );
+        h.wait_event(&name, "Imported").await;
+    }
+
+    // Staging does not allow editable apps.
+    h.create_app(
+        "cards-editable",
+        "staging",
+        json!({"editable": true, "appName": "Cards editable"}),
+    )
+    .await;
+    let refused = h
+        .wait_app("cards-editable", "Ready=False EditableNotAllowed", |a| {
+            has_cond(a, READY, "False", Some(EDITABLE_NOT_ALLOWED))
+        })
         .await;
+    assert!(has_cond(
+        &refused,
+        STALLED,
+        "True",
+        Some(EDITABLE_NOT_ALLOWED)
+    ));
+    assert!(
+        !h.standin("staging")
+            .apps()
+            .iter()
+            .any(|a| a.name == "Cards editable")
+    );
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_commit_is_applied_on_request() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    h.create_app("cards", "development", json!({})).await;
+    let before = owned_app(&h.wait_ready("cards").await);
+    let sha = h.push("v2");
+    let requested = h.request_reconcile("cards").await;
+    let app = h
+        .wait_app(
+            "cards",
+            "the pushed commit applied, the request echoed",
+            |a| {
+                applied_sha(a) == Some(sha.as_str())
+                    && handled_request(a) == Some(requested.as_str())
+            },
+        )
+        .await;
+    assert!(has_cond(&app, READY, "True", Some("Updated")));
+    let after = owned_app(&app);
+    assert_ne!(after.id, before.id, "a fresh import");
+    assert_eq!(after.slug, before.slug, "the end users' URL stays");
+    let status = app.status.as_ref().expect("status");
+    assert_eq!(status.history.len(), 2);
+    assert_eq!(status.history[0].sha, sha);
+
+    let in_tooljet = the_app(h.standin("development"));
+    assert_eq!(in_tooljet.id, after.id);
+    assert_eq!(in_tooljet.definition["icon"], json!("v2"));
+    h.wait_event("cards", "Updated").await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_tooljet_failure_is_retried_with_backoff() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let standin = h.standin("development");
+    // The first import answers 503; the per-object backoff retries it 5s later.
+    standin
+        .faults()
+        .fail_nth("POST", "/api/v2/resources/import", 1, 503);
+    h.create_app("cards", "development", json!({})).await;
+    let failed = h
+        .wait_app(
+            "cards",
+            "Ready=False and Reconciling=True (Retrying)",
+            |a| {
+                has_cond(a, READY, "False", None)
+                    && has_cond(a, RECONCILING, "True", Some("Retrying"))
+            },
+        )
+        .await;
+    assert!(cond(&failed, STALLED).is_none(), "{:?}", failed.status);
+    let app = h.wait_ready("cards").await;
+    assert!(cond(&app, RECONCILING).is_none());
+    assert_eq!(the_app(standin).id, owned_app(&app).id);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_a_non_editable_app_is_restored() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let standin = h.standin("staging");
+    h.create_app("cards", "staging", json!({})).await;
+    let before = owned_app(&h.wait_ready("cards").await);
+    assert!(standin.edit_app_as_user(&before.id));
+    let requested = h.request_reconcile("cards").await;
+    let app = h
+        .wait_app("cards", "the request handled", |a| {
+            handled_request(a) == Some(requested.as_str())
+        })
+        .await;
+    assert!(has_cond(&app, READY, "True", None), "{:?}", app.status);
+    let note = h.wait_event("cards", "DriftCorrected").await;
+    assert!(!note.is_empty());
+    let after = owned_app(&app);
+    assert_ne!(after.id, before.id, "the git version re-imported");
+    assert_eq!(after.slug, before.slug);
+    let in_tooljet = the_app(standin);
+    assert_eq!(in_tooljet.id, after.id);
+    assert!(has_cond(&app, DRIFTED, "False", Some("DriftCorrected")));
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_editable_app_keeps_local_changes_until_force_pull() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let standin = h.standin("development");
+    h.create_app("cards", "development", json!({"editable": true}))
+        .await;
+    let before = owned_app(&h.wait_ready("cards").await);
+    assert!(standin.edit_app_as_user(&before.id));
+    let sha = h.push("v2");
+    h.request_reconcile("cards").await;
+    let refused = h
+        .wait_app("cards", "Ready=False LocalChanges", |a| {
+            has_cond(a, READY, "False", Some(LOCAL_CHANGES))
+        })
+        .await;
+    assert!(has_cond(&refused, STALLED, "True", Some(LOCAL_CHANGES)));
+    let message = &cond(&refused, READY).expect("Ready").message;
+    assert!(message.contains(&sha), "{message}");
+    assert_eq!(
+        the_app(standin).id,
+        before.id,
+        "the edited app is untouched"
+    );
+    h.wait_event("cards", LOCAL_CHANGES).await;
+
+    h.annotate("cards", ANNOTATION_FORCE_PULL, &sha).await;
+    let pulled = h
+        .wait_app("cards", "the force-pulled commit applied", |a| {
+            applied_sha(a) == Some(sha.as_str()) && has_cond(a, READY, "True", None)
+        })
+        .await;
+    let after = owned_app(&pulled);
+    assert_ne!(after.id, before.id);
+    assert_eq!(after.slug, before.slug);
+    let in_tooljet = the_app(standin);
+    assert_eq!(in_tooljet.id, after.id);
+    assert_eq!(in_tooljet.definition["icon"], json!("v2"));
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_foreign_app_of_the_same_name_is_a_name_conflict() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let standin = h.standin("development");
+    // A user imported another app under the same name, outside the operator.
+    let mut config = ClientConfig::new(
+        standin.base_url(),
+        Auth::AdminApiKey(standin.admin_api_key().expect("key").into()),
+    );
+    config.workspace_id = Some(standin.workspace_id().to_owned());
+    let user = ToolJetClient::new(config).expect("client");
+    let bundle: Value = serde_json::from_slice(BASE64.1).expect("json");
+    let foreign = user.import_app(&bundle, APP).await.expect("import").id;
+    let writes = standin.write_count();
+
+    h.create_app("cards", "development", json!({})).await;
+    let app = h
+        .wait_app("cards", "Ready=False NameConflict", |a| {
+            has_cond(a, READY, "False", Some(NAME_CONFLICT))
+        })
+        .await;
+    assert!(has_cond(&app, STALLED, "True", Some(NAME_CONFLICT)));
+    let message = &cond(&app, READY).expect("Ready").message;
+    assert!(message.contains("adoptExisting"), "{message}");
+    assert!(app.status.as_ref().is_some_and(|s| s.app.is_none()));
+    assert_eq!(standin.write_count(), writes, "nothing written to ToolJet");
+    assert_eq!(the_app(standin).id, foreign, "the foreign app is untouched");
+    h.wait_event("cards", NAME_CONFLICT).await;
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_updates_wait_for_approval() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let standin = h.standin("production");
+    let first_sha = h.repo.head();
+    h.create_app("cards", "production", json!({"updatePolicy": "Manual"}))
+        .await;
+    let before = owned_app(&h.wait_ready("cards").await);
+    let sha = h.push("v2");
+    h.request_reconcile("cards").await;
+    let waiting = h
+        .wait_app("cards", "UpdateAvailable=True for the pushed commit", |a| {
+            has_cond(a, UPDATE_AVAILABLE, "True", None)
+                && a.status
+                    .as_ref()
+                    .and_then(|s| s.latest_commit.as_ref())
+                    .is_some_and(|c| c.sha == sha)
+        })
+        .await;
+    assert_eq!(applied_sha(&waiting), Some(first_sha.as_str()));
+    assert!(has_cond(&waiting, READY, "True", None));
+    let message = &cond(&waiting, UPDATE_AVAILABLE).expect("condition").message;
+    assert!(
+        message.contains(&format!("{ANNOTATION_APPROVE}: \"{sha}\"")),
+        "{message}"
+    );
+    let unchanged = the_app(standin);
+    assert_eq!(unchanged.id, before.id, "not applied before approval");
+    assert_eq!(unchanged.definition["icon"], json!("v1"));
+
+    h.annotate("cards", ANNOTATION_APPROVE, &sha).await;
+    let applied = h
+        .wait_app("cards", "the approved commit applied", |a| {
+            applied_sha(a) == Some(sha.as_str()) && cond(a, UPDATE_AVAILABLE).is_none()
+        })
+        .await;
+    assert!(has_cond(&applied, READY, "True", None));
+    let after = owned_app(&applied);
+    assert_ne!(after.id, before.id);
+    assert_eq!(after.slug, before.slug);
+    assert_eq!(the_app(standin).definition["icon"], json!("v2"));
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_retains_or_deletes_the_app() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    h.create_app("kept", "staging", json!({"deletionPolicy": "Retain"}))
+        .await;
+    h.create_app("removed", "production", json!({"deletionPolicy": "Delete"}))
+        .await;
+    let kept = owned_app(&h.wait_ready("kept").await);
+    let removed = owned_app(&h.wait_ready("removed").await);
+    assert_eq!(the_app(h.standin("production")).id, removed.id);
+
+    h.delete_app("kept").await;
+    assert_eq!(
+        the_app(h.standin("staging")).id,
+        kept.id,
+        "Retain leaves the app in ToolJet"
+    );
+    h.delete_app("removed").await;
+    assert!(
+        apps_named_app(h.standin("production")).is_empty(),
+        "Delete removed the app: {:?}",
+        h.standin("production").apps()
+    );
+    h.finish().await;
+}
+
+/// An untyped API, so that objects the types cannot hold (an unknown environment) can be sent.
+fn dynamic<K: Resource<DynamicType = ()>>(client: &Client, ns: &str) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), ns, &ApiResource::erase::<K>(&()))
+}
+
+/// `base` with the field at `pointer` set to `value` (removed when `value` is null).
+fn with(base: &Value, pointer: &str, value: Value) -> Value {
+    let mut v = base.clone();
+    let (parent, key) = pointer.rsplit_once('/').expect("a JSON pointer");
+    let object = v
+        .pointer_mut(parent)
+        .and_then(Value::as_object_mut)
+        .expect("the parent is an object");
+    if value.is_null() {
+        object.remove(key);
+    } else {
+        object.insert(key.to_owned(), value);
+    }
+    v
+}
+
+/// Creates with `dryRun=All`: fully validated and admitted, never stored.
+async fn dry_run_create(api: &Api<DynamicObject>, doc: &Value) -> Result<(), kube::Error> {
+    let obj: DynamicObject = serde_json::from_value(doc.clone()).expect("an object");
+    let params = PostParams {
+        dry_run: true,
+        field_manager: None,
+    };
+    api.create(&params, &obj).await.map(|_| ())
+}
+
+/// Which kind a bad object is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Kind {
+    App,
+    Instance,
+}
+
+fn object(kind: Kind, spec: Value) -> Value {
+    let kind = match kind {
+        Kind::App => "AppImport",
+        Kind::Instance => "ToolJetInstance",
+    };
+    json!({"apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": kind,
+           "metadata": {"name": "bad"}, "spec": spec})
+}
+
+/// A valid AppImport and ToolJetInstance.
+fn good_objects() -> [(Kind, Value); 2] {
+    [
+        (
+            Kind::App,
+            object(
+                Kind::App,
+                json!({"environment": "staging",
+                "source": {"url": "https://git.example.com/apps.git", "ref": {"branch": "main"}, "app": APP}}),
+            ),
+        ),
+        (
+            Kind::Instance,
+            object(
+                Kind::Instance,
+                json!({"url": "http://tooljet.example", "environment": "staging", "workspaceId": "w",
+                "auth": {"adminApiKey": {"secretRef": {"name": "s", "key": "k"}}}}),
+            ),
+        ),
+    ]
+}
+
+/// Each bad object is a good one with one change, and the message the API server must give:
+/// the CRD rule's message (an enum violation has the API server's own wording).
+fn bad_objects() -> Vec<(&'static str, Kind, Value, &'static str)> {
+    let [(_, app), (_, instance)] = good_objects();
+    vec![
+        (
+            "ref with branch and tag",
+            Kind::App,
+            with(&app, "/spec/source/ref/tag", json!("v1")),
+            "ref must set exactly one of branch, tag or commit",
+        ),
+        (
+            "commit not 40 lowercase hex",
+            Kind::App,
+            with(
+                &app,
+                "/spec/source/ref",
+                json!({"commit": "ABCDEF0123ABCDEF0123ABCDEF0123ABCDEF0123"}),
+            ),
+            "ref.commit must be a full commit sha: 40 lowercase hexadecimal characters",
+        ),
+        (
+            "both app and path",
+            Kind::App,
+            with(&app, "/spec/source/path", json!("x.json")),
+            "source must set exactly one of app (an app name from .meta/meta.json) or path (an export bundle)",
+        ),
+        (
+            "path with ..",
+            Kind::App,
+            with(
+                &with(&app, "/spec/source/app", Value::Null),
+                "/spec/source/path",
+                json!("exports/../x.json"),
+            ),
+            "source.path must be relative to the repository root and must not contain `..`",
+        ),
+        (
+            "environment qa",
+            Kind::App,
+            with(&app, "/spec/environment", json!("qa")),
+            "Unsupported value: \"qa\"",
+        ),
+        (
+            "interval 5s",
+            Kind::App,
+            with(&app, "/spec/interval", json!("5s")),
+            "interval must be a duration of at least 10s, such as 30s, 5m or 1h30m",
+        ),
+        (
+            "source url http://",
+            Kind::App,
+            with(&app, "/spec/source/url", json!("http://x")),
+            "source.url must be an https://, ssh://, git:// or file:// URL",
+        ),
+        (
+            "two auth methods",
+            Kind::Instance,
+            with(
+                &instance,
+                "/spec/auth/password",
+                json!({"secretRef": {"name": "login"}}),
+            ),
+            "auth must set exactly one of adminApiKey, password or externalToken",
+        ),
+        (
+            "instance url ftp://",
+            Kind::Instance,
+            with(&instance, "/spec/url", json!("ftp://x")),
+            "url must be an http:// or https:// URL with a host",
+        ),
+    ]
+}
+
+/// Runs without a cluster: the objects of the test below are good or bad as intended, by kube's
+/// client-side CEL evaluator on the generated CRDs, so the cluster test checks the right thing.
+#[test]
+fn bad_objects_break_the_intended_crd_rule() {
+    let schema = |kind: Kind| {
+        let crd = match kind {
+            Kind::App => AppImport::crd(),
+            Kind::Instance => ToolJetInstance::crd(),
+        };
+        let schema = crd.spec.versions[0]
+            .schema
+            .as_ref()
+            .and_then(|s| s.open_api_v3_schema.as_ref())
+            .expect("schema");
+        serde_json::to_value(schema).expect("schema serializes")
+    };
+    let cel = |kind: Kind, doc: &Value| -> Vec<String> {
+        match kube::core::cel::Validator::new().validate(&schema(kind), doc, None) {
+            Ok(()) => vec![],
+            Err(errors) => errors.iter().map(|e| e.message.clone()).collect(),
+        }
+    };
+    for (kind, doc) in good_objects() {
+        assert_eq!(cel(kind, &doc), Vec::<String>::new(), "{doc}");
+    }
+    for (label, kind, doc, expected) in bad_objects() {
+        if label == "environment qa" {
+            // An enum, not a CEL rule: the types refuse it too.
+            assert!(serde_json::from_value::<AppImport>(doc).is_err());
+            continue;
+        }
+        let messages = cel(kind, &doc);
+        assert!(
+            messages.iter().any(|m| m.contains(expected)),
+            "{label}: expected {expected:?}, got {messages:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_objects_are_rejected_with_the_crd_messages() {
+    let Some(client) = kube_client().await else {
+        return;
+    };
+    controller::install_crds(&client)
+        .await
+        .expect("CRDs installed");
+    let ns = create_namespace(&client).await;
+    let api = |kind: Kind| match kind {
+        Kind::App => dynamic::<AppImport>(&client, &ns),
+        Kind::Instance => dynamic::<ToolJetInstance>(&client, &ns),
+    };
+    for (kind, doc) in good_objects() {
+        dry_run_create(&api(kind), &doc)
+            .await
+            .unwrap_or_else(|e| panic!("the good {kind:?} is refused: {e}"));
+    }
+    for (label, kind, doc, expected) in bad_objects() {
+        match dry_run_create(&api(kind), &doc).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422, "{label}: {status:?}");
+                assert!(
+                    status.message.contains(expected),
+                    "{label}: expected {expected:?} in {:?}",
+                    status.message
+                );
+            }
+            Err(other) => panic!("{label}: not an API rejection: {other}"),
+            Ok(()) => panic!("{label}: accepted, but the CRD should reject it: {doc}"),
+        }
+    }
+    delete_namespace(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn example_manifests_are_accepted_by_the_api_server() {
+    let Some(client) = kube_client().await else {
+        return;
+    };
+    controller::install_crds(&client)
+        .await
+        .expect("CRDs installed");
+    let ns = create_namespace(&client).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("deploy/examples")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    files.sort();
+    let mut applied = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("readable");
+        let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+        for doc in docs {
+            let api = match doc["kind"].as_str() {
+                Some("Secret") => dynamic::<Secret>(&client, &ns),
+                Some("ToolJetInstance") => dynamic::<ToolJetInstance>(&client, &ns),
+                Some("AppImport") => dynamic::<AppImport>(&client, &ns),
+                other => panic!("{}: unexpected kind {other:?}", file.display()),
+            };
+            dry_run_create(&api, &doc)
+                .await
+                .unwrap_or_else(|e| panic!("{}: {} refused: {e}", file.display(), doc["kind"]));
+            applied += 1;
+        }
+    }
+    assert!(applied >= 6, "only {applied} objects in the examples");
+    delete_namespace(&client, &ns).await;
+}
+
+/// The poll helper itself (runs without a cluster): it polls until the condition holds.
+#[tokio::test]
+async fn wait_for_returns_the_first_value_that_holds() {
+    let mut calls = 0;
+    let got = wait_for("the third call", TIMEOUT, || {
+        calls += 1;
+        let n = calls;
+        async move { (n == 3).then_some(n) }
+    })
+    .await;
+    assert_eq!(got, 3);
 }
