@@ -6,7 +6,8 @@
 //! One test per behaviour of issue 6: CRDs installed; an instance per environment Ready; an
 //! AppImport per environment Ready; a push applied (and `reconcile-requested-at` echoed); drift
 //! restored; LocalChanges kept until force-pull; a transient failure retried with backoff; NameConflict; Manual + approve; deletion with
-//! Retain and Delete; bad objects rejected with the CRD's messages; the example manifests accepted.
+//! Retain and Delete; bad objects rejected with the CRD's messages; the example manifests accepted;
+//! and (issue 7) leader election: two replicas, one Lease holder, failover after a crash.
 //! Each test works in its own namespace (see `harness`), so the tests may run in parallel.
 
 #[path = "e2e/harness.rs"]
@@ -764,4 +765,142 @@ async fn wait_for_returns_the_first_value_that_holds() {
     })
     .await;
     assert_eq!(got, 3);
+}
+
+/// Issue 7: two controllers, one Lease. Only the holder reconciles; when it dies without
+/// releasing (a crash), the other takes the Lease within the lease duration and reconciles.
+#[tokio::test]
+async fn two_replicas_elect_one_leader_and_fail_over() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use tooljet_operator::controller::leader::LeaderConfig;
+    use tooljet_operator::controller::{RunOptions, ServeOptions};
+
+    let Some(client) = kube_client().await else {
+        return;
+    };
+    controller::install_crds(&client)
+        .await
+        .expect("CRDs installed");
+    let ns = create_namespace(&client).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let replica = |identity: &str| {
+        let mut lease = LeaderConfig::new(ns.clone());
+        lease.identity = identity.to_owned();
+        tokio::spawn(controller::run_with(
+            client.clone(),
+            RunOptions {
+                namespace: Some(ns.clone()),
+                concurrency: 2,
+                cache_dir: cache.path().join(identity),
+                install_crds: false,
+            },
+            ServeOptions {
+                leader_election: Some(lease),
+                ..ServeOptions::default()
+            },
+        ))
+    };
+    let mut replicas = vec![
+        ("replica-a", replica("replica-a")),
+        ("replica-b", replica("replica-b")),
+    ];
+    let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
+    let lease_name = LeaderConfig::new(ns.clone()).lease_name;
+    let holder = |leases: Api<Lease>, name: String| async move {
+        leases
+            .get(&name)
+            .await
+            .ok()
+            .and_then(|l| l.spec.and_then(|s| s.holder_identity))
+    };
+
+    let first = wait_for("a Lease holder", TIMEOUT, || {
+        holder(leases.clone(), lease_name.clone())
+    })
+    .await;
+    // The holder keeps it: several renewal periods later it is still the same replica.
+    let lease_duration = LeaderConfig::new(ns.clone()).lease_duration;
+    let settle_until = tokio::time::Instant::now() + lease_duration * 2;
+    wait_for("two lease durations to pass", TIMEOUT, || {
+        let (leases, name, first) = (leases.clone(), lease_name.clone(), first.clone());
+        async move {
+            let now = holder(leases, name).await;
+            assert_eq!(
+                now.as_deref(),
+                Some(first.as_str()),
+                "the Lease changed hands with both replicas alive"
+            );
+            (tokio::time::Instant::now() >= settle_until).then_some(())
+        }
+    })
+    .await;
+
+    // Crash the leader: abort its task (no release).
+    let index = replicas
+        .iter()
+        .position(|(id, _)| *id == first)
+        .expect("holder is one of ours");
+    let (_, leader) = replicas.remove(index);
+    leader.abort();
+    let (survivor, _) = &replicas[0];
+    let took_over = wait_for(
+        "the other replica to take the Lease",
+        lease_duration * 3,
+        || {
+            let (leases, name, first) = (leases.clone(), lease_name.clone(), first.clone());
+            async move { holder(leases, name).await.filter(|h| *h != first) }
+        },
+    )
+    .await;
+    assert_eq!(took_over, *survivor);
+
+    // The new leader reconciles: a ToolJetInstance becomes Ready.
+    let standin = StandIn::builder()
+        .admin_api_key("lease-test-key")
+        .start()
+        .await
+        .expect("stand-in");
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "tj"}, "stringData": {"api-key": "lease-test-key"}
+    }))
+    .expect("secret");
+    Api::<Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret created");
+    let instance: ToolJetInstance = serde_json::from_value(json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+        "metadata": {"name": "tj"},
+        "spec": {"url": standin.base_url(), "environment": "staging",
+                 "workspaceId": standin.workspace_id(),
+                 "auth": {"adminApiKey": {"secretRef": {"name": "tj", "key": "api-key"}}}}
+    }))
+    .expect("instance");
+    let instances: Api<ToolJetInstance> = Api::namespaced(client.clone(), &ns);
+    instances
+        .create(&PostParams::default(), &instance)
+        .await
+        .expect("instance created");
+    wait_for("the new leader to make the instance Ready", TIMEOUT, || {
+        let instances = instances.clone();
+        async move {
+            instances.get("tj").await.ok().filter(|i| {
+                i.status.as_ref().is_some_and(|s| {
+                    s.conditions
+                        .iter()
+                        .any(|c| c.type_ == READY && c.status == "True")
+                })
+            })
+        }
+    })
+    .await;
+
+    for (_, task) in replicas {
+        task.abort();
+    }
+    instances
+        .delete("tj", &Default::default())
+        .await
+        .expect("instance deleted");
+    delete_namespace(&client, &ns).await;
 }
