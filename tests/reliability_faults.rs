@@ -234,9 +234,37 @@ async fn each_call_of_an_update_fails_once_then_a_run_converges() {
             push_version(&r.repo, "v2");
             inject(&r.standin, fault, method, pattern, *n);
             let failed = r.sync().await;
-            check_failed_run(&r.standin, &failed, &what, false);
+            check_failed_run(&r.standin, &failed, &what, true);
             r.converge(Some(&slug), "v2").await;
         }
+    }
+}
+
+/// An editable app's failed swap puts the old app back; that rename is the operator's own write,
+/// not an edit made in ToolJet, so the next run must not refuse with LocalChanges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editable_app_failed_swap_is_not_mistaken_for_local_edits() {
+    let steps: [(&str, Fault, u64); 3] = [
+        ("move aside", Fault::TimeoutAfterWrite, 1),
+        ("take name", Fault::Status5xx, 2),
+        ("take name", Fault::TimeoutAfterWrite, 2),
+    ];
+    for (step, fault, n) in steps {
+        let mut r = Rig::new().await;
+        r.editable = true;
+        let slug = r.converge(None, "v1").await;
+        push_version(&r.repo, "v2");
+        inject(&r.standin, fault, "PUT", "/api/apps/*", n);
+        let failed = r.sync().await;
+        assert!(!failed.report.ready, "{step} {fault:?}");
+        r.standin.faults().reset();
+        let out = r.sync().await;
+        assert!(
+            out.report.ready,
+            "{step} {fault:?}: the recovery run refused: {:?}",
+            out.report
+        );
+        assert_converged(&r.standin, Some(&slug), &["v2"]);
     }
 }
 
