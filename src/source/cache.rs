@@ -630,7 +630,14 @@ fn git_err_at(path: &Path, e: git2::Error) -> SourceError {
 fn normalize_url(url: &str) -> String {
     let trimmed = url.trim().trim_end_matches('/');
     match url::Url::parse(trimmed) {
-        Ok(u) => u.to_string().trim_end_matches('/').to_string(),
+        Ok(mut u) => {
+            // `url` lowercases the host of http(s) and file URLs only; ssh:// and git:// hosts
+            // are case-insensitive too.
+            if let Some(host) = u.host_str().map(str::to_ascii_lowercase) {
+                let _ = u.set_host(Some(&host));
+            }
+            u.to_string().trim_end_matches('/').to_string()
+        }
         Err(_) => trimmed.to_string(),
     }
 }
@@ -655,6 +662,10 @@ mod tests {
         assert_eq!(
             mirror_key("HTTPS://Git.Example/org/repo.git/", &anon),
             mirror_key("https://git.example/org/repo.git", &anon)
+        );
+        assert_eq!(
+            mirror_key("SSH://git@Git.Example/org/repo.git", &anon),
+            mirror_key("ssh://git@git.example/org/repo.git", &anon)
         );
         let a = Credentials::Token {
             username: "x".into(),
