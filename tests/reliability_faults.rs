@@ -268,6 +268,41 @@ async fn editable_app_failed_swap_is_not_mistaken_for_local_edits() {
     }
 }
 
+/// The same, when putting the old app back also fails: the next run finds the old app aside and
+/// the new one gone, and puts the old one back itself before updating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editable_app_put_back_by_the_next_run_is_not_mistaken_for_local_edits() {
+    let mut r = Rig::new().await;
+    r.editable = true;
+    let slug = r.converge(None, "v1").await;
+    push_version(&r.repo, "v2");
+    inject(
+        &r.standin,
+        Fault::TimeoutAfterWrite,
+        "PUT",
+        "/api/apps/*",
+        1,
+    );
+    inject(&r.standin, Fault::Status5xx, "PUT", "/api/apps/*", 2);
+    let failed = r.sync().await;
+    assert!(!failed.report.ready);
+    let aside: Vec<_> = r
+        .standin
+        .apps()
+        .into_iter()
+        .filter(|a| a.name.starts_with("tjop-old-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the old app is left aside for the next run");
+    r.standin.faults().reset();
+    let out = r.sync().await;
+    assert!(
+        out.report.ready,
+        "the recovery run refused: {:?}",
+        out.report
+    );
+    assert_converged(&r.standin, Some(&slug), &["v2"]);
+}
+
 #[tokio::test]
 async fn tooljet_down_then_back() {
     let mut r = Rig::new().await;

@@ -530,6 +530,14 @@ impl Run<'_, '_> {
                         name: old.name.clone(),
                     })
                     .await?;
+                    // Moving the app aside and back moved its updated_at. An editable app swapped
+                    // only without edits or under force-pull, so recording the new value never
+                    // hides an edit, and keeps the next decision from a false LocalChanges. (A
+                    // non-editable app keeps the old value: at worst one needless re-import.)
+                    if self.req.spec.editable && self.mode == Mode::Apply {
+                        let details = self.tj.get_app(&old.id).await?;
+                        self.state.app = Some(app_status(&observed(&details)));
+                    }
                 }
                 (None, _) => {
                     // The swap finished; only the old app's deletion is missing.
