@@ -407,3 +407,31 @@ async fn corrupt_mirror_is_cloned_again() {
         );
     }
 }
+
+/// A process killed during a fetch leaves libgit2's lock files in the mirror (found by the crash
+/// test: `shallow.lock`). The next process must not be wedged by them.
+#[tokio::test]
+async fn lock_files_left_by_a_killed_process_do_not_wedge_the_mirror() {
+    let mut r = Rig::new().await;
+    let slug = r.converge(None, "v1").await;
+    let mirror = r.engine.source().mirror_path(&r.url, &r.creds);
+    for lock in [
+        "shallow.lock",
+        "packed-refs.lock",
+        "HEAD.lock",
+        "config.lock",
+    ] {
+        std::fs::write(mirror.join(lock), b"").expect("leave a lock file");
+    }
+    let refs = mirror.join("refs/heads");
+    std::fs::create_dir_all(&refs).expect("refs dir");
+    std::fs::write(refs.join("master.lock"), b"").expect("leave a ref lock");
+    push_version(&r.repo, "v2");
+    // The next process: a new engine over the same cache directory.
+    r.engine = Engine::new(SourceCache::new(CacheConfig {
+        dir: r._cache_dir.path().to_owned(),
+        network_timeout: Duration::from_secs(10),
+        ..CacheConfig::default()
+    }));
+    r.converge(Some(&slug), "v2").await;
+}

@@ -113,6 +113,8 @@ struct Mirror {
     stats: Mutex<MirrorStats>,
     /// Set by gc after deleting the directory; holders of this entry must look it up again.
     removed: AtomicBool,
+    /// Set once this process has cleared lock files a killed process left in the mirror.
+    swept: AtomicBool,
 }
 
 #[derive(Default)]
@@ -355,6 +357,7 @@ impl SourceCache {
                     lock: Arc::new(tokio::sync::Mutex::new(MirrorState::default())),
                     stats: Mutex::new(MirrorStats::default()),
                     removed: AtomicBool::new(false),
+                    swept: AtomicBool::new(false),
                 })
             })
             .clone()
@@ -430,6 +433,9 @@ fn open_mirror(job: &mut Job, path: &Path) -> Result<Repository> {
         return Ok(repo);
     }
     touch(path);
+    if !job.mirror.swept.swap(true, Ordering::SeqCst) {
+        remove_stale_locks(path);
+    }
     match Repository::open_bare(path)
         .map_err(|e| e.message().to_string())
         .and_then(|r| {
@@ -442,6 +448,38 @@ fn open_mirror(job: &mut Job, path: &Path) -> Result<Repository> {
             rebuild(job, path)
         }
     }
+}
+
+/// Removes the lock files a killed process left in a mirror: libgit2 writes `<file>.lock` while it
+/// rewrites HEAD, config, packed-refs, shallow or a ref, and a leftover one fails every later fetch
+/// of the mirror. One process owns the cache, and this runs under the mirror's lock the first time
+/// this process opens the mirror, so any lock file found then is stale.
+fn remove_stale_locks(path: &Path) {
+    fn sweep(dir: &Path, recursive: bool) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if recursive {
+                    sweep(&p, true);
+                }
+            } else if p.extension().is_some_and(|e| e == "lock") {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => tracing::warn!(file = %p.display(), "removed a stale git lock file"),
+                    Err(e) => {
+                        tracing::warn!(file = %p.display(), error = %e, "cannot remove a stale git lock file")
+                    }
+                }
+            }
+        }
+    }
+    sweep(path, false);
+    sweep(&path.join("refs"), true);
 }
 
 fn rebuild(job: &mut Job, path: &Path) -> Result<Repository> {
