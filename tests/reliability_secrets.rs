@@ -464,3 +464,152 @@ async fn engine_reports_state_and_trace_logs_hold_no_secret() {
     );
     assert_no_secret("trace logs", &logs, &secrets);
 }
+
+/// One request the controller made to the (mock) API server, body included.
+struct Seen {
+    method: String,
+    uri: String,
+    body: String,
+}
+
+fn mock_api(
+    respond: impl Fn(&Seen) -> (http::StatusCode, serde_json::Value) + Send + 'static,
+) -> (kube::Client, tokio::task::JoinHandle<Vec<Seen>>) {
+    use http::{Request, Response};
+    use kube::client::Body;
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let server = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some((request, send)) = handle.next_request().await {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let bytes = request.into_body().collect_bytes().await.expect("body");
+            let s = Seen {
+                method,
+                uri,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            };
+            let (status, body) = respond(&s);
+            let response = Response::builder()
+                .status(status)
+                .body(Body::from(serde_json::to_vec(&body).expect("json")))
+                .expect("response");
+            send.send_response(response);
+            seen.push(s);
+        }
+        seen
+    });
+    (kube::Client::new(service, "default"), server)
+}
+
+fn b64(s: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(s)
+}
+
+/// The controller: what it writes to the API server (status patches, Events, finalizer patches)
+/// and logs, for a wrong then a right git password and a password login to ToolJet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_status_events_and_logs_hold_no_secret() {
+    use kube::runtime::events::{Recorder, Reporter};
+    use kube::runtime::reflector;
+    use kube::runtime::watcher;
+    use tooljet_operator::api::{AppImport, ToolJetInstance};
+    use tooljet_operator::controller::app_import::{Context, reconcile};
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    captured();
+    let repo = TestRepo::new();
+    push_version(&repo, "v1");
+    let git = HttpGitServer::start_with_basic_auth(repo.base_dir(), GIT_USER, GIT_PASSWORD);
+    let standin = StandIn::builder()
+        .credentials(EMAIL, TJ_PASSWORD)
+        .start()
+        .await
+        .expect("stand-in starts");
+    let instance: ToolJetInstance = serde_json::from_value(json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+        "metadata": {"name": "tj", "namespace": "team", "uid": "i-1", "resourceVersion": "3"},
+        "spec": {"url": standin.base_url(), "environment": "development",
+                 "workspaceId": standin.workspace_id(),
+                 "auth": {"password": {"secretRef": {"name": "tj-login"}}}}
+    }))
+    .expect("instance");
+    let app = json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
+        "metadata": {"name": "a", "namespace": "team", "uid": "u-1", "generation": 1,
+                     "resourceVersion": "7", "finalizers": ["gitops.tooljet.dev/finalizer"]},
+        "spec": {"environment": "development",
+                 "source": {"url": git.url(&repo.served_name()), "ref": {"branch": "master"},
+                            "app": APP, "secretRef": {"name": "git-creds"}}},
+    });
+    let cache = tempfile::tempdir().expect("tempdir");
+    let mut everything = String::new();
+    for git_password in [GIT_WRONG_PASSWORD, GIT_PASSWORD] {
+        let tj_secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "tj-login", "namespace": "team", "resourceVersion": "9"},
+            "data": {"email": b64(EMAIL), "password": b64(TJ_PASSWORD)}});
+        let git_secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "git-creds", "namespace": "team", "resourceVersion": "9"},
+            "data": {"username": b64(GIT_USER), "password": b64(git_password)}});
+        let app_for_mock = app.clone();
+        let (client, server) = mock_api(move |s| {
+            if s.uri
+                .starts_with("/api/v1/namespaces/team/secrets/tj-login")
+            {
+                (http::StatusCode::OK, tj_secret.clone())
+            } else if s
+                .uri
+                .starts_with("/api/v1/namespaces/team/secrets/git-creds")
+            {
+                (http::StatusCode::OK, git_secret.clone())
+            } else {
+                (http::StatusCode::OK, app_for_mock.clone())
+            }
+        });
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitApply(instance.clone()));
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let engine = Engine::new(SourceCache::new(CacheConfig {
+            dir: cache.path().to_owned(),
+            ..CacheConfig::default()
+        }));
+        let reporter = Reporter {
+            controller: "tooljet-operator".into(),
+            instance: None,
+        };
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            engine,
+            Recorder::new(client, reporter),
+            store,
+        ));
+        let obj: AppImport = serde_json::from_value(app.clone()).expect("app");
+        let _ = reconcile(Arc::new(obj), ctx.clone()).await;
+        drop(ctx);
+        let seen = tokio::time::timeout(std::time::Duration::from_secs(10), server)
+            .await
+            .expect("mock API server finished")
+            .expect("mock did not panic");
+        // Status patches and Events were written: the search covers them.
+        assert!(
+            seen.iter()
+                .any(|s| s.method == "PATCH" && s.uri.contains("/status")),
+            "no status patch"
+        );
+        for s in &seen {
+            everything.push_str(&format!("{} {} {}\n", s.method, s.uri, s.body));
+        }
+    }
+    assert!(
+        everything.contains("GitAuthenticationFailed"),
+        "{everything}"
+    );
+    assert!(
+        standin.apps().iter().any(|a| a.name == APP),
+        "the second reconcile imported the app"
+    );
+    assert_no_secret("controller requests (status, Events)", &everything, ALL);
+    assert_no_secret("trace logs", &logs(), ALL);
+}
