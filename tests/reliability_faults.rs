@@ -435,3 +435,50 @@ async fn lock_files_left_by_a_killed_process_do_not_wedge_the_mirror() {
     }));
     r.converge(Some(&slug), "v2").await;
 }
+
+/// The command line (`sync -f`, state file) through the same update faults: 5xx and dropped
+/// connections (a timeout would need the client's 60 s default; the engine rows cover it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_update_survives_each_fault() {
+    for fault in [Fault::Status5xx, Fault::Dropped] {
+        for (method, pattern, n, step) in UPDATE_CALLS {
+            let what = format!("sync -f, update, {step} ({method} {pattern} #{n}): {fault:?}");
+            let repo = TestRepo::new();
+            push_version(&repo, "v1");
+            let standin = StandIn::builder()
+                .admin_api_key(API_KEY)
+                .start()
+                .await
+                .expect("stand-in starts");
+            let p = reliability_common::Pipeline::new(API_KEY);
+            let manifests = p.manifests(&standin, &repo.file_url(), "");
+            let first = p.sync(&manifests).await;
+            assert!(
+                first.status.success(),
+                "{}",
+                reliability_common::text(&first)
+            );
+            let slug = assert_converged(&standin, None, &["v1"]).slug;
+            push_version(&repo, "v2");
+            inject(&standin, fault, method, pattern, *n);
+            let failed = p.sync(&manifests).await;
+            assert_eq!(failed.status.code(), Some(1), "{what}");
+            assert!(
+                String::from_utf8_lossy(&failed.stdout).contains("ToolJetUnavailable"),
+                "{what}: {}",
+                reliability_common::text(&failed)
+            );
+            let under_name = standin.apps().iter().filter(|a| a.name == APP).count();
+            assert_eq!(under_name, 1, "{what}: the users keep an app");
+            standin.faults().reset();
+            let ok = p.sync(&manifests).await;
+            assert!(
+                ok.status.success(),
+                "{what}: {}",
+                reliability_common::text(&ok)
+            );
+            let app = assert_converged(&standin, Some(&slug), &["v2"]);
+            assert_eq!(p.state_app_id().as_deref(), Some(app.id.as_str()), "{what}");
+        }
+    }
+}
