@@ -123,6 +123,8 @@ struct Mirror {
     stats: Mutex<MirrorStats>,
     /// Set by gc after deleting the directory; holders of this entry must look it up again.
     removed: AtomicBool,
+    /// Set once this process has cleared lock files a killed process left in the mirror.
+    swept: AtomicBool,
 }
 
 #[derive(Default)]
@@ -376,6 +378,7 @@ impl SourceCache {
                     lock: Arc::new(tokio::sync::Mutex::new(MirrorState::default())),
                     stats: Mutex::new(MirrorStats::default()),
                     removed: AtomicBool::new(false),
+                    swept: AtomicBool::new(false),
                 })
             })
             .clone()
@@ -457,6 +460,9 @@ fn open_mirror(job: &mut Job, path: &Path) -> Result<Repository> {
         return Ok(repo);
     }
     touch(path);
+    if !job.mirror.swept.swap(true, Ordering::SeqCst) {
+        remove_stale_locks(path);
+    }
     match Repository::open_bare(path)
         .map_err(|e| e.message().to_string())
         .and_then(|r| {
@@ -469,6 +475,38 @@ fn open_mirror(job: &mut Job, path: &Path) -> Result<Repository> {
             rebuild(job, path)
         }
     }
+}
+
+/// Removes the lock files a killed process left in a mirror: libgit2 writes `<file>.lock` while it
+/// rewrites HEAD, config, packed-refs, shallow or a ref, and a leftover one fails every later fetch
+/// of the mirror. One process owns the cache, and this runs under the mirror's lock the first time
+/// this process opens the mirror, so any lock file found then is stale.
+fn remove_stale_locks(path: &Path) {
+    fn sweep(dir: &Path, recursive: bool) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                if recursive {
+                    sweep(&p, true);
+                }
+            } else if p.extension().is_some_and(|e| e == "lock") {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => tracing::warn!(file = %p.display(), "removed a stale git lock file"),
+                    Err(e) => {
+                        tracing::warn!(file = %p.display(), error = %e, "cannot remove a stale git lock file")
+                    }
+                }
+            }
+        }
+    }
+    sweep(path, false);
+    sweep(&path.join("refs"), true);
 }
 
 fn rebuild(job: &mut Job, path: &Path) -> Result<Repository> {
@@ -666,7 +704,14 @@ fn git_err_at(path: &Path, e: git2::Error) -> SourceError {
 fn normalize_url(url: &str) -> String {
     let trimmed = url.trim().trim_end_matches('/');
     match url::Url::parse(trimmed) {
-        Ok(u) => u.to_string().trim_end_matches('/').to_string(),
+        Ok(mut u) => {
+            // `url` lowercases the host of http(s) and file URLs only; ssh:// and git:// hosts
+            // are case-insensitive too.
+            if let Some(host) = u.host_str().map(str::to_ascii_lowercase) {
+                let _ = u.set_host(Some(&host));
+            }
+            u.to_string().trim_end_matches('/').to_string()
+        }
         Err(_) => trimmed.to_string(),
     }
 }
@@ -691,6 +736,10 @@ mod tests {
         assert_eq!(
             mirror_key("HTTPS://Git.Example/org/repo.git/", &anon),
             mirror_key("https://git.example/org/repo.git", &anon)
+        );
+        assert_eq!(
+            mirror_key("SSH://git@Git.Example/org/repo.git", &anon),
+            mirror_key("ssh://git@git.example/org/repo.git", &anon)
         );
         let a = Credentials::Token {
             username: "x".into(),

@@ -103,6 +103,18 @@ pub(crate) fn read_app(
             path: loc.bundle_path.clone(),
             reason: e.to_string(),
         })?;
+    // ToolJet imports every app of a bundle; the engine owns exactly one app per AppImport.
+    if let Some(apps) = bundle.get("app").and_then(|a| a.as_array())
+        && apps.len() > 1
+    {
+        return Err(SourceError::UnsupportedLayout {
+            path: loc.bundle_path,
+            reason: format!(
+                "the bundle holds {} apps; export each app to a file of its own",
+                apps.len()
+            ),
+        });
+    }
     let definition = bundle
         .get("app")
         .and_then(|a| a.get(0))

@@ -7,7 +7,8 @@
 //! The default cache dir is `$XDG_CACHE_HOME/tooljet-operator`, else `/tmp/tooljet-operator-cache`.
 //! Each mirror holds a `tooljet-operator-last-used` marker; [`SourceCache::gc`] removes mirrors
 //! unused for longer than the TTL. A mirror that fails verification (a ref pointing at an
-//! unreadable object, or not a repository) is deleted and fetched again.
+//! unreadable object, or not a repository) is deleted and fetched again. Lock files (`*.lock`) that a
+//! killed process left in a mirror are removed the first time this process opens it.
 //!
 //! Concurrency: one operation at a time per mirror (an async mutex per key, held by the blocking
 //! git task until it ends, even after a timeout). A caller that waited reuses a ref listing that

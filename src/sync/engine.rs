@@ -530,6 +530,14 @@ impl Run<'_, '_> {
                         name: old.name.clone(),
                     })
                     .await?;
+                    // Moving the app aside and back moved its updated_at. An editable app swapped
+                    // only without edits or under force-pull, so recording the new value never
+                    // hides an edit, and keeps the next decision from a false LocalChanges. (A
+                    // non-editable app keeps the old value: at worst one needless re-import.)
+                    if self.req.spec.editable && self.mode == Mode::Apply {
+                        let details = self.tj.get_app(&old.id).await?;
+                        self.state.app = Some(app_status(&observed(&details)));
+                    }
                 }
                 (None, _) => {
                     // The swap finished; only the old app's deletion is missing.
@@ -609,6 +617,17 @@ impl Run<'_, '_> {
             )
             .await;
         if let Err(e) = moved {
+            // The answer can be lost although the move happened (a timeout): put the old app
+            // back when it sits aside, so the users are not left without their app.
+            match self.tj.get_app(&old.id).await {
+                Ok(details) if details.name == aside => {
+                    self.put_back(old).await;
+                }
+                Ok(_) => {}
+                Err(check) => {
+                    warn!(error = %check, "could not check whether the old app was moved aside; the next run will")
+                }
+            }
             self.drop_pending(&new).await;
             return Err(e.into());
         }
@@ -618,33 +637,56 @@ impl Run<'_, '_> {
         });
         if let Err(e) = self.take_name(&new.id, wanted, &old.slug).await {
             // Put the old app back at once, then drop the new one: the user keeps a working app.
-            match self
-                .tj
-                .update_app(
-                    &old.id,
-                    &AppUpdate {
-                        name: Some(old.name.clone()),
-                        slug: Some(old.slug.clone()),
-                    },
-                )
-                .await
-            {
-                Ok(()) => {
-                    self.actions.push(Action::RestoreAside {
-                        id: old.id.clone(),
-                        name: old.name.clone(),
-                    });
-                    self.drop_pending(&new).await;
-                }
-                // Leave both for the next run, which finishes the swap (it knows both by state).
-                Err(restore) => {
-                    warn!(error = %restore, "could not put the old app back; the next run will")
-                }
+            // When that fails, both stay for the next run, which finishes the swap (it knows
+            // both by state).
+            if self.put_back(old).await {
+                self.drop_pending(&new).await;
             }
             return Err(e);
         }
         self.own_pending(&new).await?;
         self.delete(&old.id, &old.name).await
+    }
+
+    /// Puts the old app back under its name and slug after a failed swap; false when that failed
+    /// (the next run will). The rename moves the app's `updated_at`: when the app had no edits
+    /// made in ToolJet, the new value is recorded, so the next run does not take the operator's
+    /// own rename for an edit (an editable app would be refused with LocalChanges).
+    async fn put_back(&mut self, old: &ObservedApp) -> bool {
+        let restored = self
+            .tj
+            .update_app(
+                &old.id,
+                &AppUpdate {
+                    name: Some(old.name.clone()),
+                    slug: Some(old.slug.clone()),
+                },
+            )
+            .await;
+        if let Err(e) = restored {
+            warn!(error = %e, "could not put the old app back; the next run will");
+            return false;
+        }
+        self.actions.push(Action::RestoreAside {
+            id: old.id.clone(),
+            name: old.name.clone(),
+        });
+        let unedited =
+            self.state.app.as_ref().is_some_and(|a| {
+                a.id == old.id && a.updated_at.as_deref() == Some(&old.updated_at)
+            });
+        if unedited {
+            match self.tj.get_app(&old.id).await {
+                Ok(details) => {
+                    self.state.app = Some(app_status(&observed(&details)));
+                    if let Err(e) = self.save().await {
+                        warn!(error = %e, "could not save state after putting the old app back");
+                    }
+                }
+                Err(e) => warn!(error = %e, "could not read the old app after putting it back"),
+            }
+        }
+        true
     }
 
     /// What `plan` shows for the swap that follows the import.

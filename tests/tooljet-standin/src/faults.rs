@@ -7,8 +7,7 @@ use std::time::Duration;
 struct RouteFault {
     method: String,
     pattern: Vec<String>,
-    status: u16,
-    message: Option<String>,
+    action: RouteAction,
     /// Matching requests still to let through before failing.
     skip: u64,
     /// How many more matching requests to fail; `None`: all of them.
@@ -25,12 +24,25 @@ struct FaultState {
     down: bool,
 }
 
+/// What a route fault does to a matching request.
+#[derive(Debug, Clone, PartialEq)]
+enum RouteAction {
+    Status(u16, Option<String>),
+    /// Close the connection before the handler runs: nothing is written.
+    Drop,
+    /// Run the handler (its write happens), then hold the answer back this long: what a client
+    /// with a shorter timeout sees as a timeout of a request that did succeed.
+    DelayAnswer(Duration),
+}
+
 /// What the server should do with one request before it reaches a handler.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Verdict {
     Pass,
     Drop,
     Status(u16, Option<String>),
+    /// Handle the request, then wait this long before answering.
+    DelayAnswer(Duration),
 }
 
 /// A handle on the stand-in's fault knobs; cheap to clone.
@@ -77,8 +89,7 @@ impl Faults {
             RouteFault {
                 method: method.to_ascii_uppercase(),
                 pattern: segments(path_pattern),
-                status,
-                message: message.map(str::to_string),
+                action: RouteAction::Status(status, message.map(str::to_string)),
                 skip: 0,
                 remaining: None,
             },
@@ -89,13 +100,29 @@ impl Faults {
     /// `status`, counting from now; the others pass. For failing one step of a sequence
     /// that calls the same route twice (a swap renames two apps with `PUT /api/apps/:id`).
     pub fn fail_nth(&self, method: &str, path_pattern: &str, n: u64, status: u16) {
+        self.nth(method, path_pattern, n, RouteAction::Status(status, None));
+    }
+
+    /// Closes the connection of only the `n`-th (1-based) request matching `method` and
+    /// `path_pattern`, before it is handled (nothing written); counting from now.
+    pub fn drop_nth(&self, method: &str, path_pattern: &str, n: u64) {
+        self.nth(method, path_pattern, n, RouteAction::Drop);
+    }
+
+    /// Handles the `n`-th (1-based) request matching `method` and `path_pattern`, then holds its
+    /// answer back for `delay`: a client with a shorter timeout sees a timeout of a request whose
+    /// write did happen.
+    pub fn delay_answer_nth(&self, method: &str, path_pattern: &str, n: u64, delay: Duration) {
+        self.nth(method, path_pattern, n, RouteAction::DelayAnswer(delay));
+    }
+
+    fn nth(&self, method: &str, path_pattern: &str, n: u64, action: RouteAction) {
         self.lock().routes.insert(
             0,
             RouteFault {
                 method: method.to_ascii_uppercase(),
                 pattern: segments(path_pattern),
-                status,
-                message: None,
+                action,
                 skip: n.saturating_sub(1),
                 remaining: Some(1),
             },
@@ -151,7 +178,11 @@ impl Faults {
             if let Some(n) = &mut f.remaining {
                 *n -= 1;
             }
-            return Verdict::Status(f.status, f.message.clone());
+            return match &f.action {
+                RouteAction::Status(code, message) => Verdict::Status(*code, message.clone()),
+                RouteAction::Drop => Verdict::Drop,
+                RouteAction::DelayAnswer(d) => Verdict::DelayAnswer(*d),
+            };
         }
         if s.error_rate > 0.0 {
             let draw = splitmix64(&mut s.rng) as f64 / u64::MAX as f64;
@@ -204,6 +235,21 @@ mod tests {
         assert_eq!(f.verdict("PUT", "/api/apps/1"), Verdict::Pass);
         assert_eq!(f.verdict("PUT", "/api/apps/2"), Verdict::Status(500, None));
         assert_eq!(f.verdict("PUT", "/api/apps/3"), Verdict::Pass);
+    }
+
+    #[test]
+    fn drop_nth_and_delay_answer_nth_hit_only_that_request() {
+        let f = Faults::default();
+        f.drop_nth("DELETE", "/api/apps/*", 2);
+        f.delay_answer_nth("GET", "/api/apps/*", 1, Duration::from_secs(3));
+        assert_eq!(f.verdict("DELETE", "/api/apps/1"), Verdict::Pass);
+        assert_eq!(f.verdict("DELETE", "/api/apps/1"), Verdict::Drop);
+        assert_eq!(f.verdict("DELETE", "/api/apps/1"), Verdict::Pass);
+        assert_eq!(
+            f.verdict("GET", "/api/apps/1"),
+            Verdict::DelayAnswer(Duration::from_secs(3))
+        );
+        assert_eq!(f.verdict("GET", "/api/apps/1"), Verdict::Pass);
     }
 
     #[test]

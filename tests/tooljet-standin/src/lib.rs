@@ -440,6 +440,15 @@ async fn handle(
             inner.log().push(record(Some(resp.status().as_u16()), true));
             Ok(resp)
         }
+        Verdict::DelayAnswer(delay) => {
+            let resp = match inner.router.clone().oneshot(req.map(Body::new)).await {
+                Ok(resp) => resp,
+                Err(never) => match never {},
+            };
+            inner.log().push(record(Some(resp.status().as_u16()), true));
+            tokio::time::sleep(delay).await;
+            Ok(resp)
+        }
     }
 }
 
