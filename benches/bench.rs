@@ -155,13 +155,13 @@ fn write_results(results: &str, rep: &Report) -> Result<(), Fail> {
     std::fs::write(&doc_path, updated)?;
     let series = [
         chart::Series {
-            label: "baseline: script per app",
+            label: "script: first import",
             color: "#c0392b",
             dashed: false,
             points: rep.base_first.clone(),
         },
         chart::Series {
-            label: "baseline: re-run (delete+import)",
+            label: "script: re-run",
             color: "#c0392b",
             dashed: true,
             points: rep.base_rerun.clone(),
@@ -173,7 +173,7 @@ fn write_results(results: &str, rep: &Report) -> Result<(), Fail> {
             points: rep.engine_first.clone(),
         },
         chart::Series {
-            label: "operator: nothing changed",
+            label: "operator: nothing new",
             color: "#2471a3",
             dashed: true,
             points: rep.engine_noop.clone(),

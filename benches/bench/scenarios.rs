@@ -4,6 +4,8 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
+use tooljet_operator::source::{Credentials, GitRef, SourceSpec};
+
 use crate::Fail;
 use crate::measure::{Spread, median_u64, ms, reset_peak_rss, status_kib};
 use crate::world::{AppRepo, Fleet, Import, StandInProc, baseline};
@@ -396,6 +398,7 @@ pub async fn thousand(runs: usize, rep: &mut Report) -> Result<(), Fail> {
         seq_calls.extend(fleet.pass(1).await?.calls);
     }
     let git_after = fleet.git_stats(&urls);
+    let (listing, get) = breakdown(&fleet, 200).await?;
     let peak = status_kib("VmHWM").unwrap_or(0);
 
     let calls = Spread::of(&noop_calls);
@@ -483,10 +486,52 @@ pub async fn thousand(runs: usize, rep: &mut Report) -> Result<(), Fail> {
         md,
         "| No-op AppImport: ToolJet requests / ref listings per call | {per_noop_requests:.2} / {per_noop_checks:.2} (writes: {noop_writes}) | – | – |"
     );
+    let _ = writeln!(
+        md,
+        "| Of which: one remote ref listing over git:// (`SourceCache::resolve`, {} calls) | {} | – | – |",
+        listing.n,
+        listing.show()
+    );
+    let _ = writeln!(
+        md,
+        "| Of which: one ToolJet GET over HTTP (`GET /api/apps/:id`, {} calls) | {} | – | – |",
+        get.n,
+        get.show()
+    );
     md.push('\n');
     drop(fleet);
     drop(standin);
     Ok(())
+}
+
+/// Where a no-op goes: one remote ref listing and one ToolJet GET, timed alone, one at a time.
+async fn breakdown(fleet: &Fleet, n: usize) -> Result<(Spread, Spread), Fail> {
+    let imp = fleet.imports.first().ok_or("no AppImport")?;
+    let spec = SourceSpec {
+        url: imp.spec.source.url.clone(),
+        git_ref: GitRef::Branch("master".into()),
+    };
+    let id = imp
+        .state
+        .app
+        .as_ref()
+        .ok_or("the app was not imported")?
+        .id
+        .clone();
+    let (mut listing, mut get) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let t = Instant::now();
+        fleet
+            .engine
+            .source()
+            .resolve(&spec, &Credentials::Anonymous, None)
+            .await?;
+        listing.push(t.elapsed());
+        let t = Instant::now();
+        fleet.client.get_app(&id).await?;
+        get.push(t.elapsed());
+    }
+    Ok((Spread::of(&listing), Spread::of(&get)))
 }
 
 /// Scenario 4, through the controller against a real API server: not built yet.
