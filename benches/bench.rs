@@ -1,0 +1,186 @@
+//! Benchmarks of the sync engine against what teams do today (a script per app).
+//! See BENCHMARKS.md. Not part of `cargo test`: run it with
+//!
+//! ```text
+//! cargo bench --bench bench -- <one|many|thousand|cluster|all> [--runs N] [--write]
+//! ```
+//!
+//! It starts the ToolJet stand-in (in a child process, so its memory is not the engine's) and
+//! `git daemon` servers itself. `--write` (with `all`) rewrites the results section of
+//! BENCHMARKS.md and BENCHMARKS.svg from this run's measurements.
+
+#[path = "bench/chart.rs"]
+mod chart;
+#[path = "bench/measure.rs"]
+mod measure;
+#[path = "bench/scenarios.rs"]
+mod scenarios;
+#[path = "bench/world.rs"]
+mod world;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use scenarios::Report;
+
+type Fail = Box<dyn std::error::Error + Send + Sync>;
+
+const USAGE: &str =
+    "usage: cargo bench --bench bench -- <one|many|thousand|cluster|all> [--runs N] [--write]";
+const START: &str = "<!-- bench:results:start -->";
+const END: &str = "<!-- bench:results:end -->";
+
+fn main() -> ExitCode {
+    if std::env::var_os(world::CHILD_ENV).is_some() {
+        return match world::standin_child() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("stand-in child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Args {
+    scenario: String,
+    runs: usize,
+    write: bool,
+}
+
+fn parse_args() -> Result<Args, Fail> {
+    let mut args = Args {
+        scenario: String::new(),
+        runs: 5,
+        write: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            // cargo bench passes --bench to every bench target.
+            "--bench" => {}
+            "--runs" => {
+                let n = it.next().ok_or(USAGE)?;
+                args.runs = n
+                    .parse()
+                    .map_err(|_| format!("--runs {n:?}: not a number"))?;
+            }
+            "--write" => args.write = true,
+            s if !s.starts_with('-') && args.scenario.is_empty() => args.scenario = s.to_owned(),
+            other => return Err(format!("unexpected argument {other:?}\n{USAGE}").into()),
+        }
+    }
+    if args.scenario.is_empty() {
+        return Err(USAGE.into());
+    }
+    if args.runs == 0 {
+        return Err("--runs must be at least 1 (medians need 5)".into());
+    }
+    if args.write && args.scenario != "all" {
+        return Err("--write rewrites BENCHMARKS.md from a full run: use it with `all`".into());
+    }
+    Ok(args)
+}
+
+fn run() -> Result<(), Fail> {
+    let args = parse_args()?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new()?;
+    let mut rep = Report::default();
+    let started = std::time::Instant::now();
+    rt.block_on(async {
+        let all = args.scenario == "all";
+        let mut known = false;
+        if all || args.scenario == "one" {
+            known = true;
+            scenarios::one(args.runs, &mut rep).await?;
+        }
+        if all || args.scenario == "many" {
+            known = true;
+            scenarios::many(10, args.runs, &mut rep).await?;
+            scenarios::many(100, args.runs, &mut rep).await?;
+        }
+        if all || args.scenario == "thousand" {
+            known = true;
+            scenarios::thousand(args.runs, &mut rep).await?;
+        }
+        if all || args.scenario == "cluster" {
+            known = true;
+            scenarios::cluster(&mut rep);
+        }
+        if !known {
+            return Err(format!("unknown scenario {:?}\n{USAGE}", args.scenario).into());
+        }
+        Ok::<(), Fail>(())
+    })?;
+    let mut results = format!(
+        "Machine:\n\n{}\nRun: `cargo bench --bench bench -- {} --runs {}` took {:.0} s.\n\n{}",
+        measure::machine(),
+        args.scenario,
+        args.runs,
+        started.elapsed().as_secs_f64(),
+        rep.markdown
+    );
+    if rep.misses.is_empty() {
+        results.push_str("Every goal and expectation above was met.\n");
+    } else {
+        results.push_str("Goals or expectations missed in this run:\n\n");
+        for m in &rep.misses {
+            results.push_str(&format!("- {m}\n"));
+        }
+    }
+    println!("{results}");
+    if args.write {
+        write_results(&results, &rep)?;
+    }
+    Ok(())
+}
+
+/// Rewrites the results section of BENCHMARKS.md and the chart beside it.
+fn write_results(results: &str, rep: &Report) -> Result<(), Fail> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc_path = root.join("BENCHMARKS.md");
+    let doc = std::fs::read_to_string(&doc_path)?;
+    let (Some(a), Some(b)) = (doc.find(START), doc.find(END)) else {
+        return Err(format!("{} lacks the markers {START} … {END}", doc_path.display()).into());
+    };
+    let updated = format!("{}{START}\n{results}\n{}", &doc[..a], &doc[b..]);
+    std::fs::write(&doc_path, updated)?;
+    let series = [
+        chart::Series {
+            label: "script: first import",
+            color: "#c0392b",
+            dashed: false,
+            points: rep.base_first.clone(),
+        },
+        chart::Series {
+            label: "script: re-run",
+            color: "#c0392b",
+            dashed: true,
+            points: rep.base_rerun.clone(),
+        },
+        chart::Series {
+            label: "operator: first import",
+            color: "#2471a3",
+            dashed: false,
+            points: rep.engine_first.clone(),
+        },
+        chart::Series {
+            label: "operator: nothing new",
+            color: "#2471a3",
+            dashed: true,
+            points: rep.engine_noop.clone(),
+        },
+    ];
+    let svg = chart::svg("Wall time against number of apps (medians)", &series);
+    std::fs::write(root.join("BENCHMARKS.svg"), svg)?;
+    eprintln!("bench: wrote BENCHMARKS.md and BENCHMARKS.svg");
+    Ok(())
+}
