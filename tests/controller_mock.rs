@@ -3,18 +3,19 @@
 //! subresource (never the app JSON), and Events go to events.k8s.io/v1. The ToolJet side is the
 //! real stand-in and the git side a real repository.
 
+mod kube_mock;
+use kube_mock::{Seen, base64_of, finish, mock_api, ready_store};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::CREDIT_CARD;
-use http::{Request, Response, StatusCode};
+use http::StatusCode;
 use kube::Client;
-use kube::client::Body;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, store::Writer};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self};
 use serde_json::{Value, json};
 use tooljet_operator::api::{AppImport, ToolJetInstance};
 use tooljet_operator::controller::app_import::{Context, reconcile};
@@ -25,62 +26,6 @@ use tooljet_standin::StandIn;
 const NS: &str = "team";
 const API_KEY: &str = "mock-test-key";
 const STATUS_PATH: &str = "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/appimports/a/status";
-
-/// One request the operator made.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-    content_type: String,
-    body: String,
-}
-
-impl Seen {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-/// A mock API server that answers with `respond` and records every request; it ends when the
-/// client is dropped.
-fn mock_api(
-    respond: impl Fn(&Seen) -> (StatusCode, Value) + Send + 'static,
-) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let content_type = request
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned();
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let bytes = request
-                .into_body()
-                .collect_bytes()
-                .await
-                .expect("request body");
-            let s = Seen {
-                method,
-                uri,
-                content_type,
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            };
-            let (status, body) = respond(&s);
-            let response = Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&body).expect("json")))
-                .expect("response");
-            send.send_response(response);
-            seen.push(s);
-        }
-        seen
-    });
-    (Client::new(service, "default"), server)
-}
 
 fn app_json(extra_meta: Value, extra_spec: Value, url: &str) -> Value {
     let mut v = json!({
@@ -99,18 +44,6 @@ fn merge(into: &mut Value, extra: Value) {
     if let (Some(a), Value::Object(b)) = (into.as_object_mut(), extra) {
         a.extend(b);
     }
-}
-
-fn ready_store(
-    instances: Vec<ToolJetInstance>,
-) -> (reflector::Store<ToolJetInstance>, Writer<ToolJetInstance>) {
-    let (store, mut writer) = reflector::store();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for i in instances {
-        writer.apply_watcher_event(&watcher::Event::InitApply(i));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    (store, writer)
 }
 
 fn context(
@@ -132,13 +65,6 @@ fn context(
         Recorder::new(client, reporter),
         store,
     ))
-}
-
-async fn finish(server: tokio::task::JoinHandle<Vec<Seen>>) -> Vec<Seen> {
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("mock API server finished (client dropped)")
-        .expect("mock API server did not panic")
 }
 
 fn echo_app(app: Value) -> impl Fn(&Seen) -> (StatusCode, Value) {
@@ -418,11 +344,6 @@ async fn import_checkpoints_status_publishes_imported_and_delete_policy_removes_
     let last = seen.last().expect("finalizer removal");
     assert_eq!(last.content_type, "application/json-patch+json");
     assert!(last.body.contains("/metadata/finalizers/0"), "{seen:#?}");
-}
-
-fn base64_of(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 #[tokio::test]

@@ -2,18 +2,19 @@
 //! `oneshot`), the probes and `/metrics`, the metrics after real reconciles (kube's tower-test mock
 //! API server, the ToolJet stand-in, a real git repository), and the leader Lease's request shapes.
 
+mod kube_mock;
+use kube_mock::{finish, mock_api};
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body as AxumBody;
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::CREDIT_CARD;
 use hmac::{Hmac, Mac};
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use kube::Client;
-use kube::client::Body;
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::watcher;
@@ -36,60 +37,6 @@ const GITLAB_TOKEN: &str = "gl-hook-token";
 const GENERIC_TOKEN: &str = "generic-hook-token";
 
 // ---------------------------------------------------------------- a mock API server
-
-/// One request the operator made to the API server.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-    body: String,
-}
-
-impl Seen {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-/// Answers with `respond`, records every request; ends when the client is dropped.
-fn mock_api(
-    respond: impl Fn(&Seen) -> (StatusCode, Value) + Send + 'static,
-) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let bytes = request
-                .into_body()
-                .collect_bytes()
-                .await
-                .expect("request body");
-            let s = Seen {
-                method,
-                uri,
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            };
-            let (status, body) = respond(&s);
-            let response = Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&body).expect("json")))
-                .expect("response");
-            send.send_response(response);
-            seen.push(s);
-        }
-        seen
-    });
-    (Client::new(service, "default"), server)
-}
-
-async fn finish(server: tokio::task::JoinHandle<Vec<Seen>>) -> Vec<Seen> {
-    tokio::time::timeout(Duration::from_secs(10), server)
-        .await
-        .expect("mock API server finished (client dropped)")
-        .expect("mock API server did not panic")
-}
 
 fn not_found() -> (StatusCode, Value) {
     (

@@ -8,6 +8,9 @@
 
 mod reliability_common;
 
+mod kube_mock;
+use kube_mock::{base64_of, mock_api};
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -465,48 +468,6 @@ async fn engine_reports_state_and_trace_logs_hold_no_secret() {
     assert_no_secret("trace logs", &logs, &secrets);
 }
 
-/// One request the controller made to the (mock) API server, body included.
-struct Seen {
-    method: String,
-    uri: String,
-    body: String,
-}
-
-fn mock_api(
-    respond: impl Fn(&Seen) -> (http::StatusCode, serde_json::Value) + Send + 'static,
-) -> (kube::Client, tokio::task::JoinHandle<Vec<Seen>>) {
-    use http::{Request, Response};
-    use kube::client::Body;
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let method = request.method().to_string();
-            let uri = request.uri().to_string();
-            let bytes = request.into_body().collect_bytes().await.expect("body");
-            let s = Seen {
-                method,
-                uri,
-                body: String::from_utf8_lossy(&bytes).into_owned(),
-            };
-            let (status, body) = respond(&s);
-            let response = Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&body).expect("json")))
-                .expect("response");
-            send.send_response(response);
-            seen.push(s);
-        }
-        seen
-    });
-    (kube::Client::new(service, "default"), server)
-}
-
-fn b64(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 /// The controller: what it writes to the API server (status patches, Events, finalizer patches)
 /// and logs, for a wrong then a right git password and a password login to ToolJet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -548,10 +509,10 @@ async fn controller_status_events_and_logs_hold_no_secret() {
     for git_password in [GIT_WRONG_PASSWORD, GIT_PASSWORD] {
         let tj_secret = json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "tj-login", "namespace": "team", "resourceVersion": "9"},
-            "data": {"email": b64(EMAIL), "password": b64(TJ_PASSWORD)}});
+            "data": {"email": base64_of(EMAIL), "password": base64_of(TJ_PASSWORD)}});
         let git_secret = json!({"apiVersion": "v1", "kind": "Secret",
             "metadata": {"name": "git-creds", "namespace": "team", "resourceVersion": "9"},
-            "data": {"username": b64(GIT_USER), "password": b64(git_password)}});
+            "data": {"username": base64_of(GIT_USER), "password": base64_of(git_password)}});
         let app_for_mock = app.clone();
         let (client, server) = mock_api(move |s| {
             if s.uri

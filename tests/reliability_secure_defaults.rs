@@ -2,19 +2,18 @@
 //! TLS verified, SSH host keys verified, Secrets read only from their own namespaces. Paths
 //! confined to the repository: tests/source_layout.rs and the corpus (reliability_corpus.rs).
 
+mod kube_mock;
+use kube_mock::{Seen, base64_of, mock_api, ready_store};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use git_fixtures::tooljet::CREDIT_CARD;
 use git_fixtures::{SshGitServer, TestRepo};
-use http::{Request, Response, StatusCode};
-use kube::Client;
-use kube::client::Body;
+use http::StatusCode;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, store::Writer};
-use kube::runtime::watcher;
-use serde_json::{Value, json};
+use serde_json::json;
 use tooljet_operator::api::{AppImport, AppImportSpec, AppImportStatus, ToolJetInstance};
 use tooljet_operator::controller::app_import::{Context, reconcile};
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
@@ -165,54 +164,6 @@ async fn ssh_host_key_is_verified_by_default() {
         out.report.message
     );
     assert_eq!(standin.write_count(), 0);
-}
-
-/// One request the controller made to the (mock) API server.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    uri: String,
-}
-
-fn mock_api(
-    respond: impl Fn(&Seen) -> (StatusCode, Value) + Send + 'static,
-) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
-    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-    let server = tokio::spawn(async move {
-        let mut seen = Vec::new();
-        while let Some((request, send)) = handle.next_request().await {
-            let s = Seen {
-                method: request.method().to_string(),
-                uri: request.uri().to_string(),
-            };
-            let (status, body) = respond(&s);
-            let response = Response::builder()
-                .status(status)
-                .body(Body::from(serde_json::to_vec(&body).expect("json")))
-                .expect("response");
-            send.send_response(response);
-            seen.push(s);
-        }
-        seen
-    });
-    (Client::new(service, "default"), server)
-}
-
-fn ready_store(
-    instances: Vec<ToolJetInstance>,
-) -> (reflector::Store<ToolJetInstance>, Writer<ToolJetInstance>) {
-    let (store, mut writer) = reflector::store();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for i in instances {
-        writer.apply_watcher_event(&watcher::Event::InitApply(i));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    (store, writer)
-}
-
-fn base64_of(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
 }
 
 /// An AppImport in `team` uses a shared instance in `platform`: the ToolJet login Secret is read
