@@ -46,15 +46,58 @@ fn merge(into: &mut Value, extra: Value) {
     }
 }
 
+/// The ToolJetInstance of `standin`, logging in with the admin key of [`admin_secret`].
+fn standin_instance(standin: &StandIn) -> ToolJetInstance {
+    serde_json::from_value(json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+        "metadata": {"name": "tj", "namespace": NS, "uid": "i-1", "resourceVersion": "3"},
+        "spec": {"url": standin.base_url(), "environment": "development",
+                 "workspaceId": standin.workspace_id(),
+                 "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}}
+    }))
+    .expect("instance")
+}
+
+fn admin_secret() -> Value {
+    json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "9"},
+        "data": {"api-key": base64_of(API_KEY)}})
+}
+
+/// A mock API server that serves the admin Secret and echoes `app` for everything else.
+fn serve_app(app: Value) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
+    let secret = admin_secret();
+    mock_api(move |s| {
+        if s.method == "GET"
+            && s.uri
+                .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
+        {
+            (StatusCode::OK, secret.clone())
+        } else {
+            (StatusCode::OK, app.clone())
+        }
+    })
+}
+
 fn context(
     client: Client,
     store: reflector::Store<ToolJetInstance>,
     cache_dir: &std::path::Path,
 ) -> Arc<Context> {
-    let engine = Engine::new(SourceCache::new(CacheConfig {
+    let source = SourceCache::new(CacheConfig {
         dir: cache_dir.to_owned(),
         ..CacheConfig::default()
-    }));
+    });
+    context_over(client, store, source)
+}
+
+/// A context over an existing git cache (several reconciles sharing one, as in the controller).
+fn context_over(
+    client: Client,
+    store: reflector::Store<ToolJetInstance>,
+    source: SourceCache,
+) -> Arc<Context> {
+    let engine = Engine::new(source);
     let reporter = Reporter {
         controller: "tooljet-operator".into(),
         instance: None,
@@ -222,18 +265,9 @@ async fn import_checkpoints_status_publishes_imported_and_delete_policy_removes_
         .start()
         .await
         .expect("stand-in starts");
-    let instance: ToolJetInstance = serde_json::from_value(json!({
-        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
-        "metadata": {"name": "tj", "namespace": NS, "uid": "i-1", "resourceVersion": "3"},
-        "spec": {"url": standin.base_url(), "environment": "development",
-                 "workspaceId": standin.workspace_id(),
-                 "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}}
-    }))
-    .expect("instance");
+    let instance = standin_instance(&standin);
     let app = app_json(json!({}), json!({}), &repo.file_url());
-    let secret = json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "9"},
-        "data": {"api-key": base64_of(API_KEY)}});
+    let secret = admin_secret();
     let app_for_mock = app.clone();
     let secret_for_delete = secret.clone();
     let instance_for_delete = instance.clone();
@@ -482,4 +516,70 @@ async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
     assert_eq!(body["status"]["conditions"][0]["status"], "False");
     assert_eq!(body["status"]["conditions"][0]["reason"], "LoginFailed");
     assert!(!seen[1].body.contains("wrong-key"), "no secret in status");
+}
+
+/// The controller reuses a ref listing for a few seconds across AppImports of one repository; a
+/// new `reconcile-requested-at` value is an explicit request and lists the refs again.
+#[tokio::test]
+async fn a_reconcile_request_sees_a_push_inside_the_reuse_window() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let repo = TestRepo::new();
+    repo.git_sync_write("app-1", CREDIT_CARD.0, "v1", CREDIT_CARD.1);
+    let first = repo.commit("v1");
+    repo.publish();
+    let standin = StandIn::builder()
+        .admin_api_key(API_KEY)
+        .start()
+        .await
+        .expect("stand-in starts");
+    let (store, _writer) = ready_store(vec![standin_instance(&standin)]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = SourceCache::new(CacheConfig {
+        dir: dir.path().to_owned(),
+        reuse_ref_checks: Duration::from_secs(3600),
+        ..CacheConfig::default()
+    });
+    // Reconciles `app` and returns the last status the controller wrote.
+    let reconcile_once = |app: Value| {
+        let (store, source) = (store.clone(), source.clone());
+        async move {
+            let (client, server) = serve_app(app.clone());
+            let ctx = context_over(client, store, source);
+            let obj: AppImport = serde_json::from_value(app).expect("app");
+            reconcile(Arc::new(obj), ctx.clone())
+                .await
+                .expect("reconcile");
+            drop(ctx);
+            let seen = finish(server).await;
+            seen.iter()
+                .rev()
+                .find(|s| s.uri.starts_with(STATUS_PATH))
+                .map(Seen::json)
+                .expect("a status write")["status"]
+                .clone()
+        }
+    };
+    let mut app = app_json(json!({}), json!({}), &repo.file_url());
+    app["status"] = reconcile_once(app.clone()).await;
+    assert_eq!(app["status"]["lastAppliedCommit"]["sha"], first.as_str());
+
+    let mut bundle: Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
+    bundle["app"][0]["definition"]["appV2"]["icon"] = json!("v2");
+    repo.git_sync_write(
+        "app-1",
+        CREDIT_CARD.0,
+        "v2",
+        &serde_json::to_vec(&bundle).expect("json"),
+    );
+    let second = repo.commit("v2");
+    repo.publish();
+
+    // A periodic reconcile inside the window reuses the listing: the push waits.
+    app["status"] = reconcile_once(app.clone()).await;
+    assert_eq!(app["status"]["lastAppliedCommit"]["sha"], first.as_str());
+    // An explicit request lists the refs again and applies the push.
+    app["metadata"]["annotations"] = json!({"gitops.tooljet.dev/reconcile-requested-at": "push-1"});
+    app["status"] = reconcile_once(app.clone()).await;
+    assert_eq!(app["status"]["lastAppliedCommit"]["sha"], second.as_str());
+    assert_eq!(app["status"]["lastHandledReconcileAt"], "push-1");
 }

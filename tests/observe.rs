@@ -87,12 +87,22 @@ struct Hooks {
 }
 
 fn hooks(secrets: WebhookSecrets) -> Hooks {
-    let (store, writer) = app_store(sample_apps());
+    let dir = std::env::temp_dir().join("tooljet-operator-observe-unused-cache");
+    let source = SourceCache::new(CacheConfig {
+        dir,
+        ..CacheConfig::default()
+    });
+    hooks_over(secrets, sample_apps(), source)
+}
+
+fn hooks_over(secrets: WebhookSecrets, apps: Vec<AppImport>, source: SourceCache) -> Hooks {
+    let (store, writer) = app_store(apps);
     let (tx, queue) = mpsc::channel(16);
     let target = HookTarget::default();
     target.set(Some(Enqueue {
         apps: store,
         queue: tx,
+        source,
     }));
     let metrics = Arc::new(Metrics::new());
     let readiness = Readiness::default();
@@ -895,4 +905,76 @@ async fn a_standby_is_ready_and_takes_over_once_the_lease_is_released() {
     );
     assert_eq!(seen[3].json()["spec"]["holderIdentity"], "pod-a-1");
     assert!(seen[5].json()["spec"].get("holderIdentity").is_none());
+}
+
+/// A verified push makes the controller's cached ref listings of that repository unusable: the
+/// reconcile it enqueues sees the new commit at once, even inside the reuse window.
+#[tokio::test]
+async fn a_verified_push_makes_the_next_resolve_list_the_refs_again() {
+    use git_fixtures::{GitDaemon, TestRepo};
+    use tooljet_operator::source::{Credentials, GitRef, SourceSpec};
+
+    let repo = TestRepo::new();
+    repo.write("README.md", "one");
+    let first = repo.commit("one");
+    repo.publish();
+    let daemon = GitDaemon::start(repo.base_dir());
+    let url = daemon.url(&repo.served_name());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = SourceCache::new(CacheConfig {
+        dir: dir.path().to_owned(),
+        reuse_ref_checks: std::time::Duration::from_secs(3600),
+        ..CacheConfig::default()
+    });
+    let spec = SourceSpec {
+        url: url.clone(),
+        git_ref: GitRef::Branch("master".into()),
+    };
+    let creds = Credentials::Anonymous;
+    assert_eq!(
+        source
+            .resolve(&spec, &creds, None)
+            .await
+            .expect("resolve")
+            .commit
+            .sha,
+        first
+    );
+
+    repo.write("README.md", "two");
+    let second = repo.commit("two");
+    repo.publish();
+    let mut h = hooks_over(
+        all_secrets(),
+        vec![app("team", "daemon", &url)],
+        source.clone(),
+    );
+    // Inside the window, without the push announced, the cached listing still answers.
+    assert_eq!(
+        source
+            .resolve(&spec, &creds, Some(&first))
+            .await
+            .expect("resolve")
+            .commit
+            .sha,
+        first
+    );
+
+    let bearer = format!("Bearer {GENERIC_TOKEN}");
+    let body = serde_json::to_vec(&json!({"repository": url})).expect("json");
+    let (status, answer) = call(
+        &h.router,
+        "/hooks/generic",
+        &[("authorization", &bearer)],
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(drain(&mut h.queue), names(&["team/daemon"]));
+    let after = source
+        .resolve(&spec, &creds, Some(&first))
+        .await
+        .expect("resolve");
+    assert_eq!(after.commit.sha, second);
+    assert_eq!(source.stats(&url).checks, 2);
 }

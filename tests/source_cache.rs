@@ -321,3 +321,70 @@ async fn periodic_gc_removes_an_expired_mirror() {
     }
     task.abort();
 }
+
+/// The controller's window: the many AppImports of one repository share one ref listing, and a
+/// push announced by a webhook (or an explicit request) is seen at once.
+#[tokio::test]
+async fn ref_listings_are_reused_within_the_window_until_a_push_is_announced() {
+    let repo = git_fixtures::TestRepo::new();
+    repo.write("README.md", "one");
+    let first_sha = repo.commit("one");
+    repo.publish();
+    let url = repo.file_url();
+    let spec = SourceSpec {
+        url: url.clone(),
+        git_ref: GitRef::Branch("master".into()),
+    };
+    let creds = Credentials::Anonymous;
+
+    // Default: no reuse, every resolve lists the refs.
+    let (plain, _plain_dir) = common::cache();
+    for _ in 0..2 {
+        plain.resolve(&spec, &creds, None).await.expect("resolve");
+    }
+    assert_eq!(plain.stats(&url).checks, 2);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = SourceCache::new(CacheConfig {
+        dir: dir.path().to_owned(),
+        reuse_ref_checks: std::time::Duration::from_secs(3600),
+        ..CacheConfig::default()
+    });
+    let a = cache.resolve(&spec, &creds, None).await.expect("resolve");
+    let b = cache
+        .resolve(&spec, &creds, Some(&a.commit.sha))
+        .await
+        .expect("resolve");
+    assert_eq!(
+        (a.commit.sha.as_str(), b.commit.sha.as_str()),
+        (first_sha.as_str(), first_sha.as_str())
+    );
+    assert_eq!(
+        cache.stats(&url).checks,
+        1,
+        "the second resolve reused the listing"
+    );
+
+    repo.write("README.md", "two");
+    let second_sha = repo.commit("two");
+    repo.publish();
+    let stale = cache
+        .resolve(&spec, &creds, Some(&first_sha))
+        .await
+        .expect("resolve");
+    assert_eq!(
+        stale.commit.sha, first_sha,
+        "inside the window the push is not looked for"
+    );
+    cache.forget_ref_checks(&url);
+    let fresh = cache
+        .resolve(&spec, &creds, Some(&first_sha))
+        .await
+        .expect("resolve");
+    assert_eq!(
+        fresh.commit.sha, second_sha,
+        "an announced push is seen at once"
+    );
+    assert!(fresh.moved);
+    assert_eq!(cache.stats(&url).checks, 2);
+}

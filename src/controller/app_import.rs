@@ -209,6 +209,13 @@ async fn apply(
         return Ok(Action::await_change());
     }
 
+    // An explicit request (the annotation, set by a user or by a standby replica for a webhook)
+    // wants what is in git now, not a ref listing another AppImport made moments ago.
+    if let Some(requested) = requested_at(obj)
+        && previous.last_handled_reconcile_at.as_deref() != Some(requested.as_str())
+    {
+        ctx.engine.source().forget_ref_checks(&obj.spec.source.url);
+    }
     let outcome = match run_engine(obj, ctx, api).await {
         Ok(outcome) => outcome,
         Err(refusal) => {

@@ -179,6 +179,11 @@ pub async fn run_with(
     result
 }
 
+/// AppImports of one repository reconciled within this window share one remote ref listing.
+/// Pushes announced by a webhook or a `reconcile-requested-at` request are seen at once
+/// ([`SourceCache::forget_ref_checks`]); other pushes wait at most this long more than `interval`.
+pub const REUSE_REF_CHECKS: Duration = Duration::from_secs(5);
+
 /// How long running reconciles may take after SIGTERM; under Kubernetes' default 30 s grace period.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(25);
 
@@ -287,10 +292,12 @@ async fn run_controllers(
         controller: "tooljet-operator".into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let engine = Engine::new(SourceCache::new(CacheConfig {
+    let source = SourceCache::new(CacheConfig {
         dir: opts.cache_dir.clone(),
+        reuse_ref_checks: REUSE_REF_CHECKS,
         ..CacheConfig::default()
-    }));
+    });
+    let engine = Engine::new(source.clone());
     let app_ctx = Arc::new(
         app_import::Context::new(
             client.clone(),
@@ -312,6 +319,7 @@ async fn run_controllers(
     hooks.set(Some(Enqueue {
         apps: app_store.clone(),
         queue,
+        source,
     }));
     // Ready once both caches hold a full list (the controllers' watches fill them).
     let synced = tokio::spawn(async move {

@@ -37,6 +37,7 @@ use tracing::{debug, info, warn};
 use super::metrics::Metrics;
 use super::urls::repo_key;
 use crate::api::{ANNOTATION_RECONCILE_REQUESTED_AT, AppImport};
+use crate::source::SourceCache;
 
 /// GitHub allows payloads up to 25 MB; push payloads are far smaller.
 const MAX_BODY: usize = 25 * 1024 * 1024;
@@ -82,6 +83,9 @@ impl WebhookSecrets {
 pub struct Enqueue {
     pub apps: Store<AppImport>,
     pub queue: mpsc::Sender<ObjectRef<AppImport>>,
+    /// The controller's git cache: a verified push makes its cached ref listings of the
+    /// repository unusable, so the reconcile sees the new commit.
+    pub source: SourceCache,
 }
 
 /// Where verified pushes go: the controller's queue while the controllers run on this replica.
@@ -300,6 +304,7 @@ fn enqueue(target: &Enqueue, keys: &HashSet<String>) -> usize {
     let apps = target.apps.state();
     let mut count = 0;
     for app in matching_apps(apps.iter().map(|a| a.as_ref()), keys) {
+        target.source.forget_ref_checks(&app.spec.source.url);
         match target.queue.try_send(ObjectRef::from_obj(app)) {
             Ok(()) => count += 1,
             // Full: the controller is far behind; the object's interval still covers it.

@@ -34,6 +34,11 @@ pub struct CacheConfig {
     pub unused_mirror_ttl: Duration,
     /// Bundles (and meta.json) larger than this are refused.
     pub max_bundle_bytes: u64,
+    /// A remote ref listing younger than this is reused instead of listing again, so the many
+    /// AppImports of one repository cost one "anything new?" check per window. Zero (the default)
+    /// reuses only a listing that started after the caller asked. [`SourceCache::forget_ref_checks`]
+    /// makes earlier listings unusable (a push was announced).
+    pub reuse_ref_checks: Duration,
 }
 
 impl Default for CacheConfig {
@@ -43,6 +48,7 @@ impl Default for CacheConfig {
             network_timeout: Duration::from_secs(60),
             unused_mirror_ttl: Duration::from_secs(24 * 3600),
             max_bundle_bytes: MAX_BUNDLE_BYTES,
+            reuse_ref_checks: Duration::ZERO,
         }
     }
 }
@@ -125,6 +131,8 @@ struct Mirror {
     removed: AtomicBool,
     /// Set once this process has cleared lock files a killed process left in the mirror.
     swept: AtomicBool,
+    /// Ref listings that started before this are not reused ([`SourceCache::forget_ref_checks`]).
+    checks_stale_before: Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -189,10 +197,20 @@ impl SourceCache {
         creds: &Credentials,
         known: Option<&str>,
     ) -> Result<Resolved> {
-        let requested_at = Instant::now();
+        let asked = Instant::now();
+        let reuse = self.inner.cfg.reuse_ref_checks;
         let git_ref = spec.git_ref.clone();
         let known = known.map(str::to_string);
         self.with_mirror(&spec.url, creds, "resolve", move |job, repo| {
+            // The oldest listing this call may reuse: within the reuse window, never one made
+            // before a push was announced.
+            let window_start = asked.checked_sub(reuse).unwrap_or(asked);
+            let stale_before = *job
+                .mirror
+                .checks_stale_before
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let requested_at = stale_before.map_or(window_start, |s| s.max(window_start));
             let (oid, fetched) = match &git_ref {
                 GitRef::Commit(sha) => ensure_commit(job, repo, sha)?,
                 GitRef::Branch(b) => follow_ref(job, repo, &format!("refs/heads/{b}"), requested_at)?,
@@ -338,6 +356,19 @@ impl SourceCache {
         })
     }
 
+    /// A push to `url` was announced (a verified webhook, an explicit reconcile request): the
+    /// next resolve of it lists the remote refs again, whatever [`CacheConfig::reuse_ref_checks`]
+    /// allows. Does not wait for operations in progress.
+    pub fn forget_ref_checks(&self, url: &str) {
+        let norm = normalize_url(url);
+        let now = Instant::now();
+        for m in self.lock_map().values().filter(|m| m.url_norm == norm) {
+            *m.checks_stale_before
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some(now);
+        }
+    }
+
     /// Counters of the mirrors of `url` (all credential identities together).
     pub fn stats(&self, url: &str) -> MirrorStats {
         let norm = normalize_url(url);
@@ -379,6 +410,7 @@ impl SourceCache {
                     stats: Mutex::new(MirrorStats::default()),
                     removed: AtomicBool::new(false),
                     swept: AtomicBool::new(false),
+                    checks_stale_before: Mutex::new(None),
                 })
             })
             .clone()
