@@ -251,8 +251,10 @@ impl Fleet {
     /// A fresh engine over an empty (cold) cache directory.
     pub fn new(standin: &StandInProc, imports: Vec<Import>) -> Result<Fleet, Fail> {
         let cache = tempfile::tempdir()?;
+        // As in the controller: AppImports of one repository share a ref listing for a while.
         let engine = Engine::new(SourceCache::new(CacheConfig {
             dir: cache.path().to_owned(),
+            reuse_ref_checks: tooljet_operator::controller::REUSE_REF_CHECKS,
             ..CacheConfig::default()
         }));
         Ok(Fleet {
