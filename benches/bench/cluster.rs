@@ -50,6 +50,12 @@ pub async fn cluster(runs: usize) -> Result<Option<String>, Fail> {
     };
     eprintln!("bench: scenario cluster ({runs} runs) against {ENV_VAR}={path}");
     let started = Instant::now();
+    // Started first and dropped last: the operator may still talk to them during cleanup.
+    let parts = Parts {
+        standin: StandInProc::start()?,
+        hooked: AppRepo::new("hooked", 1)?,
+        polled: AppRepo::new("polled", 1)?,
+    };
     let client = kube_client(&path).await?;
     let version = client.apiserver_version().await?.git_version;
     tooljet_operator::controller::install_crds(&client).await?;
@@ -60,8 +66,9 @@ pub async fn cluster(runs: usize) -> Result<Option<String>, Fail> {
         ns,
         operator: None,
     };
-    let measured = measure(&mut env, &path, runs).await;
-    let cleaned = env.cleanup().await;
+    let measured = measure(&mut env, &parts, &path, runs).await;
+    let cleaned = env.cleanup(measured.is_err()).await;
+    drop(parts);
     let mut md = measured?;
     cleaned?;
     let _ = writeln!(
@@ -174,6 +181,13 @@ impl Drop for Operator {
     }
 }
 
+/// What the operator talks to on this machine: the stand-in, and one repository per AppImport.
+struct Parts {
+    standin: StandInProc,
+    hooked: AppRepo,
+    polled: AppRepo,
+}
+
 /// What cleanup needs, whatever happened in between.
 struct Env {
     client: Client,
@@ -187,8 +201,8 @@ impl Env {
     }
 
     /// Deletes the AppImports while the operator still runs (it releases their finalizers), then
-    /// stops it and deletes the namespace.
-    async fn cleanup(mut self) -> Result<(), Fail> {
+    /// stops it and deletes the namespace. The operator's log is kept when `keep_log`.
+    async fn cleanup(mut self, keep_log: bool) -> Result<(), Fail> {
         let apps = self.apps();
         let all = ListParams::default();
         let gone = async {
@@ -204,10 +218,14 @@ impl Env {
         Api::<Namespace>::all(self.client.clone())
             .delete(&self.ns, &DeleteParams::default())
             .await?;
-        gone?;
-        if let Some(log) = log {
+        if keep_log || gone.is_err() {
+            if let Some(log) = &log {
+                eprintln!("bench: the operator's log: {}", log.display());
+            }
+        } else if let Some(log) = &log {
             let _ = std::fs::remove_file(log);
         }
+        gone?;
         Ok(())
     }
 }
@@ -264,10 +282,17 @@ async fn create_app(env: &Env, name: &str, repo: &AppRepo, interval: &str) -> Re
     Ok(())
 }
 
-async fn measure(env: &mut Env, kubeconfig: &str, runs: usize) -> Result<String, Fail> {
-    let standin = StandInProc::start()?;
-    let hooked = AppRepo::new("hooked", 1)?;
-    let polled = AppRepo::new("polled", 1)?;
+async fn measure(
+    env: &mut Env,
+    parts: &Parts,
+    kubeconfig: &str,
+    runs: usize,
+) -> Result<String, Fail> {
+    let Parts {
+        standin,
+        hooked,
+        polled,
+    } = parts;
 
     let secret: Secret = serde_json::from_value(json!({
         "metadata": {"name": "tooljet-credentials"}, "stringData": {"api-key": API_KEY},
@@ -338,10 +363,10 @@ async fn measure(env: &mut Env, kubeconfig: &str, runs: usize) -> Result<String,
     let (empty_rss, empty_hwm) = op_memory(env);
 
     // The webhook one keeps the default interval (5m), so only the webhook brings its commits.
-    create_app(env, HOOKED, &hooked, "5m").await?;
+    create_app(env, HOOKED, hooked, "5m").await?;
     let first = wait_applied(env, HOOKED, &hooked.repo.head(), TIMEOUT).await?;
     let interval = format!("{}s", INTERVAL.as_secs());
-    create_app(env, POLLED, &polled, &interval).await?;
+    create_app(env, POLLED, polled, &interval).await?;
     wait_applied(env, POLLED, &polled.repo.head(), TIMEOUT).await?;
 
     // (a) By webhook: push, tell the operator, wait until applied.
