@@ -215,6 +215,15 @@ impl Env {
         }
         .await;
         let log = self.operator.take().map(|op| op.log.clone());
+        // As the end-to-end harness: without a controller-manager nothing empties the namespace.
+        let instances: Api<ToolJetInstance> = Api::namespaced(self.client.clone(), &self.ns);
+        let _ = instances
+            .delete_collection(&DeleteParams::default(), &all)
+            .await;
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &self.ns);
+        let _ = secrets
+            .delete_collection(&DeleteParams::default(), &all)
+            .await;
         Api::<Namespace>::all(self.client.clone())
             .delete(&self.ns, &DeleteParams::default())
             .await?;
