@@ -57,9 +57,15 @@ pub async fn cluster(runs: usize) -> Result<Option<String>, Fail> {
         polled: AppRepo::new("polled", 1)?,
     };
     let client = kube_client(&path).await?;
-    let version = client.apiserver_version().await?.git_version;
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|e| format!("{ENV_VAR}={path}: cannot reach the API server: {e}"))?
+        .git_version;
     tooljet_operator::controller::install_crds(&client).await?;
-    let ns = create_namespace(&client).await?;
+    let ns = create_namespace(&client)
+        .await
+        .map_err(|e| format!("cannot create a namespace (tjbench-…): {e}"))?;
     eprintln!("bench: namespace {ns}");
     let mut env = Env {
         client,
