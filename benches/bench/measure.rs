@@ -59,7 +59,12 @@ pub fn median_u64(values: &[u64]) -> u64 {
 
 /// A field of /proc/self/status in KiB (`VmHWM` is the peak resident set, `VmRSS` the current).
 pub fn status_kib(field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status_kib_of("self", field)
+}
+
+/// The same for another process (`pid` as a string, or `self`).
+pub fn status_kib_of(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))

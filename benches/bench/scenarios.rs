@@ -538,14 +538,3 @@ async fn breakdown(fleet: &Fleet, n: usize) -> Result<(Spread, Spread), Fail> {
     }
     Ok((Spread::of(&listing), Spread::of(&get)))
 }
-
-/// Scenario 4, through the controller against a real API server: not built yet.
-pub fn cluster(rep: &mut Report) {
-    let line = if std::env::var_os("TOOLJET_OPERATOR_E2E_KUBECONFIG").is_some() {
-        "TOOLJET_OPERATOR_E2E_KUBECONFIG is set, but the controller scenario (commit-to-applied latency by webhook and by polling, idle RSS of `tooljet-operator run`) is not written yet"
-    } else {
-        "skipped: needs a cluster (set TOOLJET_OPERATOR_E2E_KUBECONFIG); the scenario itself is not written yet"
-    };
-    eprintln!("bench: scenario cluster: {line}");
-    let _ = writeln!(rep.markdown, "### 4. Through the controller\n\n{line}.\n");
-}

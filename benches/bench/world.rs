@@ -181,17 +181,17 @@ impl AppRepo {
         })
     }
 
-    /// A new version of app number `i` (1-based), committed and published.
-    pub fn touch(&self, i: usize, version: &str) -> Result<(), Fail> {
+    /// A new version of app number `i` (1-based), committed and published; its commit sha.
+    pub fn touch(&self, i: usize, version: &str) -> Result<String, Fail> {
         self.repo.git_sync_write(
             &format!("id-{i:03}"),
             &self.names[i - 1],
             version,
             &bundle(i, version)?,
         );
-        self.repo.commit(&format!("App {i:03} {version}"));
+        let sha = self.repo.commit(&format!("App {i:03} {version}"));
         self.repo.publish();
-        Ok(())
+        Ok(sha)
     }
 }
 
