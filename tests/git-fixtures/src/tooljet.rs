@@ -1,19 +1,19 @@
-//! Real ToolJet export bundles (see `tooljet-apps/README.md`) and ToolJet Git Sync's layout.
+//! Real ToolJet export bundles (see `tests/fixtures/tooljet-apps/README.md`) and ToolJet Git Sync's layout.
 
 use crate::TestRepo;
 
 /// `(gitAppName as ToolJet would name it, bundle bytes)` of the three real app templates.
 pub const CREDIT_CARD: (&str, &[u8]) = (
     "Credit Card Test Data Generator",
-    include_bytes!("../tooljet-apps/credit-card-test-data-generator.json"),
+    include_bytes!("../../fixtures/tooljet-apps/credit-card-test-data-generator.json"),
 );
 pub const BASE64: (&str, &[u8]) = (
     "base64-encoder-decoder",
-    include_bytes!("../tooljet-apps/base64-encoder-decoder.json"),
+    include_bytes!("../../fixtures/tooljet-apps/base64-encoder-decoder.json"),
 );
 pub const CODE_EXPLAINER: (&str, &[u8]) = (
     "AI Code Explainer",
-    include_bytes!("../tooljet-apps/ai-powered-code-explainer.json"),
+    include_bytes!("../../fixtures/tooljet-apps/ai-powered-code-explainer.json"),
 );
 
 impl TestRepo {
