@@ -4,7 +4,7 @@
 //! real stand-in and the git side a real repository.
 
 mod kube_mock;
-use kube_mock::{Seen, base64_of, finish, mock_api, ready_store};
+use kube_mock::{Seen, base64_of, finish, mock_api, ready_store, secret_cache};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +15,10 @@ use http::StatusCode;
 use kube::Client;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self};
 use serde_json::{Value, json};
 use tooljet_operator::api::{AppImport, ToolJetInstance};
 use tooljet_operator::controller::app_import::{Context, reconcile};
+use tooljet_operator::controller::caches::Cache;
 use tooljet_operator::source::{CacheConfig, SourceCache};
 use tooljet_operator::sync::Engine;
 use tooljet_standin::StandIn;
@@ -64,24 +64,14 @@ fn admin_secret() -> Value {
         "data": {"api-key": base64_of(API_KEY)}})
 }
 
-/// A mock API server that serves the admin Secret and echoes `app` for everything else.
+/// A mock API server that echoes `app` for everything (Secrets come from the Secret cache).
 fn serve_app(app: Value) -> (Client, tokio::task::JoinHandle<Vec<Seen>>) {
-    let secret = admin_secret();
-    mock_api(move |s| {
-        if s.method == "GET"
-            && s.uri
-                .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
-        {
-            (StatusCode::OK, secret.clone())
-        } else {
-            (StatusCode::OK, app.clone())
-        }
-    })
+    mock_api(echo_app(app))
 }
 
 fn context(
     client: Client,
-    store: reflector::Store<ToolJetInstance>,
+    store: Cache<ToolJetInstance>,
     cache_dir: &std::path::Path,
 ) -> Arc<Context> {
     let source = SourceCache::new(CacheConfig {
@@ -94,7 +84,7 @@ fn context(
 /// A context over an existing git cache (several reconciles sharing one, as in the controller).
 fn context_over(
     client: Client,
-    store: reflector::Store<ToolJetInstance>,
+    store: Cache<ToolJetInstance>,
     source: SourceCache,
 ) -> Arc<Context> {
     let engine = Engine::new(source);
@@ -107,6 +97,7 @@ fn context_over(
         engine,
         Recorder::new(client, reporter),
         store,
+        secret_cache(vec![admin_secret()]),
     ))
 }
 
@@ -119,7 +110,7 @@ async fn finalizer_is_added_with_a_json_patch_on_the_object() {
     let mut app = app_json(json!({}), json!({}), "file:///nowhere");
     app["metadata"]["finalizers"] = json!([]);
     let (client, server) = mock_api(echo_app(app.clone()));
-    let (store, _writer) = ready_store(vec![]);
+    let store = ready_store(vec![]);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctx = context(client, store, dir.path());
     let obj: AppImport = serde_json::from_value(app).expect("app");
@@ -163,7 +154,7 @@ async fn missing_instance_is_stalled_by_ssa_status_and_a_warning_event() {
         "file:///nowhere",
     );
     let (client, server) = mock_api(echo_app(app.clone()));
-    let (store, _writer) = ready_store(vec![]);
+    let store = ready_store(vec![]);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctx = context(client, store, dir.path());
     let obj: AppImport = serde_json::from_value(app).expect("app");
@@ -236,7 +227,7 @@ async fn suspended_writes_only_status_with_reason_suspended() {
         "file:///nowhere",
     );
     let (client, server) = mock_api(echo_app(app.clone()));
-    let (store, _writer) = ready_store(vec![]);
+    let store = ready_store(vec![]);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctx = context(client, store, dir.path());
     let obj: AppImport = serde_json::from_value(app).expect("app");
@@ -267,21 +258,9 @@ async fn import_checkpoints_status_publishes_imported_and_delete_policy_removes_
         .expect("stand-in starts");
     let instance = standin_instance(&standin);
     let app = app_json(json!({}), json!({}), &repo.file_url());
-    let secret = admin_secret();
-    let app_for_mock = app.clone();
-    let secret_for_delete = secret.clone();
     let instance_for_delete = instance.clone();
-    let (client, server) = mock_api(move |s| {
-        if s.method == "GET"
-            && s.uri
-                .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
-        {
-            (StatusCode::OK, secret.clone())
-        } else {
-            (StatusCode::OK, app_for_mock.clone())
-        }
-    });
-    let (store, _writer) = ready_store(vec![instance]);
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let store = ready_store(vec![instance]);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctx = context(client, store, dir.path());
     let obj: AppImport = serde_json::from_value(app).expect("app");
@@ -292,11 +271,9 @@ async fn import_checkpoints_status_publishes_imported_and_delete_policy_removes_
     drop(ctx);
     let seen = finish(server).await;
 
-    assert_eq!(seen[0].method, "GET", "the auth Secret first: {seen:#?}");
     assert!(
-        seen[0]
-            .uri
-            .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
+        !seen.iter().any(|s| s.uri.contains("/secrets")),
+        "Secrets come from the watched cache, never a GET: {seen:#?}"
     );
     let patches: Vec<&Seen> = seen
         .iter()
@@ -354,15 +331,8 @@ async fn import_checkpoints_status_publishes_imported_and_delete_policy_removes_
         &repo.file_url(),
     );
     deleted["status"] = last["status"].clone();
-    let answer = deleted.clone();
-    let (client, server) = mock_api(move |s| {
-        if s.method == "GET" {
-            (StatusCode::OK, secret_for_delete.clone())
-        } else {
-            (StatusCode::OK, answer.clone())
-        }
-    });
-    let (store, _writer2) = ready_store(vec![instance_for_delete]);
+    let (client, server) = mock_api(echo_app(deleted.clone()));
+    let store = ready_store(vec![instance_for_delete]);
     let ctx = context(client, store, dir.path());
     let obj: AppImport = serde_json::from_value(deleted).expect("app");
     let action = reconcile(Arc::new(obj), ctx.clone())
@@ -389,7 +359,7 @@ async fn skip_cleanup_annotation_releases_the_finalizer_without_touching_tooljet
         "file:///nowhere",
     );
     let (client, server) = mock_api(echo_app(app.clone()));
-    let (store, _writer) = ready_store(vec![]);
+    let store = ready_store(vec![]);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctx = context(client, store, dir.path());
     let obj: AppImport = serde_json::from_value(app).expect("app");
@@ -428,7 +398,7 @@ async fn deletion_with_a_missing_instance_does_not_block() {
         "file:///nowhere",
     );
     let (client, server) = mock_api(echo_app(app.clone()));
-    let (store, _writer) = ready_store(vec![]);
+    let store = ready_store(vec![]);
     let dir = tempfile::tempdir().expect("tempdir");
     let ctx = context(client, store, dir.path());
     let obj: AppImport = serde_json::from_value(app).expect("app");
@@ -472,15 +442,11 @@ async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
             let secret = json!({"apiVersion": "v1", "kind": "Secret",
                 "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "1"},
                 "data": {"api-key": base64_of(key)}});
-            let answer = instance.clone();
-            let (client, server) = mock_api(move |s| {
-                if s.method == "GET" {
-                    (StatusCode::OK, secret.clone())
-                } else {
-                    (StatusCode::OK, answer.clone())
-                }
+            let (client, server) = mock_api(echo_app(instance.clone()));
+            let ctx = Arc::new(InstanceContext {
+                client,
+                secrets: secret_cache(vec![secret]),
             });
-            let ctx = Arc::new(InstanceContext { client });
             let obj: ToolJetInstance = serde_json::from_value(instance).expect("instance");
             let action = reconcile_instance(Arc::new(obj), ctx.clone())
                 .await
@@ -492,13 +458,12 @@ async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
 
     let (action, seen) = run(API_KEY).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
-    assert_eq!(seen.len(), 2, "{seen:#?}");
-    assert!(
-        seen[0]
-            .uri
-            .starts_with("/api/v1/namespaces/team/secrets/tj-admin")
+    assert_eq!(
+        seen.len(),
+        1,
+        "one status patch; the Secret is cached: {seen:#?}"
     );
-    let patch = &seen[1];
+    let patch = &seen[0];
     assert_eq!(
         patch.uri,
         "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/tooljetinstances/tj/status?&force=true&fieldManager=tooljet-operator"
@@ -512,10 +477,10 @@ async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
 
     let (action, seen) = run("wrong-key").await;
     assert_eq!(action, Action::requeue(Duration::from_secs(60)));
-    let body = seen[1].json();
+    let body = seen[0].json();
     assert_eq!(body["status"]["conditions"][0]["status"], "False");
     assert_eq!(body["status"]["conditions"][0]["reason"], "LoginFailed");
-    assert!(!seen[1].body.contains("wrong-key"), "no secret in status");
+    assert!(!seen[0].body.contains("wrong-key"), "no secret in status");
 }
 
 /// The controller reuses a ref listing for a few seconds across AppImports of one repository; a
@@ -532,7 +497,7 @@ async fn a_reconcile_request_sees_a_push_inside_the_reuse_window() {
         .start()
         .await
         .expect("stand-in starts");
-    let (store, _writer) = ready_store(vec![standin_instance(&standin)]);
+    let store = ready_store(vec![standin_instance(&standin)]);
     let dir = tempfile::tempdir().expect("tempdir");
     let source = SourceCache::new(CacheConfig {
         dir: dir.path().to_owned(),

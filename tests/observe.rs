@@ -3,7 +3,7 @@
 //! API server, the ToolJet stand-in, a real git repository), and the leader Lease's request shapes.
 
 mod kube_mock;
-use kube_mock::{finish, mock_api};
+use kube_mock::{finish, mock_api, ready_store, secret_cache};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -488,18 +488,6 @@ fn base64_of(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s)
 }
 
-fn ready_instances(
-    instances: Vec<ToolJetInstance>,
-) -> (reflector::Store<ToolJetInstance>, Writer<ToolJetInstance>) {
-    let (store, mut writer) = reflector::store();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for i in instances {
-        writer.apply_watcher_event(&watcher::Event::InitApply(i));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    (store, writer)
-}
-
 fn metric(text: &str, line_start: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
@@ -544,16 +532,12 @@ async fn metrics_count_reconciles_git_and_tooljet_traffic() {
     let written = Arc::new(std::sync::Mutex::new(Value::Null));
     let written_by_mock = written.clone();
     let (client, server) = mock_api(move |s| {
-        if s.method == "GET" && s.uri.contains("/secrets/tj-admin") {
-            (StatusCode::OK, secret.clone())
-        } else {
-            if s.method == "PATCH" && s.uri.contains("/appimports/a/status") {
-                *written_by_mock.lock().expect("lock") = s.json()["status"].clone();
-            }
-            (StatusCode::OK, answer.clone())
+        if s.method == "PATCH" && s.uri.contains("/appimports/a/status") {
+            *written_by_mock.lock().expect("lock") = s.json()["status"].clone();
         }
+        (StatusCode::OK, answer.clone())
     });
-    let (store, _writer) = ready_instances(vec![instance]);
+    let store = ready_store(vec![instance]);
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = Engine::new(SourceCache::new(CacheConfig {
         dir: dir.path().to_owned(),
@@ -570,6 +554,7 @@ async fn metrics_count_reconciles_git_and_tooljet_traffic() {
             engine,
             Recorder::new(client, reporter),
             store,
+            secret_cache(vec![secret]),
         )
         .with_metrics(metrics.clone()),
     );

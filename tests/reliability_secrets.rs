@@ -9,7 +9,7 @@
 mod reliability_common;
 
 mod kube_mock;
-use kube_mock::{base64_of, mock_api};
+use kube_mock::{base64_of, mock_api, ready_store, secret_cache};
 
 use std::io::Write;
 use std::path::Path;
@@ -473,8 +473,6 @@ async fn engine_reports_state_and_trace_logs_hold_no_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_status_events_and_logs_hold_no_secret() {
     use kube::runtime::events::{Recorder, Reporter};
-    use kube::runtime::reflector;
-    use kube::runtime::watcher;
     use tooljet_operator::api::{AppImport, ToolJetInstance};
     use tooljet_operator::controller::app_import::{Context, reconcile};
 
@@ -514,24 +512,8 @@ async fn controller_status_events_and_logs_hold_no_secret() {
             "metadata": {"name": "git-creds", "namespace": "team", "resourceVersion": "9"},
             "data": {"username": base64_of(GIT_USER), "password": base64_of(git_password)}});
         let app_for_mock = app.clone();
-        let (client, server) = mock_api(move |s| {
-            if s.uri
-                .starts_with("/api/v1/namespaces/team/secrets/tj-login")
-            {
-                (http::StatusCode::OK, tj_secret.clone())
-            } else if s
-                .uri
-                .starts_with("/api/v1/namespaces/team/secrets/git-creds")
-            {
-                (http::StatusCode::OK, git_secret.clone())
-            } else {
-                (http::StatusCode::OK, app_for_mock.clone())
-            }
-        });
-        let (store, mut writer) = reflector::store();
-        writer.apply_watcher_event(&watcher::Event::Init);
-        writer.apply_watcher_event(&watcher::Event::InitApply(instance.clone()));
-        writer.apply_watcher_event(&watcher::Event::InitDone);
+        let (client, server) = mock_api(move |_| (http::StatusCode::OK, app_for_mock.clone()));
+        let store = ready_store(vec![instance.clone()]);
         let engine = Engine::new(SourceCache::new(CacheConfig {
             dir: cache.path().to_owned(),
             ..CacheConfig::default()
@@ -545,6 +527,7 @@ async fn controller_status_events_and_logs_hold_no_secret() {
             engine,
             Recorder::new(client, reporter),
             store,
+            secret_cache(vec![tj_secret, git_secret]),
         ));
         let obj: AppImport = serde_json::from_value(app.clone()).expect("app");
         let _ = reconcile(Arc::new(obj), ctx.clone()).await;

@@ -18,17 +18,18 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
 use super::ControllerError;
+use super::caches::Cache;
 use super::conditions::{self, preflight_report};
 use super::metrics::{Metrics, ReconcileResult};
 use super::resolve::{ClientCache, Refusal, read_secrets, select_instance};
@@ -54,7 +55,9 @@ pub struct Context {
     pub engine: Engine,
     pub recorder: Recorder,
     /// All ToolJetInstances (the instance controller's reflector).
-    pub instances: Store<ToolJetInstance>,
+    pub instances: Cache<ToolJetInstance>,
+    /// All Secrets the operator watches (instance auth, CA, git credentials).
+    pub secrets: Cache<Secret>,
     pub clients: ClientCache,
     /// Reconcile counts and durations, git and ToolJet traffic, managed apps, drift.
     pub metrics: Arc<Metrics>,
@@ -66,7 +69,8 @@ impl Context {
         client: Client,
         engine: Engine,
         recorder: Recorder,
-        instances: Store<ToolJetInstance>,
+        instances: Cache<ToolJetInstance>,
+        secrets: Cache<Secret>,
     ) -> Self {
         let metrics = Arc::new(Metrics::new());
         Context {
@@ -74,6 +78,7 @@ impl Context {
             engine,
             recorder,
             instances,
+            secrets,
             clients: ClientCache::default(),
             metrics: metrics.clone(),
             backoff: Backoff::default(),
@@ -259,7 +264,7 @@ async fn run_engine(
 ) -> Result<SyncOutcome, Refusal> {
     let ns = obj.namespace().unwrap_or_default();
     let instance = resolve_instance(obj, ctx).await?;
-    let tooljet = ctx.clients.client_for(&ctx.client, &instance).await?;
+    let tooljet = ctx.clients.client_for(&ctx.secrets, &instance).await?;
     let git_secret: Vec<String> = obj
         .spec
         .source
@@ -268,7 +273,7 @@ async fn run_engine(
         .map(|r| r.name.clone())
         .collect();
     // Git credentials only from the AppImport's own namespace (tenancy).
-    let (secrets, _) = read_secrets(&ctx.client, &ns, &git_secret).await?;
+    let (secrets, _) = read_secrets(&ctx.secrets, &ns, &git_secret).await?;
     let creds =
         git_credentials(git_secret.first().map(String::as_str), &secrets).map_err(|e| Refusal {
             reason: e.reason(),
@@ -301,15 +306,7 @@ async fn run_engine(
 
 async fn resolve_instance(obj: &AppImport, ctx: &Context) -> Result<Arc<ToolJetInstance>, Refusal> {
     // Before the first list completes the store is empty: waiting avoids a false InstanceNotFound.
-    ctx.instances
-        .wait_until_ready()
-        .await
-        .map_err(|e| Refusal {
-            reason: "InstancesNotListed",
-            message: format!("the ToolJetInstance watch is not running ({e}); retrying"),
-            retryable: true,
-        })?;
-    let all = ctx.instances.state();
+    let all = ctx.instances.synced_state().await;
     let ns = obj.namespace().unwrap_or_default();
     select_instance(obj, &ns, &all).cloned()
 }
@@ -492,7 +489,7 @@ async fn cleanup_inner(obj: &AppImport, ctx: &Context) -> Result<Action, Control
         }
         Err(r) => return Err(ControllerError::Cleanup(r.message)),
     };
-    let tooljet = match ctx.clients.client_for(&ctx.client, &instance).await {
+    let tooljet = match ctx.clients.client_for(&ctx.secrets, &instance).await {
         Ok(c) => c,
         Err(r) if r.reason == "SecretNotFound" => {
             let note = format!(

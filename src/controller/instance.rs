@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
@@ -14,6 +15,7 @@ use tracing::{info, warn};
 
 use super::ControllerError;
 use super::app_import::FIELD_MANAGER;
+use super::caches::Cache;
 use super::conditions::condition;
 use super::resolve::{instance_secret_names, read_secrets};
 use crate::api::condition::READY;
@@ -27,6 +29,8 @@ const RECHECK_NOT_READY: Duration = Duration::from_secs(60);
 /// Shared by all reconciles of the instance controller.
 pub struct InstanceContext {
     pub client: Client,
+    /// All Secrets the operator watches (auth and CA Secrets are read from here).
+    pub secrets: Cache<Secret>,
 }
 
 /// The outcome of checking one instance.
@@ -55,7 +59,7 @@ pub fn check_failure(e: &ToolJetError) -> (&'static str, String) {
     }
 }
 
-async fn check(client: &Client, obj: &ToolJetInstance) -> Check {
+async fn check(secret_cache: &Cache<Secret>, obj: &ToolJetInstance) -> Check {
     let fail = |reason: &str, message: String| Check {
         ready: false,
         reason: reason.to_owned(),
@@ -63,7 +67,7 @@ async fn check(client: &Client, obj: &ToolJetInstance) -> Check {
         workspace_id: None,
     };
     let ns = obj.namespace().unwrap_or_default();
-    let secrets = match read_secrets(client, &ns, &instance_secret_names(&obj.spec)).await {
+    let secrets = match read_secrets(secret_cache, &ns, &instance_secret_names(&obj.spec)).await {
         Ok((s, _)) => s,
         Err(r) => return fail(r.reason, r.message),
     };
@@ -117,7 +121,7 @@ pub async fn reconcile(
     let ns = obj.namespace().ok_or_else(|| {
         ControllerError::InvalidObject("ToolJetInstance without a namespace".into())
     })?;
-    let result = check(&ctx.client, &obj).await;
+    let result = check(&ctx.secrets, &obj).await;
     info!(instance = %format!("{ns}/{}", obj.name_any()), ready = result.ready, reason = %result.reason, "checked");
     let status = status_for(&obj, &result, Timestamp::now());
     let api: Api<ToolJetInstance> = Api::namespaced(ctx.client.clone(), &ns);

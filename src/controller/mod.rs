@@ -3,6 +3,7 @@
 //! kubeconfig), no pods of its own, and never stores app JSON in etcd.
 //!
 //! - [`conditions`]: kstatus conditions from the engine's report (pure).
+//! - [`caches`]: the watched objects, and when each cache holds its first full list.
 //! - [`resolve`]: instance matching, tenancy, Secrets and ToolJet clients.
 //! - [`app_import`]: the AppImport reconcile, finalizer, Events and backoff.
 //! - [`instance`]: the ToolJetInstance reconcile (login and reachability).
@@ -11,6 +12,7 @@
 //! - [`leader`]: leader election on a Lease (`--leader-elect`).
 
 pub mod app_import;
+pub mod caches;
 pub mod conditions;
 pub mod instance;
 pub mod leader;
@@ -38,6 +40,7 @@ use kube::{Client, Resource, ResourceExt};
 use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
+use self::caches::{Cache, CacheSynced};
 use self::leader::{LeaderConfig, LeaderElector};
 use self::metrics::{Metrics, ReconcileResult};
 use self::server::Readiness;
@@ -123,13 +126,24 @@ pub async fn run_with(
     opts: RunOptions,
     serve: ServeOptions,
 ) -> Result<(), ControllerError> {
+    run_until(client, opts, serve, shutdown_signal()).await
+}
+
+/// [`run_with`], stopping when `shutdown` resolves instead of on SIGTERM or Ctrl-C (for embedding
+/// the controller, and for tests that start and stop it many times in one process).
+pub async fn run_until(
+    client: Client,
+    opts: RunOptions,
+    serve: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ControllerError> {
     if opts.install_crds {
         install_crds(&client).await?;
     }
     let metrics = Arc::new(Metrics::new());
     let readiness = Readiness::default();
     let hooks = HookTarget::default();
-    let shutdown = shutdown_signal();
+    let shutdown = shutdown.boxed().shared();
     let server = match serve.metrics_addr {
         Some(addr) => {
             let webhook = WebhookState::new(
@@ -237,29 +251,41 @@ async fn run_controllers(
             Api::all(client.clone()),
         ),
     };
+    // Each reflector store is awaited by its own Controller only; everything else waits on the
+    // CacheSynced flags (see `caches` for why a second `wait_until_ready` would hang).
+    let instance_cache_synced = CacheSynced::default();
+    let app_cache_synced = CacheSynced::default();
+    let secret_cache_synced = CacheSynced::default();
+
     // Both controllers write their own status; reacting to those writes would loop (status
     // carries lastSyncTime). Spec (generation), annotations, finalizers and deletion re-enqueue.
     let (instance_store, writer) = reflector::store();
-    let instance_changes = watcher::watcher(instances.clone(), watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
+    let instance_changes = instance_cache_synced
+        .track(
+            watcher::watcher(instances.clone(), watcher::Config::default())
+                .default_backoff()
+                .modify(drop_managed_fields)
+                .reflect(writer),
+        )
         .applied_objects()
         .predicate_filter(
             predicates::generation::<ToolJetInstance>.combine(being_deleted::<ToolJetInstance>),
             PredicateConfig::default(),
         );
-    let instance_controller = Controller::for_stream(instance_changes, instance_store.clone());
-    let instance_store_for_secrets = instance_store.clone();
-    let instance_controller = instance_controller
-        .watches(secrets.clone(), watcher::Config::default(), move |secret| {
-            watch::instances_using_secret(&instance_store_for_secrets.state(), &secret)
-        })
+    // Secret changes reach both controllers through these queues (one Secret watch, see below).
+    let (instance_queue, instances_to_check) = mpsc::channel(WEBHOOK_QUEUE);
+    let instance_controller = Controller::for_stream(instance_changes, instance_store.clone())
+        .reconcile_on(tokio_stream_of(instances_to_check))
         .graceful_shutdown_on(shutdown.clone());
 
     let (app_store, writer) = reflector::store();
-    let app_changes = watcher::watcher(apps, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
+    let app_changes = app_cache_synced
+        .track(
+            watcher::watcher(apps, watcher::Config::default())
+                .default_backoff()
+                .modify(drop_managed_fields)
+                .reflect(writer),
+        )
         .applied_objects()
         .predicate_filter(
             predicates::generation::<AppImport>
@@ -270,23 +296,39 @@ async fn run_controllers(
         );
     // Verified webhook pushes enter the AppImport queue directly.
     let (queue, pushes) = mpsc::channel(WEBHOOK_QUEUE);
+    let (app_queue, apps_to_sync) = mpsc::channel(WEBHOOK_QUEUE);
+    let apps_for_instances = app_store.clone();
     let app_controller = Controller::for_stream(app_changes, app_store.clone())
         .with_config(ControllerConfig::default().concurrency(opts.concurrency.max(1)))
-        .reconcile_on(tokio_stream_of(pushes));
-    let (apps_for_instances, apps_for_secrets) = (app_store.clone(), app_store.clone());
-    let instances_for_secrets = instance_store.clone();
-    let app_controller = app_controller
+        .reconcile_on(tokio_stream_of(pushes))
+        .reconcile_on(tokio_stream_of(apps_to_sync))
         .watches(instances, watcher::Config::default(), move |inst| {
             watch::apps_using_instance(&apps_for_instances.state(), &inst)
         })
-        .watches(secrets, watcher::Config::default(), move |secret| {
-            watch::apps_using_secret(
-                &apps_for_secrets.state(),
-                &instances_for_secrets.state(),
-                &secret,
-            )
-        })
         .graceful_shutdown_on(shutdown);
+
+    // One Secret watch fills the cache that reconciles read Secrets from, and re-enqueues the
+    // instances and AppImports that use a changed Secret.
+    let (secret_store, writer) = reflector::store();
+    let secret_users = SecretUsers {
+        instances: instance_store.clone(),
+        apps: app_store.clone(),
+        instance_queue,
+        app_queue,
+    };
+    let secret_watch = secret_cache_synced
+        .track(
+            watcher::watcher(secrets, watcher::Config::default())
+                .default_backoff()
+                .modify(drop_managed_fields)
+                .reflect(writer),
+        )
+        .touched_objects()
+        .for_each(move |secret| secret_users.clone().notify(secret));
+    let secret_cache = Cache {
+        store: secret_store,
+        synced: secret_cache_synced.clone(),
+    };
 
     let reporter = Reporter {
         controller: "tooljet-operator".into(),
@@ -297,18 +339,25 @@ async fn run_controllers(
         reuse_ref_checks: REUSE_REF_CHECKS,
         ..CacheConfig::default()
     });
+    // Mirrors of repositories no AppImport uses any more are removed after the cache's TTL.
+    let mirror_gc = AbortOnDrop(source.spawn_gc(MIRROR_GC_EVERY));
     let engine = Engine::new(source.clone());
     let app_ctx = Arc::new(
         app_import::Context::new(
             client.clone(),
             engine,
             Recorder::new(client.clone(), reporter),
-            instance_store.clone(),
+            Cache {
+                store: instance_store.clone(),
+                synced: instance_cache_synced.clone(),
+            },
+            secret_cache.clone(),
         )
         .with_metrics(metrics.clone()),
     );
     let instance_ctx = Arc::new(instance::InstanceContext {
         client: client.clone(),
+        secrets: secret_cache,
     });
     info!(
         namespace = opts.namespace.as_deref().unwrap_or("<all>"),
@@ -317,19 +366,18 @@ async fn run_controllers(
     );
 
     hooks.set(Some(Enqueue {
-        apps: app_store.clone(),
+        apps: app_store,
         queue,
         source,
     }));
-    // Ready once both caches hold a full list (the controllers' watches fill them).
-    let synced = tokio::spawn(async move {
-        if app_store.wait_until_ready().await.is_ok()
-            && instance_store.wait_until_ready().await.is_ok()
-        {
-            info!("caches synced: ready");
-            readiness.set(true);
-        }
-    });
+    // Ready once the three caches hold a full list.
+    let synced = AbortOnDrop(tokio::spawn(async move {
+        app_cache_synced.wait().await;
+        instance_cache_synced.wait().await;
+        secret_cache_synced.wait().await;
+        info!("caches synced: ready");
+        readiness.set(true);
+    }));
 
     let apps_done = app_controller
         .run(app_import::reconcile, app_import::error_policy, app_ctx)
@@ -363,11 +411,62 @@ async fn run_controllers(
                 warn!(%error, "ToolJetInstance controller");
             }
         });
-    futures::join!(apps_done, instances_done);
-    synced.abort();
+    // The Secret watch never ends by itself: it runs for as long as the controllers do.
+    tokio::select! {
+        _ = async { futures::join!(apps_done, instances_done) } => {}
+        () = async { secret_watch.await; futures::future::pending::<()>().await } => {}
+    }
+    drop((synced, mirror_gc));
     hooks.set(None);
     info!("controllers stopped");
     Ok(())
+}
+
+/// How often unused git mirrors are looked for (the first look is at start-up).
+const MIRROR_GC_EVERY: Duration = Duration::from_secs(3600);
+
+/// The objects that read a changed Secret, and the queues that re-enqueue them.
+#[derive(Clone)]
+struct SecretUsers {
+    instances: reflector::Store<ToolJetInstance>,
+    apps: reflector::Store<AppImport>,
+    instance_queue: mpsc::Sender<reflector::ObjectRef<ToolJetInstance>>,
+    app_queue: mpsc::Sender<reflector::ObjectRef<AppImport>>,
+}
+
+impl SecretUsers {
+    async fn notify(self, secret: Result<Secret, watcher::Error>) {
+        let secret = match secret {
+            Ok(secret) => secret,
+            Err(error) => {
+                warn!(%error, "Secret watch");
+                return;
+            }
+        };
+        let instances = self.instances.state();
+        for instance in watch::instances_using_secret(&instances, &secret) {
+            // Closed only when the controller stopped.
+            let _ = self.instance_queue.send(instance).await;
+        }
+        for app in watch::apps_using_secret(&self.apps.state(), &instances, &secret) {
+            let _ = self.app_queue.send(app).await;
+        }
+    }
+}
+
+/// Cached objects keep no managedFields: the operator never reads them, and they are often the
+/// largest part of an object.
+fn drop_managed_fields<K: Resource>(obj: &mut K) {
+    obj.meta_mut().managed_fields = None;
+}
+
+/// Aborts a background task when dropped (on every way out of the controllers).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A tokio receiver as a `Stream` (tokio-stream's wrapper, without the dependency).

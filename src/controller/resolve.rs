@@ -1,13 +1,14 @@
 //! What an AppImport needs before the engine can run: its ToolJetInstance (environment matching
-//! or `instanceRef`, with `allowedNamespaces` tenancy), the Secrets it may read, and a ToolJet
-//! client (cached per instance and Secret version).
+//! or `instanceRef`, with `allowedNamespaces` tenancy), the Secrets it may read (from the watched
+//! Secret cache), and a ToolJet client (cached per instance and Secret version).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
-use kube::{Client, ResourceExt};
+use kube::ResourceExt;
+
+use super::caches::Cache;
 
 use crate::api::{AppImport, AuthMethod, ToolJetInstance, ToolJetInstanceSpec};
 use crate::sync::{Secrets, tooljet_config};
@@ -72,25 +73,18 @@ pub fn instance_secret_names(spec: &ToolJetInstanceSpec) -> Vec<String> {
     names
 }
 
-/// Reads the named Secrets of one namespace. Returns them with a fingerprint of their
-/// resourceVersions (so a rotated Secret yields a new client). A missing Secret is a refusal.
+/// Reads the named Secrets of one namespace from the Secret cache (the watch the controllers
+/// share; no API request). Returns them with a fingerprint of their resourceVersions (so a rotated
+/// Secret yields a new client). A missing Secret is a refusal.
 pub async fn read_secrets(
-    client: &Client,
+    cache: &Cache<Secret>,
     namespace: &str,
     names: &[String],
 ) -> Result<(Secrets, String), Refusal> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let mut secrets = Secrets::new();
     let mut versions = String::new();
     for name in names {
-        let secret = api.get_opt(name).await.map_err(|e| Refusal {
-            reason: "SecretUnreadable",
-            message: format!(
-                "cannot read Secret {namespace}/{name}: {e}; check that the operator may get Secrets there"
-            ),
-            retryable: true,
-        })?;
-        let Some(secret) = secret else {
+        let Some(secret) = cache.synced_get(namespace, name).await else {
             return Err(Refusal::stalled(
                 "SecretNotFound",
                 format!("Secret {namespace}/{name} not found; create it in namespace {namespace}"),
@@ -100,6 +94,7 @@ pub async fn read_secrets(
         versions.push(',');
         let data: BTreeMap<String, Vec<u8>> = secret
             .data
+            .clone()
             .unwrap_or_default()
             .into_iter()
             .map(|(k, v)| (k, v.0))
@@ -130,12 +125,12 @@ impl ClientCache {
     /// The client for `instance`, reading its Secrets from the instance's namespace.
     pub async fn client_for(
         &self,
-        kube: &Client,
+        secret_cache: &Cache<Secret>,
         instance: &ToolJetInstance,
     ) -> Result<Arc<ToolJetClient>, Refusal> {
         let ns = instance.namespace().unwrap_or_default();
         let (secrets, secret_versions) =
-            read_secrets(kube, &ns, &instance_secret_names(&instance.spec)).await?;
+            read_secrets(secret_cache, &ns, &instance_secret_names(&instance.spec)).await?;
         let uid = instance
             .uid()
             .unwrap_or_else(|| format!("{ns}/{}", instance.name_any()));

@@ -3,15 +3,17 @@
 //! controller without a cluster; each uses part of it.
 #![allow(dead_code)]
 
+pub mod apiserver;
+
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
+use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::client::Body;
-use kube::runtime::reflector::{self, store::Writer};
-use kube::runtime::watcher;
 use serde_json::Value;
 use tooljet_operator::api::ToolJetInstance;
+use tooljet_operator::controller::caches::Cache;
 
 /// One request the operator made to the API server.
 #[derive(Debug, Clone)]
@@ -77,17 +79,18 @@ pub async fn finish(server: tokio::task::JoinHandle<Vec<Seen>>) -> Vec<Seen> {
         .expect("mock API server did not panic")
 }
 
-/// A ToolJetInstance store that has completed its first list, holding `instances`.
-pub fn ready_store(
-    instances: Vec<ToolJetInstance>,
-) -> (reflector::Store<ToolJetInstance>, Writer<ToolJetInstance>) {
-    let (store, mut writer) = reflector::store();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for i in instances {
-        writer.apply_watcher_event(&watcher::Event::InitApply(i));
-    }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
-    (store, writer)
+/// A ToolJetInstance cache that has completed its first list, holding `instances`.
+pub fn ready_store(instances: Vec<ToolJetInstance>) -> Cache<ToolJetInstance> {
+    Cache::from_objects(instances)
+}
+
+/// A Secret cache that has completed its first list, holding `secrets` (Secret JSON objects).
+pub fn secret_cache(secrets: Vec<Value>) -> Cache<Secret> {
+    Cache::from_objects(
+        secrets
+            .into_iter()
+            .map(|s| serde_json::from_value::<Secret>(s).expect("a Secret")),
+    )
 }
 
 /// Secret `data` values are base64.
