@@ -15,6 +15,18 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Log format on stderr: `json` (one object per line, for log collectors) or `text`.
+    /// Default: text on a terminal, json otherwise (as in a pod). Field names are the same in both;
+    /// colours only on a terminal.
+    #[arg(long, global = true, value_enum, env = "TOOLJET_OPERATOR_LOG_FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

@@ -2,21 +2,21 @@
 
 mod cli;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, ManifestInput, OutputFormat};
+use cli::{Cli, Command, LogFormat, ManifestInput, OutputFormat};
 use tooljet_operator::offline::{self, Manifests, StateFile};
 use tooljet_operator::source::{CacheConfig, SourceCache, default_cache_dir};
 use tooljet_operator::sync::Mode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    init_tracing(cli.log_format);
     // kube and reqwest both use rustls; with ring as the one process-wide provider, neither has
     // to guess (two compiled-in providers make rustls panic). Err means already installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -53,12 +53,24 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr: JSON lines unless asked otherwise or writing to a terminal (as controller-runtime
+/// and Flux do), ANSI colours only on a terminal.
+fn init_tracing(format: Option<LogFormat>) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let terminal = std::io::stderr().is_terminal();
+    let format = format.unwrap_or(if terminal {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    });
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(terminal).init(),
+        // Fields at the top level of each object, under the same names as in text.
+        LogFormat::Json => logs.json().flatten_event(true).with_ansi(false).init(),
+    }
 }
 
 fn print_crds() -> ExitCode {

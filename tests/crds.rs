@@ -108,3 +108,44 @@ fn run_without_a_cluster_configuration_fails_and_says_what_to_set() {
         "{stderr}"
     );
 }
+
+/// Runs `run` without a cluster (it logs an error and exits 1) and returns its stderr.
+fn run_logs(args: &[&str]) -> String {
+    let home = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_tooljet-operator"))
+        .args(args)
+        .arg("run")
+        .env("HOME", home.path())
+        .env("KUBECONFIG", home.path().join("absent"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env_remove("TOOLJET_OPERATOR_LOG_FORMAT")
+        .output()
+        .expect("binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    String::from_utf8(out.stderr).expect("utf-8 logs")
+}
+
+#[test]
+fn logs_are_json_lines_when_not_on_a_terminal_and_text_on_request_never_coloured() {
+    for logs in [run_logs(&[]), run_logs(&["--log-format", "json"])] {
+        let lines: Vec<&str> = logs.lines().filter(|l| !l.is_empty()).collect();
+        assert!(!lines.is_empty(), "some log line: {logs}");
+        for line in lines {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(
+                v["level"].is_string() && v["timestamp"].is_string(),
+                "{line}"
+            );
+            assert!(v["message"].is_string(), "fields at the top level: {line}");
+        }
+    }
+    let text = run_logs(&["--log-format", "text"]);
+    assert!(text.contains("ERROR"), "{text}");
+    assert!(serde_json::from_str::<serde_json::Value>(text.lines().next().unwrap_or("")).is_err());
+    assert!(
+        !text.contains('\u{1b}'),
+        "no ANSI colour codes off a terminal: {text}"
+    );
+}
