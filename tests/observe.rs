@@ -892,6 +892,75 @@ async fn a_standby_is_ready_and_takes_over_once_the_lease_is_released() {
     assert!(seen[5].json()["spec"].get("holderIdentity").is_none());
 }
 
+/// A slow API server: every Lease renewal takes 4 s (under the 5 s step limit). The renewals run
+/// beside the controllers, which keep working meanwhile (they stalled for each renewal when the
+/// renewal ran inside their future).
+#[tokio::test(start_paused = true)]
+async fn slow_lease_renewals_do_not_stall_the_controllers() {
+    use http::Response;
+    use kube::client::Body;
+    use std::sync::Mutex;
+    use tokio::time::{Duration, Instant};
+    use tooljet_operator::controller::leader::run_when_leader;
+
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let api = tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            let slow = request.method() == http::Method::PUT;
+            let bytes = request.into_body().collect_bytes().await.expect("body");
+            let answer = if slow {
+                serde_json::from_slice::<Value>(&bytes).expect("lease json")
+            } else {
+                lease(Some("pod-a-1"), "41")
+            };
+            tokio::spawn(async move {
+                if slow {
+                    tokio::time::sleep(Duration::from_secs(4)).await;
+                }
+                send.send_response(
+                    Response::builder()
+                        .status(StatusCode::OK)
+                        .body(Body::from(serde_json::to_vec(&answer).expect("json")))
+                        .expect("response"),
+                );
+            });
+        }
+    });
+    let client = Client::new(service, "default");
+    let ticks = Arc::new(Mutex::new(Vec::new()));
+    let ticks_in_controllers = ticks.clone();
+    run_when_leader(
+        elector(client, "pod-a-1"),
+        Readiness::default(),
+        never_shut_down(),
+        move || async move {
+            // Controllers that work every 100 ms for 30 s (six renewals).
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(30) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                ticks_in_controllers
+                    .lock()
+                    .expect("ticks")
+                    .push(Instant::now());
+            }
+            Ok(())
+        },
+    )
+    .await
+    .expect("controllers ended normally");
+    api.abort();
+    let ticks = ticks.lock().expect("ticks");
+    let longest = ticks
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .max()
+        .expect("several ticks");
+    assert!(
+        longest < Duration::from_secs(1),
+        "the controllers paused for {longest:?} while the Lease was renewed"
+    );
+}
+
 /// A verified push makes the controller's cached ref listings of that repository unusable: the
 /// reconcile it enqueues sees the new commit at once, even inside the reuse window.
 #[tokio::test]

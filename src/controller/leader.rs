@@ -316,35 +316,64 @@ where
     }
     info!(%lease, %identity, "leader elected: starting the controllers");
 
-    let renew_deadline = elector.config().renew_deadline();
-    let mut last_renewed = Instant::now();
+    // Renewal runs as its own task: inside the controllers' future it would stall every reconcile
+    // for as long as a renewal takes (up to a retry period when the API server is slow).
+    let (stop_renewing, stopped) = tokio::sync::oneshot::channel();
+    let mut renewal = tokio::spawn(keep_renewing(elector, stopped));
     let controllers = controllers();
     tokio::pin!(controllers);
-    let result = loop {
+    tokio::select! {
+        result = &mut controllers => {
+            // The controllers stopped (shutdown): let a standby take over now.
+            let _ = stop_renewing.send(());
+            match renewal.await {
+                Ok(Ok(mut elector)) => {
+                    if let Err(error) = elector.release().await {
+                        warn!(%lease, %error, "cannot release the leader lease; a standby takes over when it expires");
+                    }
+                }
+                Ok(Err(lost)) => return Err(lost),
+                Err(error) => warn!(%lease, %error, "leader lease renewal task failed"),
+            }
+            result
+        }
+        renewed = &mut renewal => match renewed {
+            // Leadership lost: the controllers are dropped here, at once.
+            Ok(Err(lost)) => Err(lost),
+            Ok(Ok(_)) | Err(_) => Err(ControllerError::LeadershipLost { lease }),
+        },
+    }
+}
+
+/// Renews the Lease every retry period until told to stop (then hands the elector back for the
+/// release) or until leadership is lost.
+async fn keep_renewing(
+    mut elector: LeaderElector,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<LeaderElector, ControllerError> {
+    let retry = elector.config().retry_period();
+    let renew_deadline = elector.config().renew_deadline();
+    let lease = elector.config().lease_name.clone();
+    let mut last_renewed = Instant::now();
+    loop {
         tokio::select! {
-            result = &mut controllers => break result,
-            _ = tokio::time::sleep(retry) => {
-                match step_within(&mut elector, retry).await {
-                    Ok(Standing::Leading) => last_renewed = Instant::now(),
-                    Ok(Standing::Following { holder }) => {
-                        warn!(%lease, leader = %holder, "leadership lost to another replica; stopping");
-                        return Err(ControllerError::LeadershipLost { lease });
-                    }
-                    Err(error) => {
-                        warn!(%lease, %error, "cannot renew the leader lease");
-                        if last_renewed.elapsed() >= renew_deadline {
-                            return Err(ControllerError::LeadershipLost { lease });
-                        }
-                    }
+            _ = &mut stop => return Ok(elector),
+            _ = tokio::time::sleep(retry) => {}
+        }
+        match step_within(&mut elector, retry).await {
+            Ok(Standing::Leading) => last_renewed = Instant::now(),
+            Ok(Standing::Following { holder }) => {
+                warn!(%lease, leader = %holder, "leadership lost to another replica; stopping");
+                return Err(ControllerError::LeadershipLost { lease });
+            }
+            Err(error) => {
+                warn!(%lease, %error, "cannot renew the leader lease");
+                if last_renewed.elapsed() >= renew_deadline {
+                    return Err(ControllerError::LeadershipLost { lease });
                 }
             }
         }
-    };
-    // The controllers stopped (shutdown): let a standby take over now.
-    if let Err(error) = elector.release().await {
-        warn!(%lease, %error, "cannot release the leader lease; a standby takes over when it expires");
     }
-    result
 }
 
 /// One step, bounded: a hanging API server must not stall the renew deadline.
