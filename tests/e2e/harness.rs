@@ -131,14 +131,25 @@ pub struct Harness {
     /// One repository, on branch `master`, holding [`APP`] at version `v1` to begin with.
     pub repo: TestRepo,
     standins: Vec<(&'static str, StandIn)>,
-    operator: JoinHandle<Result<(), ControllerError>>,
-    _cache: tempfile::TempDir,
+    /// The controller in this process; `None` when the test runs the binary itself.
+    operator: Option<JoinHandle<Result<(), ControllerError>>>,
+    pub cache: tempfile::TempDir,
 }
 
 impl Harness {
     /// CRDs installed, a namespace with a Secret and a ToolJetInstance per environment (all
     /// Ready), the repository, and the controller watching the namespace. `None` when skipping.
     pub async fn start() -> Option<Harness> {
+        Self::start_with(true).await
+    }
+
+    /// Like [`start`](Self::start), but without a controller: the test runs `tooljet-operator
+    /// run` itself (see [`OperatorProcess`]). The instances are not Ready until it runs.
+    pub async fn start_without_operator() -> Option<Harness> {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(in_process: bool) -> Option<Harness> {
         let client = kube_client().await?;
         controller::install_crds(&client)
             .await
@@ -161,25 +172,30 @@ impl Harness {
         }
         let cache = tempfile::tempdir().expect("tempdir");
         // `install_crds: true` is `run --install-crds`: the CRDs are applied again (a no-op).
-        let operator = tokio::spawn(controller::run(
-            client.clone(),
-            RunOptions {
-                namespace: Some(ns.clone()),
-                concurrency: 4,
-                cache_dir: cache.path().to_owned(),
-                install_crds: true,
-            },
-        ));
+        let operator = in_process.then(|| {
+            tokio::spawn(controller::run(
+                client.clone(),
+                RunOptions {
+                    namespace: Some(ns.clone()),
+                    concurrency: 4,
+                    cache_dir: cache.path().to_owned(),
+                    install_crds: true,
+                },
+            ))
+        });
         let h = Harness {
             client,
             ns,
             repo,
             standins,
             operator,
-            _cache: cache,
+            cache,
         };
         for env in ENVIRONMENTS {
             h.create_instance(env).await;
+        }
+        if !in_process {
+            return Some(h);
         }
         for env in ENVIRONMENTS {
             h.wait_instance(env, "Ready=True", |i| {
@@ -332,7 +348,7 @@ impl Harness {
                 panic!(
                     "timed out after {TIMEOUT:?} waiting for AppImport {}/{name}: {what}{}; last status: {last:#?}",
                     self.ns,
-                    if self.operator.is_finished() {
+                    if self.operator.as_ref().is_some_and(|o| o.is_finished()) {
                         " (the controller task has stopped)"
                     } else {
                         ""
@@ -419,7 +435,9 @@ impl Harness {
                 .map(|_| ())
         })
         .await;
-        self.operator.abort();
+        if let Some(operator) = &self.operator {
+            operator.abort();
+        }
         self.instances()
             .delete_collection(&DeleteParams::default(), &all)
             .await
@@ -441,5 +459,112 @@ fn merge(base: &mut Value, extra: Value) {
             }
         }
         (b, e) => *b = e,
+    }
+}
+
+/// `tooljet-operator run` as a child process (the real binary), watching one namespace, with its
+/// HTTP server on a free loopback port and the generic webhook enabled. Logs go to a file that
+/// [`OperatorProcess::logs`] returns (shown when a test fails).
+pub struct OperatorProcess {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    log: std::path::PathBuf,
+}
+
+/// Token of the generic webhook route of [`OperatorProcess`].
+pub const WEBHOOK_TOKEN: &str = "e2e-webhook-token";
+
+impl OperatorProcess {
+    /// Starts the binary against the kubeconfig of `ENV_VAR`; `log` receives its stderr.
+    pub fn start(ns: &str, cache_dir: &std::path::Path, log: std::path::PathBuf) -> Self {
+        let kubeconfig = std::env::var(ENV_VAR).expect("the e2e kubeconfig");
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("log file");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_tooljet-operator"))
+            .args(["run", "--namespace", ns, "--metrics-addr"])
+            .arg(addr.to_string())
+            .arg("--cache-dir")
+            .arg(cache_dir)
+            .args(["--log-format", "text"])
+            .env("KUBECONFIG", kubeconfig)
+            .env("WEBHOOK_GENERIC_TOKEN", WEBHOOK_TOKEN)
+            .env("RUST_LOG", "tooljet_operator=info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("tooljet-operator starts");
+        OperatorProcess { child, addr, log }
+    }
+
+    /// `GET path` on the operator's HTTP server: the status code, or 0 when nothing answers.
+    pub async fn http(&self, method: &str, path: &str, headers: &str, body: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut stream) = tokio::net::TcpStream::connect(self.addr).await else {
+            return 0;
+        };
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        if stream.write_all(request.as_bytes()).await.is_err() {
+            return 0;
+        }
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer).await;
+        answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Announces a push of `repo_url` on the generic webhook; true when it was accepted (202).
+    pub async fn announce_push(&self, repo_url: &str) -> bool {
+        let body = json!({"repository": repo_url}).to_string();
+        let auth =
+            format!("Authorization: Bearer {WEBHOOK_TOKEN}\r\nContent-Type: application/json\r\n");
+        self.http("POST", "/hooks/generic", &auth, &body).await == 202
+    }
+
+    /// SIGKILL: no clean-up of any kind.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit (SIGKILL after 30 s); returns whether it exited cleanly.
+    pub async fn terminate(&mut self) -> bool {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            if tokio::time::Instant::now() >= deadline {
+                self.kill();
+                return false;
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Everything the process logged so far (all starts sharing the log file).
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
