@@ -5,6 +5,7 @@
 //! the AppImport controller never ran, or `/readyz` stayed 503, depending on timing.
 //! `CONTROLLER_START_CYCLES` sets the number of starts (default 25).
 
+mod http_probe;
 mod kube_mock;
 use kube_mock::apiserver::{ApiServer, Request};
 
@@ -13,7 +14,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tooljet_operator::controller::{RunOptions, ServeOptions, run_until};
 
 const NS: &str = "team";
@@ -45,24 +45,6 @@ fn objects() -> Vec<Value> {
 fn free_addr() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr")
-}
-
-/// The status code of `GET path`, or 0 when nothing answers.
-async fn http_status(addr: SocketAddr, path: &str) -> u16 {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(addr).await else {
-        return 0;
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return 0;
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer).await;
-    answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or(0)
 }
 
 fn patched(seen: &[Request], path: &str) -> bool {
@@ -142,7 +124,7 @@ async fn every_start_reconciles_both_kinds_and_turns_ready() {
         })
         .await;
         let ready = wait_until(Duration::from_secs(10), || async move {
-            http_status(addr, "/readyz").await == 200
+            http_probe::status(addr, "GET", "/readyz", "", "").await == 200
         })
         .await;
         if !(app && instance && ready) {

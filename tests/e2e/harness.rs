@@ -503,26 +503,9 @@ impl OperatorProcess {
         OperatorProcess { child, addr, log }
     }
 
-    /// `GET path` on the operator's HTTP server: the status code, or 0 when nothing answers.
+    /// A request to the operator's HTTP server: the status code, or 0 when nothing answers.
     pub async fn http(&self, method: &str, path: &str, headers: &str, body: &str) -> u16 {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut stream) = tokio::net::TcpStream::connect(self.addr).await else {
-            return 0;
-        };
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: operator\r\nConnection: close\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        if stream.write_all(request.as_bytes()).await.is_err() {
-            return 0;
-        }
-        let mut answer = String::new();
-        let _ = stream.read_to_string(&mut answer).await;
-        answer
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0)
+        crate::http_probe::status(self.addr, method, path, headers, body).await
     }
 
     /// Announces a push of `repo_url` on the generic webhook; true when it was accepted (202).
