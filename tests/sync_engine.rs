@@ -529,3 +529,117 @@ async fn spec_change_that_failed_once_is_applied_by_the_next_run() {
     assert_ready(&out, "Updated");
     assert_eq!(w.the_app(APP).definition["icon"], json!("server"));
 }
+
+/// The number literals of a JSON text, outside strings, in order of appearance.
+fn number_tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut current = String::new();
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        let continues = !current.is_empty() && matches!(c, '+' | '.' | 'e' | 'E');
+        if c.is_ascii_digit() || c == '-' || continues {
+            current.push(c);
+            continue;
+        }
+        if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        in_string = c == '"';
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// `app[0].definition` of a bundle, byte for byte as the file holds it.
+fn definition_text(bundle: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Bundle<'a> {
+        #[serde(borrow)]
+        app: Vec<Entry<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow)]
+        definition: &'a serde_json::value::RawValue,
+    }
+    let b: Bundle = serde_json::from_slice(bundle).expect("a bundle");
+    assert_eq!(b.app.len(), 1);
+    b.app[0].definition.get().to_owned()
+}
+
+#[test]
+fn number_tokens_skip_strings() {
+    assert_eq!(
+        number_tokens(r#"{"a":"1 \" 2","b":[-1.5e3,0,90.69767441860465]}"#),
+        ["-1.5e3", "0", "90.69767441860465"]
+    );
+}
+
+/// Item 8 of issue 13: every fixture bundle goes from git through the engine and the client to
+/// ToolJet unchanged: the definition arrives byte for byte, and what the server keeps carries every
+/// number of the bundle with all its digits.
+#[tokio::test]
+async fn every_fixture_reaches_tooljet_exactly_as_git_holds_it() {
+    let mut w = World::new().await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tooljet-apps");
+    let mut fixtures: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("fixture directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .map(|p| {
+            let stem = p.file_stem().expect("stem").to_string_lossy().into_owned();
+            (stem, std::fs::read(&p).expect("fixture"))
+        })
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 3, "fixtures found: {}", fixtures.len());
+    for (stem, bytes) in &fixtures {
+        w.repo
+            .write(&format!("bundles/{stem}.json"), bytes.as_slice());
+    }
+    w.repo.commit("every fixture as a plain bundle");
+    w.repo.publish();
+
+    for (stem, bytes) in &fixtures {
+        w.key = ImportKey::new("team-a", stem);
+        w.state = AppImportStatus::default();
+        let name = format!("Fidelity {stem}")
+            .chars()
+            .take(50)
+            .collect::<String>();
+        let spec = w.spec(json!({
+            "appName": name,
+            "source": {"app": null, "path": format!("bundles/{stem}.json")},
+        }));
+        let out = w.sync(&spec).await;
+        assert_ready(&out, "Imported");
+        let app = w.the_app(&name);
+
+        let sent = definition_text(bytes);
+        assert!(
+            app.received_definition == sent,
+            "{stem}: the definition ToolJet received differs from git's ({} vs {} bytes)",
+            app.received_definition.len(),
+            sent.len()
+        );
+
+        let mut want = number_tokens(&sent);
+        let stored = serde_json::to_string(&app.definition).expect("json");
+        let mut got = number_tokens(&stored);
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{stem}: numbers kept by the server");
+    }
+}

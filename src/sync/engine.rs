@@ -730,7 +730,7 @@ impl Run<'_, '_> {
             }
             return Ok(None);
         }
-        let imported = self.tj.import_app(&app.bundle, &temp).await?;
+        let imported = self.tj.import_bundle(&app.bundle_bytes, &temp).await?;
         let details = self.tj.get_app(&imported.id).await?;
         let pending = PendingApp {
             id: details.id.clone(),

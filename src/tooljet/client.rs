@@ -7,6 +7,7 @@ use tracing::Instrument;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use url::Url;
 
@@ -61,6 +62,10 @@ struct Call<'a> {
     path: String,
     query: Vec<(&'static str, String)>,
     body: Option<&'a Value>,
+    /// A body already serialised (an import carrying the bundle's bytes as git holds them).
+    raw_body: Option<Vec<u8>>,
+    /// The `tooljet_version` of an imported bundle, for the "newer than the server" error.
+    bundle_version: Option<String>,
 }
 
 impl<'a> Call<'a> {
@@ -71,6 +76,8 @@ impl<'a> Call<'a> {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            raw_body: None,
+            bundle_version: None,
         }
     }
     fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
@@ -79,6 +86,11 @@ impl<'a> Call<'a> {
     }
     fn body(mut self, body: &'a Value) -> Self {
         self.body = Some(body);
+        self
+    }
+    fn raw_body(mut self, body: Vec<u8>, bundle_version: Option<String>) -> Self {
+        self.raw_body = Some(body);
+        self.bundle_version = bundle_version;
         self
     }
 }
@@ -339,11 +351,12 @@ impl ToolJetClient {
     /// Sends a call with authentication, logging in again once on a 401 in
     /// password mode, and maps failures to [`ToolJetError`].
     async fn execute(&self, call: Call<'_>) -> Result<Vec<u8>, ToolJetError> {
-        let body = match call.body {
-            Some(v) => Some(serde_json::to_vec(v).map_err(|e| {
+        let body = match (&call.raw_body, call.body) {
+            (Some(raw), _) => Some(raw.clone()),
+            (None, Some(v)) => Some(serde_json::to_vec(v).map_err(|e| {
                 ToolJetError::Config(format!("the request body cannot be serialised: {e}"))
             })?),
-            None => None,
+            (None, None) => None,
         };
         let password_mode = matches!(self.auth, Auth::Password { .. });
         let mut token = if password_mode {
@@ -365,7 +378,12 @@ impl ToolJetClient {
                 token = Some(self.session_token(token.as_deref()).await?);
                 continue;
             }
-            return Err(self.status_error(call.route, status, &bytes, call.body));
+            return Err(self.status_error(
+                call.route,
+                status,
+                &bytes,
+                call.bundle_version.as_deref(),
+            ));
         }
     }
 
@@ -448,7 +466,7 @@ impl ToolJetClient {
         route: &'static str,
         status: StatusCode,
         body: &[u8],
-        request: Option<&Value>,
+        bundle_version: Option<&str>,
     ) -> ToolJetError {
         let message = nest_message(body);
         let detail = self.scrub(&message);
@@ -462,14 +480,10 @@ impl ToolJetClient {
                 ToolJetError::SlugTaken { route }
             }
             400 if lower.contains("later versions of tooljet") => {
-                let bundle_version = request
-                    .and_then(|r| r.get("tooljet_version"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("(unknown)")
-                    .to_string();
+                let bundle_version = bundle_version.unwrap_or("(unknown)");
                 ToolJetError::BundleNewerThanServer {
                     route,
-                    bundle_version: self.scrub(&bundle_version),
+                    bundle_version: self.scrub(bundle_version),
                 }
             }
             401 => ToolJetError::Unauthorized {
@@ -631,11 +645,24 @@ impl ToolJetClient {
         self.execute_json(call).await
     }
 
-    /// Imports a full export bundle (as read from git) under `app_name`.
-    /// The bundle's `tooljet_version` and `tooljet_database` are passed through.
+    /// Imports a full export bundle under `app_name`; see [`ToolJetClient::import_bundle`].
     pub async fn import_app(
         &self,
         bundle: &Value,
+        app_name: &str,
+    ) -> Result<ImportedApp, ToolJetError> {
+        let bytes = serde_json::to_vec(bundle)
+            .map_err(|e| ToolJetError::Config(format!("the bundle cannot be serialised: {e}")))?;
+        self.import_bundle(&bytes, app_name).await
+    }
+
+    /// Imports an export bundle, as the bytes git holds, under `app_name`. The bundle's
+    /// `app[0].definition`, `tooljet_version` and `tooljet_database` are sent byte for byte as
+    /// they are in `bundle` (numbers, escapes and key order untouched): what git holds is what
+    /// ToolJet gets.
+    pub async fn import_bundle(
+        &self,
+        bundle: &[u8],
         app_name: &str,
     ) -> Result<ImportedApp, ToolJetError> {
         let route = if self.ext_only() {
@@ -643,36 +670,28 @@ impl ToolJetClient {
         } else {
             "POST /api/v2/resources/import"
         };
-        let definition = bundle
-            .get("app")
-            .and_then(Value::as_array)
-            .and_then(|apps| match apps.as_slice() {
-                [one] => one.get("definition"),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                ToolJetError::Config(
-                    "the bundle must hold exactly one app with a definition (app[0].definition)"
-                        .into(),
-                )
-            })?;
+        let parts = RawBundle::parse(bundle)?;
         let name = app_name.trim();
         if name.is_empty() {
             return Err(ToolJetError::Config("the app name is empty".into()));
         }
+        let bundle_version = parts.version_text();
         let ws = self.workspace_opt();
         if self.ext_only() {
             let ws = self.workspace(route)?;
-            let mut body = json!({"app": [{"definition": definition}], "appName": name});
-            if let Some(v) = bundle.get("tooljet_version") {
-                body["tooljet_version"] = v.clone();
-            }
+            let body = encode(&ExtImportBody {
+                app: [ExtImportEntry {
+                    definition: parts.definition,
+                }],
+                app_name: name,
+                tooljet_version: parts.tooljet_version,
+            })?;
             let call = Call::new(
                 Method::POST,
                 route,
                 format!("/api/ext/import/workspace/{}/apps", seg(&ws)),
             )
-            .body(&body);
+            .raw_body(body, bundle_version);
             self.execute(call).await?;
             // The external API answers without an id: find the app by name.
             let mut found = self.find_apps_by_name(name).await?;
@@ -695,16 +714,17 @@ impl ToolJetClient {
             Some(ws) => ws,
             None => self.check().await?,
         };
-        let mut body = json!({
-            "organization_id": ws,
-            "app": [{"definition": definition, "appName": name}],
-        });
-        for key in ["tooljet_version", "tooljet_database"] {
-            if let Some(v) = bundle.get(key) {
-                body[key] = v.clone();
-            }
-        }
-        let call = Call::new(Method::POST, route, "/api/v2/resources/import").body(&body);
+        let body = encode(&ImportBody {
+            organization_id: &ws,
+            tooljet_version: parts.tooljet_version,
+            app: [ImportEntry {
+                definition: parts.definition,
+                app_name: name,
+            }],
+            tooljet_database: parts.tooljet_database,
+        })?;
+        let call = Call::new(Method::POST, route, "/api/v2/resources/import")
+            .raw_body(body, bundle_version);
         let answer: Value = self.execute_json(call).await?;
         let app = answer.pointer("/imports/app/0").cloned().ok_or_else(|| {
             ToolJetError::InvalidResponse {
@@ -886,6 +906,94 @@ impl ToolJetClient {
         }
         self.execute(call).await.map(drop)
     }
+}
+
+/// The parts of an export bundle an import sends, borrowed verbatim from the bundle's bytes.
+#[derive(serde::Deserialize)]
+struct RawBundle<'a> {
+    #[serde(borrow)]
+    app: Vec<RawBundleApp<'a>>,
+    #[serde(borrow, default)]
+    tooljet_version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tooljet_database: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawBundleApp<'a> {
+    #[serde(borrow, default)]
+    definition: Option<&'a RawValue>,
+}
+
+/// The parts of a bundle to import: exactly one app's definition, and the optional rest.
+struct BundleParts<'a> {
+    definition: &'a RawValue,
+    tooljet_version: Option<&'a RawValue>,
+    tooljet_database: Option<&'a RawValue>,
+}
+
+impl<'a> RawBundle<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<BundleParts<'a>, ToolJetError> {
+        let shape = || {
+            ToolJetError::Config(
+                "the bundle must hold exactly one app with a definition (app[0].definition)".into(),
+            )
+        };
+        let bundle: RawBundle<'a> = serde_json::from_slice(bytes).map_err(|_| shape())?;
+        let definition = match bundle.app.as_slice() {
+            [one] => one.definition.ok_or_else(shape)?,
+            _ => return Err(shape()),
+        };
+        Ok(BundleParts {
+            definition,
+            tooljet_version: bundle.tooljet_version,
+            tooljet_database: bundle.tooljet_database,
+        })
+    }
+}
+
+impl BundleParts<'_> {
+    /// `tooljet_version` as text, when it is a string.
+    fn version_text(&self) -> Option<String> {
+        self.tooljet_version
+            .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ImportBody<'a> {
+    organization_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tooljet_version: Option<&'a RawValue>,
+    app: [ImportEntry<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tooljet_database: Option<&'a RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct ImportEntry<'a> {
+    definition: &'a RawValue,
+    #[serde(rename = "appName")]
+    app_name: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct ExtImportBody<'a> {
+    app: [ExtImportEntry<'a>; 1],
+    #[serde(rename = "appName")]
+    app_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tooljet_version: Option<&'a RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct ExtImportEntry<'a> {
+    definition: &'a RawValue,
+}
+
+fn encode<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, ToolJetError> {
+    serde_json::to_vec(body)
+        .map_err(|e| ToolJetError::Config(format!("the import body cannot be serialised: {e}")))
 }
 
 /// Percent-encodes a path segment, so an id cannot change the route.

@@ -47,6 +47,53 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
+/// A JSON body kept with its bytes, for routes that record what arrived verbatim.
+pub struct JsonWithBytes(Value, axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonWithBytes {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(r) => {
+                return Err(ApiError::new(
+                    r.status(),
+                    if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        "request entity too large".to_string()
+                    } else {
+                        r.body_text()
+                    },
+                ));
+            }
+        };
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("Unexpected token in JSON: {e}")))?;
+        Ok(JsonWithBytes(value, bytes))
+    }
+}
+
+/// The `app[i].definition` texts of an import body, as they arrived.
+fn received_definitions(bytes: &[u8]) -> Vec<Option<String>> {
+    #[derive(Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow, default)]
+        app: Vec<Entry<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow, default)]
+        definition: Option<&'a serde_json::value::RawValue>,
+    }
+    serde_json::from_slice::<Body>(bytes)
+        .map(|b| {
+            b.app
+                .iter()
+                .map(|e| e.definition.map(|d| d.get().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/authenticate", post(authenticate))
@@ -140,6 +187,7 @@ fn import_all(
     s: &mut State,
     ws: &str,
     body: &Value,
+    raw: &[u8],
     default_name: Option<&str>,
 ) -> Result<Vec<AppSnapshot>, ApiError> {
     s.check_version(str_field(body, "tooljet_version"))?;
@@ -166,18 +214,26 @@ fn import_all(
         }
         plan.push((def, name, app_type));
     }
+    let received = received_definitions(raw);
     let mut imported = Vec::new();
-    for (def, name, _) in plan {
-        imported.push(s.import_app(ws, def, &name)?);
+    for (i, (def, name, _)) in plan.into_iter().enumerate() {
+        let mut app = s.import_app(ws, def, &name)?;
+        if let Some(Some(text)) = received.get(i) {
+            app.received_definition = text.clone();
+            if let Some(stored) = s.apps.iter_mut().find(|a| a.id == app.id) {
+                stored.received_definition = text.clone();
+            }
+        }
+        imported.push(app);
     }
     Ok(imported)
 }
 
-async fn import(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult {
+async fn import(st: St, headers: HeaderMap, JsonWithBytes(body, raw): JsonWithBytes) -> ApiResult {
     let mut s = lock(&st);
     let ws = auth::internal(&s, &headers)?;
     body_workspace(&body, &ws)?;
-    let imported = import_all(&mut s, &ws, &body, None)?;
+    let imported = import_all(&mut s, &ws, &body, &raw, None)?;
     let apps: Vec<Value> = imported
         .iter()
         .map(|a| json!({"id": a.id, "name": a.name}))
@@ -469,7 +525,7 @@ async fn ext_import(
     st: St,
     headers: HeaderMap,
     Path(ws): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonWithBytes(body, raw): JsonWithBytes,
 ) -> ApiResult {
     let mut s = lock(&st);
     auth::external(&s, &headers)?;
@@ -477,7 +533,7 @@ async fn ext_import(
         return Err(ApiError::bad_request("Invalid workspace"));
     }
     let default_name = str_field(&body, "appName").map(str::to_string);
-    import_all(&mut s, &ws, &body, default_name.as_deref())?;
+    import_all(&mut s, &ws, &body, &raw, default_name.as_deref())?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"message": "App imported successfully"})),

@@ -39,6 +39,9 @@ pub struct AppSnapshot {
     pub is_maintenance_on: bool,
     /// The `appV2` definition with ToolJet's fresh ids substituted in.
     pub definition: Value,
+    /// The import's `app[i].definition` exactly as it arrived (the request's bytes), to check
+    /// that a client sends what git holds.
+    pub received_definition: String,
 }
 
 #[derive(Debug, Clone)]
@@ -311,6 +314,7 @@ impl State {
                 .unwrap_or(false),
             is_maintenance_on: false,
             definition: def,
+            received_definition: definition.to_string(),
         };
         self.apps.push(app.clone());
         Ok(app)
