@@ -145,6 +145,10 @@ async fn plan_then_sync_then_nothing_to_do() {
     assert!(plan.status.success(), "{}{}", stdout(&plan), stderr(&plan));
     let text = stdout(&plan);
     assert!(text.contains("ci/credit-card: ready"), "{text}");
+    assert!(
+        text.contains("server: ToolJet 3.5.11 (3.x routes)"),
+        "{text}"
+    );
     assert!(text.contains("would: import the app from commit"), "{text}");
     assert!(text.contains("would import app"), "{text}");
     assert!(

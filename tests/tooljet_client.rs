@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tooljet_operator::tooljet::{
-    AppUpdate, Auth, ClientConfig, ConstantType, ToolJetClient, ToolJetError, TransientKind,
+    AppUpdate, Auth, ClientConfig, ConstantType, Family, ToolJetClient, ToolJetError, TransientKind,
 };
-use tooljet_standin::{MSG_NAME_TAKEN, StandIn};
+use tooljet_standin::{Flavour, MSG_NAME_TAKEN, StandIn};
 
 const EMAIL: &str = "ops@example.com";
 const PASSWORD: &str = "pw-Secret-7f3a91";
@@ -603,4 +603,230 @@ async fn configuration_errors() {
     let c = admin_client(&s);
     let err = c.import_app(&json!({"app": []}), "X").await.unwrap_err();
     assert!(matches!(err, ToolJetError::Config(_)), "{err}");
+}
+
+async fn standin_of(flavour: Flavour, version: Option<&str>) -> StandIn {
+    let mut b = StandIn::builder()
+        .flavour(flavour)
+        .credentials(EMAIL, PASSWORD)
+        .admin_api_key(ADMIN_KEY);
+    if let Some(v) = version {
+        b = b.server_version(v);
+    }
+    b.start().await.unwrap()
+}
+
+fn requests(s: &StandIn, method: &str, path_prefix: &str) -> usize {
+    s.request_log()
+        .iter()
+        .filter(|r| r.method == method && r.path.starts_with(path_prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn release_uses_the_route_of_each_family_and_is_verified() {
+    for (flavour, family) in [(Flavour::V2_27, Family::V2), (Flavour::V3, Family::V3)] {
+        let s = standin_of(flavour, None).await;
+        let c = password_client(&s);
+        c.check().await.unwrap();
+        let version = c.known_server_version().expect("check reads the version");
+        assert_eq!(version.raw, s.server_version());
+        assert_eq!(c.family().await.unwrap(), family);
+
+        let imported = c
+            .import_app(&fixture("base64-encoder-decoder"), "B64")
+            .await
+            .unwrap();
+        let editing = c
+            .get_app(&imported.id)
+            .await
+            .unwrap()
+            .editing_version
+            .unwrap();
+        s.clear_request_log();
+        let released = c.release_app(&imported.id, &editing.id).await.unwrap();
+        assert_eq!(
+            released.current_version_id.as_deref(),
+            Some(editing.id.as_str())
+        );
+        let app = s.apps().into_iter().find(|a| a.id == imported.id).unwrap();
+        assert_eq!(
+            app.current_version_id.as_deref(),
+            Some(editing.id.as_str()),
+            "{flavour}"
+        );
+        let release_route = format!("/api/apps/{}/release", imported.id);
+        let (via_release, via_put) = (
+            requests(&s, "PUT", &release_route),
+            s.request_log()
+                .iter()
+                .filter(|r| r.method == "PUT" && r.path == format!("/api/apps/{}", imported.id))
+                .count(),
+        );
+        match family {
+            Family::V3 => assert_eq!((via_release, via_put), (1, 0), "{flavour}"),
+            Family::V2 => assert_eq!((via_release, via_put), (0, 1), "{flavour}"),
+        }
+        assert_eq!(
+            requests(&s, "GET", "/api/metadata"),
+            0,
+            "the version is cached"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_version_is_read_once_and_again_after_a_new_login() {
+    let s = standin_of(Flavour::V2_27, None).await;
+    let c = password_client(&s);
+    c.check().await.unwrap();
+    c.find_apps_by_name("x").await.unwrap();
+    c.family().await.unwrap();
+    assert_eq!(requests(&s, "GET", "/api/metadata"), 1);
+    s.expire_sessions();
+    c.environments().await.unwrap();
+    assert!(c.known_server_version().is_none(), "forgotten on re-login");
+    assert_eq!(c.family().await.unwrap(), Family::V2);
+    assert_eq!(requests(&s, "GET", "/api/metadata"), 2);
+}
+
+#[tokio::test]
+async fn unknown_and_unsupported_versions_are_refused_clearly() {
+    for version in ["2.26.3", "1.9.0", "4.0.0", "nightly"] {
+        let s = standin_of(Flavour::V3, Some(version)).await;
+        let c = password_client(&s);
+        let err = c.check().await.unwrap_err();
+        assert!(
+            matches!(&err, ToolJetError::UnsupportedServerVersion { .. }),
+            "{version}: {err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(version), "{text}");
+        assert!(text.contains("2.27") && text.contains("3.x"), "{text}");
+        assert!(!err.is_retryable());
+        let err = c
+            .release_app("00000000-0000-4000-8000-000000000001", "v")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ToolJetError::UnsupportedServerVersion { .. }),
+            "{err}"
+        );
+        assert_eq!(s.write_count(), 0, "{version}: nothing written");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_route_is_not_a_deleted_app() {
+    // A 2.27 server claiming 3.x: the client takes the 3.x release route, which 2.27 lacks.
+    let s = standin_of(Flavour::V2_27, Some("3.0.15")).await;
+    let c = password_client(&s);
+    let imported = c
+        .import_app(&fixture("base64-encoder-decoder"), "B64")
+        .await
+        .unwrap();
+    let editing = c
+        .get_app(&imported.id)
+        .await
+        .unwrap()
+        .editing_version
+        .unwrap();
+    let err = c.release_app(&imported.id, &editing.id).await.unwrap_err();
+    assert!(matches!(err, ToolJetError::RouteMissing { .. }), "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("deleted"), "{text}");
+    assert!(
+        text.contains("no such route") && text.contains("serverVersion"),
+        "{text}"
+    );
+    // A genuinely missing app is still NotFound.
+    let err = c
+        .get_app("00000000-0000-4000-8000-000000000404")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolJetError::NotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_release_that_changes_nothing_is_an_error() {
+    // A 3.x server claiming 2.x: the client releases with PUT /apps/:id, which 3.x ignores.
+    let s = standin_of(Flavour::V3, Some("2.40.0")).await;
+    let c = password_client(&s);
+    let imported = c
+        .import_app(&fixture("base64-encoder-decoder"), "B64")
+        .await
+        .unwrap();
+    let editing = c
+        .get_app(&imported.id)
+        .await
+        .unwrap()
+        .editing_version
+        .unwrap();
+    let err = c.release_app(&imported.id, &editing.id).await.unwrap_err();
+    match &err {
+        ToolJetError::ReleaseNotApplied {
+            version_id, found, ..
+        } => {
+            assert_eq!(version_id, &editing.id);
+            assert_eq!(found, "none");
+        }
+        other => panic!("expected ReleaseNotApplied, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn version_2_27_specifics_reach_the_caller_clearly() {
+    let s = standin_of(Flavour::V2_27, None).await;
+    // No admin API key on 2.x: the 401 says what to do.
+    let err = admin_client(&s).environments().await.unwrap_err();
+    assert!(matches!(err, ToolJetError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("use password auth"), "{err}");
+    // Export of an unknown app is a 500 on 2.27: the client tells it is not found.
+    let c = password_client(&s);
+    let err = c
+        .export_app("00000000-0000-4000-8000-000000000404", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolJetError::NotFound { .. }), "{err}");
+    // 409 and the 2.27 messages on rename; validation errors carry a list.
+    let bundle = fixture("base64-encoder-decoder");
+    let a = c.import_app(&bundle, "A").await.unwrap();
+    let b = c.import_app(&bundle, "B").await.unwrap();
+    let err = c.import_app(&bundle, "A").await.unwrap_err();
+    assert!(
+        matches!(err, ToolJetError::NameTaken { .. }),
+        "409 on import: {err}"
+    );
+    let rename = |name: &str| AppUpdate {
+        name: Some(name.into()),
+        slug: None,
+    };
+    let err = c.update_app(&b.id, &rename("A")).await.unwrap_err();
+    assert!(matches!(err, ToolJetError::NameTaken { .. }), "{err}");
+    let slug = c.get_app(&a.id).await.unwrap().slug;
+    let err = c
+        .update_app(
+            &b.id,
+            &AppUpdate {
+                name: None,
+                slug: Some(slug),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolJetError::SlugTaken { .. }), "{err}");
+    let err = c
+        .update_app(&b.id, &rename(&"L".repeat(51)))
+        .await
+        .unwrap_err();
+    match &err {
+        ToolJetError::Rejected {
+            status: 400,
+            detail,
+            ..
+        } => {
+            assert_eq!(detail, "Maximum length has been reached.")
+        }
+        other => panic!("expected a 400, got {other}"),
+    }
 }

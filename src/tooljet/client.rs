@@ -14,7 +14,8 @@ use url::Url;
 use super::config::{Auth, ClientConfig};
 use super::error::{ToolJetError, TransientKind};
 use super::model::{
-    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, Environment, ImportedApp,
+    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, Environment, Family, ImportedApp,
+    ServerVersion,
 };
 
 const SESSION_COOKIE: &str = "tj_auth_token";
@@ -42,6 +43,9 @@ pub struct ToolJetClient {
     workspace: std::sync::RwLock<Option<String>>,
     /// The session cookie's value (password mode).
     session: tokio::sync::Mutex<Option<String>>,
+    /// What `GET /api/metadata` said, read once; forgotten on a re-login or a lost connection
+    /// (the server may have been upgraded), so the next call reads it again.
+    version: std::sync::RwLock<Option<ServerVersion>>,
     observer: Option<std::sync::Arc<dyn RequestObserver>>,
 }
 
@@ -169,6 +173,7 @@ impl ToolJetClient {
             auth: config.auth,
             workspace: std::sync::RwLock::new(workspace),
             session: tokio::sync::Mutex::new(None),
+            version: std::sync::RwLock::new(None),
             observer: None,
         })
     }
@@ -336,6 +341,8 @@ impl ToolJetClient {
             }
             Err(e) => {
                 let err = transport_error(call.route, &e);
+                // Reconnecting may reach another (upgraded) server: read its version again.
+                self.forget_version();
                 tracing::debug!(
                     method = %call.method,
                     route = call.route,
@@ -404,6 +411,10 @@ impl ToolJetClient {
             (Some(current), Some(stale)) if current != stale => return Ok(current.clone()),
             (Some(current), None) => return Ok(current.clone()),
             _ => {}
+        }
+        if stale.is_some() {
+            // A refused session may mean a restarted (upgraded) server.
+            self.forget_version();
         }
         let token = self.login_request().await?;
         *session = Some(token.clone());
@@ -489,13 +500,19 @@ impl ToolJetClient {
             401 => ToolJetError::Unauthorized {
                 route,
                 mode: self.auth.mode(),
-                detail,
+                detail: match self.auth {
+                    Auth::AdminApiKey(_) => format!(
+                        "{detail}; ToolJet 2.x has no admin API key: use password auth with it"
+                    ),
+                    _ => detail,
+                },
             },
             403 => ToolJetError::Forbidden {
                 route,
                 mode: self.auth.mode(),
                 detail,
             },
+            404 if is_route_missing(&message) => ToolJetError::RouteMissing { route, detail },
             404 => ToolJetError::NotFound { route, detail },
             451 => ToolJetError::PlanLimit { route, detail },
             408 | 429 | 500..=599 => ToolJetError::Transient {
@@ -517,23 +534,86 @@ impl ToolJetClient {
 
     // ---- endpoints -------------------------------------------------------------------
 
-    /// Checks that ToolJet answers and accepts the credentials; returns the workspace id.
+    /// Checks that ToolJet answers and accepts the credentials, and (except with the external
+    /// API token, which cannot read it) that the server's version is supported; returns the
+    /// workspace id. The version is then known: [`ToolJetClient::known_server_version`].
     pub async fn check(&self) -> Result<String, ToolJetError> {
-        match &self.auth {
+        let workspace = match &self.auth {
             Auth::Password { .. } => {
                 let token = self.login_request().await?;
                 *self.session.lock().await = Some(token);
-                self.workspace("POST /api/authenticate")
+                self.workspace("POST /api/authenticate")?
             }
             Auth::AdminApiKey(_) => {
                 self.environments().await?;
-                self.workspace("GET /api/app-environments")
+                self.workspace("GET /api/app-environments")?
             }
             Auth::ExternalToken(_) => {
                 self.ext_list().await?;
-                self.workspace("GET /api/ext/workspace/:workspaceId/apps")
+                return self.workspace("GET /api/ext/workspace/:workspaceId/apps");
             }
+        };
+        self.family().await?;
+        Ok(workspace)
+    }
+
+    /// The server's version from `GET /api/metadata`, read once per client (again after a
+    /// re-login or a lost connection). Not offered to the external API token.
+    pub async fn server_version(&self) -> Result<ServerVersion, ToolJetError> {
+        if let Some(v) = self.known_server_version() {
+            return Ok(v);
         }
+        if self.ext_only() {
+            return Err(self.unsupported("reading the server version"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            installed_version: Option<String>,
+        }
+        let route = "GET /api/metadata";
+        let call = Call::new(Method::GET, route, "/api/metadata");
+        let answer: Metadata = self.execute_json(call).await?;
+        let raw = answer
+            .installed_version
+            .ok_or_else(|| ToolJetError::InvalidResponse {
+                route,
+                detail: "the answer has no installed_version".into(),
+            })?;
+        let version =
+            ServerVersion::parse(&raw).ok_or_else(|| ToolJetError::UnsupportedServerVersion {
+                version: format!("{:?}", self.scrub(&raw)),
+                detail: "GET /api/metadata answers a version that cannot be read as x.y.z".into(),
+            })?;
+        tracing::debug!(version = %version, "ToolJet server version");
+        *self.version.write().unwrap_or_else(|p| p.into_inner()) = Some(version.clone());
+        Ok(version)
+    }
+
+    /// The server version if this client has read it (no request).
+    pub fn known_server_version(&self) -> Option<ServerVersion> {
+        self.version
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn forget_version(&self) {
+        *self.version.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The route family of the server; an error for versions the client does not know.
+    pub async fn family(&self) -> Result<Family, ToolJetError> {
+        let version = self.server_version().await?;
+        version
+            .family()
+            .ok_or_else(|| ToolJetError::UnsupportedServerVersion {
+                version: version.raw.clone(),
+                detail: if version.major <= 2 {
+                    "older than 2.27, whose routes were checked".into()
+                } else {
+                    "a major version newer than 3, whose routes are unknown".into()
+                },
+            })
     }
 
     /// Logs in (password mode) or checks the credentials; same as [`ToolJetClient::check`].
@@ -758,7 +838,22 @@ impl ToolJetClient {
         }
         let body = json!({"organization_id": ws, "app": [app]});
         let call = Call::new(Method::POST, route, "/api/v2/resources/export").body(&body);
-        let answer: Value = self.execute_json(call).await?;
+        let answer: Value = match self.execute_json(call).await {
+            Ok(answer) => answer,
+            // ToolJet 2.x answers 500 for an app that does not exist: tell that apart.
+            Err(
+                e @ ToolJetError::Transient {
+                    kind: TransientKind::Status(500),
+                    ..
+                },
+            ) => {
+                return match self.get_app(id).await {
+                    Err(not_found @ ToolJetError::NotFound { .. }) => Err(not_found),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         if answer.pointer("/app/0/definition").is_none() {
             return Err(ToolJetError::InvalidResponse {
                 route,
@@ -795,19 +890,51 @@ impl ToolJetClient {
         self.execute(call).await.map(drop)
     }
 
-    /// Makes `version_id` the version end users see.
-    pub async fn release_app(&self, id: &str, version_id: &str) -> Result<(), ToolJetError> {
+    /// Makes `version_id` the version end users see, with the route of the server's family
+    /// (3.x: `PUT /apps/:id/release`; 2.x: `PUT /apps/:id {app:{current_version_id}}`), then
+    /// reads the app back: the release only counts when `current_version_id` is `version_id`
+    /// ([`ToolJetError::ReleaseNotApplied`] otherwise). Returns the app as read back.
+    pub async fn release_app(
+        &self,
+        id: &str,
+        version_id: &str,
+    ) -> Result<AppDetails, ToolJetError> {
         if self.ext_only() {
             return Err(self.unsupported("releasing an app"));
         }
-        let body = json!({ "versionToBeReleased": version_id });
-        let call = Call::new(
-            Method::PUT,
-            "PUT /api/apps/:id/release",
-            format!("/api/apps/{}/release", seg(id)),
-        )
-        .body(&body);
-        self.execute(call).await.map(drop)
+        let call = match self.family().await? {
+            Family::V3 => {
+                let body = json!({ "versionToBeReleased": version_id });
+                Call::new(
+                    Method::PUT,
+                    "PUT /api/apps/:id/release",
+                    format!("/api/apps/{}/release", seg(id)),
+                )
+                .raw_body(encode(&body)?, None)
+            }
+            Family::V2 => {
+                let body = json!({ "app": { "current_version_id": version_id } });
+                Call::new(
+                    Method::PUT,
+                    "PUT /api/apps/:id",
+                    format!("/api/apps/{}", seg(id)),
+                )
+                .raw_body(encode(&body)?, None)
+            }
+        };
+        self.execute(call).await?;
+        let app = self.get_app(id).await?;
+        if app.current_version_id.as_deref() != Some(version_id) {
+            return Err(ToolJetError::ReleaseNotApplied {
+                app_id: id.to_string(),
+                version_id: version_id.to_string(),
+                found: app
+                    .current_version_id
+                    .clone()
+                    .unwrap_or_else(|| "none".into()),
+            });
+        }
+        Ok(app)
     }
 
     pub async fn environments(&self) -> Result<Vec<Environment>, ToolJetError> {
@@ -1003,6 +1130,20 @@ fn seg(s: &str) -> String {
         .replace('+', "%20")
 }
 
+/// Whether a 404's message is NestJS's "no such route" (`Cannot PUT /api/apps/…/release`),
+/// as opposed to a missing app or version.
+fn is_route_missing(message: &str) -> bool {
+    let mut words = message.split_whitespace();
+    words.next() == Some("Cannot")
+        && words.next().is_some_and(|m| {
+            matches!(
+                m,
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+            )
+        })
+        && words.next().is_some_and(|p| p.starts_with('/'))
+}
+
 /// The `message` of a NestJS error body (a string or a list), else the raw text.
 fn nest_message(body: &[u8]) -> String {
     match serde_json::from_slice::<Value>(body) {
@@ -1059,4 +1200,36 @@ fn transport_error(route: &'static str, e: &reqwest::Error) -> ToolJetError {
         TransientKind::ConnectionClosed
     };
     ToolJetError::Transient { route, kind }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_missing_is_told_apart_from_a_missing_app() {
+        assert!(is_route_missing("Cannot PUT /api/apps/e95c8799/release"));
+        assert!(is_route_missing("Cannot GET /api/ext/workspace/w/apps"));
+        assert!(!is_route_missing("App not found. Invalid app id"));
+        assert!(!is_route_missing("Cannot find the app"));
+        assert!(!is_route_missing(
+            "Cannot read properties of undefined (reading 'id')"
+        ));
+    }
+
+    #[test]
+    fn error_messages_of_both_shapes() {
+        let two = br#"{"statusCode":400,"timestamp":"t","path":"/api/apps/x","message":["Maximum length has been reached.","another"]}"#;
+        assert_eq!(
+            nest_message(two),
+            "Maximum length has been reached.; another"
+        );
+        let one =
+            br#"{"statusCode":409,"message":"This app slug is already taken.","error":"Conflict"}"#;
+        assert_eq!(nest_message(one), "This app slug is already taken.");
+        assert_eq!(
+            nest_message(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
+    }
 }
