@@ -44,6 +44,35 @@ fn config(s: &StandIn, auth: Auth) -> ClientConfig {
     c
 }
 
+/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
+/// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
+macro_rules! flavoured {
+    ($name:ident, $flavour:ident, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn on_2_27() {
+                run(Flavour::V2_27).await
+            }
+            #[tokio::test]
+            async fn on_3_x() {
+                run(Flavour::V3).await
+            }
+            async fn run($flavour: Flavour) $body
+        }
+    };
+}
+
+/// A client as an operator would configure it for the stand-in's flavour: the admin API key on
+/// 3.x, a password on 2.27 (which has no admin API key).
+fn client_of(s: &StandIn) -> ToolJetClient {
+    match s.flavour() {
+        Flavour::V2_27 => password_client(s),
+        Flavour::V3 => admin_client(s),
+    }
+}
+
 fn password_client(s: &StandIn) -> ToolJetClient {
     let mut c = config(
         s,
@@ -72,9 +101,8 @@ fn logins(s: &StandIn) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn password_mode_covers_every_endpoint() {
-    let s = standin().await;
+flavoured!(password_mode_covers_every_endpoint, flavour, {
+    let s = standin_of(flavour, None).await;
     let c = password_client(&s);
     assert_eq!(c.check().await.unwrap(), s.workspace_id());
 
@@ -154,12 +182,11 @@ async fn password_mode_covers_every_endpoint() {
         Err(ToolJetError::NotFound { .. })
     ));
     assert!(s.apps().is_empty());
-}
+});
 
-#[tokio::test]
-async fn all_fixture_bundles_import_with_fresh_ids() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(all_fixture_bundles_import_with_fresh_ids, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     assert_eq!(c.check().await.unwrap(), s.workspace_id());
     for name in FIXTURES {
         let bundle = fixture(name);
@@ -186,12 +213,11 @@ async fn all_fixture_bundles_import_with_fresh_ids() {
     }
     assert_eq!(s.apps().len(), 3);
     assert_eq!(s.write_count(), 3, "three imports; exports are not writes");
-}
+});
 
-#[tokio::test]
-async fn user_edits_move_updated_at() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(user_edits_move_updated_at, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     let imported = c
         .import_app(&fixture("base64-encoder-decoder"), "B64")
         .await
@@ -205,11 +231,10 @@ async fn user_edits_move_updated_at() {
         after.editing_version.unwrap().updated_at.unwrap(),
     );
     assert!(a > b, "{a} > {b}");
-}
+});
 
-#[tokio::test]
-async fn expired_session_logs_in_again_once() {
-    let s = standin().await;
+flavoured!(expired_session_logs_in_again_once, flavour, {
+    let s = standin_of(flavour, None).await;
     let c = password_client(&s);
     c.check().await.unwrap();
     assert_eq!(logins(&s), 1);
@@ -223,11 +248,10 @@ async fn expired_session_logs_in_again_once() {
     assert!(matches!(err, ToolJetError::Unauthorized { .. }), "{err}");
     assert!(!err.is_retryable());
     assert_eq!(logins(&s), 3);
-}
+});
 
-#[tokio::test]
-async fn wrong_password_is_unauthorized() {
-    let s = standin().await;
+flavoured!(wrong_password_is_unauthorized, flavour, {
+    let s = standin_of(flavour, None).await;
     let mut cfg = config(
         &s,
         Auth::Password {
@@ -238,7 +262,7 @@ async fn wrong_password_is_unauthorized() {
     cfg.workspace_id = None;
     let err = ToolJetClient::new(cfg).unwrap().check().await.unwrap_err();
     assert!(matches!(err, ToolJetError::Unauthorized { .. }), "{err}");
-}
+});
 
 #[tokio::test]
 async fn bad_admin_key_and_foreign_workspace() {
@@ -257,10 +281,9 @@ async fn bad_admin_key_and_foreign_workspace() {
     ));
 }
 
-#[tokio::test]
-async fn taken_names_and_slugs() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(taken_names_and_slugs, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     let bundle = fixture("base64-encoder-decoder");
     let first = c.import_app(&bundle, "Same").await.unwrap();
     let writes = s.write_count();
@@ -306,13 +329,19 @@ async fn taken_names_and_slugs() {
         "{err}"
     );
 
+    // 3.x limits import names to 50 characters; 2.27 imports any length (D8).
     let long = "x".repeat(51);
-    let err = c.import_app(&bundle, &long).await.unwrap_err();
-    assert!(
-        matches!(err, ToolJetError::Rejected { status: 400, .. }),
-        "{err}"
-    );
-}
+    match flavour {
+        Flavour::V3 => {
+            let err = c.import_app(&bundle, &long).await.unwrap_err();
+            assert!(
+                matches!(err, ToolJetError::Rejected { status: 400, .. }),
+                "{err}"
+            );
+        }
+        Flavour::V2_27 => assert_eq!(c.import_app(&bundle, &long).await.unwrap().name, long),
+    }
+});
 
 #[tokio::test]
 async fn bundle_newer_than_server_is_refused() {
@@ -378,10 +407,9 @@ async fn external_token_mode() {
     }
 }
 
-#[tokio::test]
-async fn server_errors_and_plan_limit() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(server_errors_and_plan_limit, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     s.faults()
         .fail_route("POST", "/api/v2/resources/import", 503);
     let err = c
@@ -423,12 +451,11 @@ async fn server_errors_and_plan_limit() {
         ),
         "{err}"
     );
-}
+});
 
-#[tokio::test]
-async fn not_found_everywhere() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(not_found_everywhere, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     let id = "00000000-0000-4000-8000-000000000404";
     for err in [
         c.get_app(id).await.unwrap_err(),
@@ -438,18 +465,17 @@ async fn not_found_everywhere() {
     ] {
         assert!(matches!(err, ToolJetError::NotFound { .. }), "{err}");
     }
-}
+});
 
-#[tokio::test]
-async fn unexpected_answers_are_invalid_responses() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(unexpected_answers_are_invalid_responses, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     // A 200 whose body is not an app.
     s.faults().fail_route("GET", "/api/apps/*", 200);
     let err = c.get_app("any").await.unwrap_err();
     assert!(matches!(err, ToolJetError::InvalidResponse { .. }), "{err}");
     assert!(!err.is_retryable());
-}
+});
 
 #[tokio::test]
 async fn timeout_is_transient() {
@@ -518,10 +544,9 @@ async fn dropped_down_and_refused_connections_are_transient() {
     }
 }
 
-#[tokio::test]
-async fn exact_name_match_walks_all_pages() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(exact_name_match_walks_all_pages, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     let bundle = fixture("base64-encoder-decoder");
     let mut names = vec!["Sales".to_string(), "sales".to_string()];
     names.extend((1..=18).map(|i| format!("Sales {i}")));
@@ -546,7 +571,7 @@ async fn exact_name_match_walks_all_pages() {
     assert_eq!(c.list_apps_matching("sales").await.unwrap().len(), 21);
     assert_eq!(c.find_apps_by_name("Sales 17").await.unwrap().len(), 1);
     assert!(c.find_apps_by_name("Sales 99").await.unwrap().is_empty());
-}
+});
 
 #[tokio::test]
 async fn tls_with_custom_ca_and_insecure_switch() {
