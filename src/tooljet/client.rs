@@ -579,9 +579,11 @@ impl ToolJetClient {
                 route,
                 detail: "the answer has no installed_version".into(),
             })?;
+        // The text ends up in messages and status: never let it carry the secret.
+        let raw = self.scrub(&raw);
         let version =
             ServerVersion::parse(&raw).ok_or_else(|| ToolJetError::UnsupportedServerVersion {
-                version: format!("{:?}", self.scrub(&raw)),
+                version: format!("{raw:?}"),
                 detail: "GET /api/metadata answers a version that cannot be read as x.y.z".into(),
             })?;
         tracing::debug!(version = %version, "ToolJet server version");

@@ -117,6 +117,9 @@ pub const OLDEST_SUPPORTED: (u64, u64) = (2, 27);
 /// The newest major the client knows.
 pub const NEWEST_MAJOR: u64 = 3;
 
+/// The longest version text accepted (`status.serverVersion` allows 64 characters).
+pub const MAX_VERSION_LEN: usize = 64;
+
 /// What `GET /api/metadata` says the server is (`installed_version`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerVersion {
@@ -129,9 +132,13 @@ pub struct ServerVersion {
 
 impl ServerVersion {
     /// Reads the leading `x.y[.z]` of a ToolJet version (suffixes such as `-ee-lts` ignored);
-    /// `None` when there is none.
+    /// `None` when there is none, or when the text is longer than [`MAX_VERSION_LEN`] (it is
+    /// shown in status).
     pub fn parse(raw: &str) -> Option<ServerVersion> {
         let trimmed = raw.trim();
+        if trimmed.len() > MAX_VERSION_LEN {
+            return None;
+        }
         let head: String = trimmed
             .strip_prefix('v')
             .unwrap_or(trimmed)
@@ -191,7 +198,8 @@ mod tests {
         assert_eq!(ServerVersion::parse("2.26.9").unwrap().family(), None);
         assert_eq!(ServerVersion::parse("1.9.0").unwrap().family(), None);
         assert_eq!(ServerVersion::parse("4.0.0").unwrap().family(), None);
-        for bad in ["", "latest", "3", "3.x", "x.1.2"] {
+        let long = format!("3.1.0-{}", "x".repeat(60));
+        for bad in ["", "latest", "3", "3.x", "x.1.2", long.as_str()] {
             assert_eq!(ServerVersion::parse(bad), None, "{bad:?}");
         }
     }
