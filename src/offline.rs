@@ -226,6 +226,9 @@ pub struct ImportResult {
     pub name: String,
     pub report: Report,
     pub actions: Vec<crate::sync::Action>,
+    /// The ToolJet server talked to, e.g. `ToolJet 2.27.1 (2.x routes)`, when its version is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// Syncs (or plans) every AppImport in the manifests.
@@ -309,6 +312,7 @@ async fn sync_one(
                 name,
                 report: *report,
                 actions: Vec::new(),
+                server: None,
             };
         }
     };
@@ -324,6 +328,7 @@ async fn sync_one(
                 name,
                 report: failure(e.reason(), e.to_string()),
                 actions: Vec::new(),
+                server: server_of(&prepared.client),
             };
         }
     };
@@ -362,7 +367,17 @@ async fn sync_one(
         name,
         report,
         actions: outcome.actions,
+        server: server_of(&prepared.client),
     }
+}
+
+/// What to print about the server a client talked to.
+fn server_of(client: &ToolJetClient) -> Option<String> {
+    let version = client.known_server_version()?;
+    Some(match version.family() {
+        Some(family) => format!("ToolJet {version} ({family} routes)"),
+        None => format!("ToolJet {version} (unsupported)"),
+    })
 }
 
 /// A stand-in for `metadata.generation`: changes whenever the spec does.
@@ -397,6 +412,9 @@ pub fn summary(results: &[ImportResult], mode: Mode) -> String {
             "{}: {verdict} ({}): {}\n",
             r.name, r.report.reason, r.report.message
         ));
+        if let Some(server) = &r.server {
+            out.push_str(&format!("  server: {server}\n"));
+        }
         if let Some(d) = &r.report.drift {
             out.push_str(&format!("  drift: {}\n", d.message));
         }

@@ -471,6 +471,7 @@ async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
     let body = patch.json();
     assert_eq!(body["kind"], "ToolJetInstance");
     assert_eq!(body["status"]["workspaceId"], standin.workspace_id());
+    assert_eq!(body["status"]["serverVersion"], standin.server_version());
     assert_eq!(body["status"]["observedGeneration"], 5);
     assert_eq!(body["status"]["conditions"][0]["status"], "True");
     assert!(!patch.body.contains(API_KEY), "no secret in status");

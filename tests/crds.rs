@@ -83,7 +83,10 @@ fn crds_yaml_reads_back_as_two_crds() {
             .map(|c| c.name.clone())
             .collect()
     };
-    assert_eq!(columns(0), ["Environment", "URL", "Ready", "Age"]);
+    assert_eq!(
+        columns(0),
+        ["Environment", "URL", "Version", "Ready", "Age"]
+    );
     assert_eq!(
         columns(1),
         ["Environment", "App", "Commit", "Ready", "Editable", "Age"]

@@ -7,29 +7,57 @@ use std::process::Output;
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::CREDIT_CARD;
 use serde_json::json;
-use tooljet_standin::StandIn;
+use tooljet_standin::{Flavour, StandIn};
 
 const APP: &str = CREDIT_CARD.0;
 const API_KEY: &str = "cli-test-admin-key-0451";
+const EMAIL: &str = "ci@example.com";
+const PASSWORD: &str = "cli-test-password-7730";
+
+/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
+/// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
+macro_rules! flavoured {
+    ($name:ident, $flavour:ident, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn on_2_27() {
+                run(Flavour::V2_27).await
+            }
+            #[tokio::test]
+            async fn on_3_x() {
+                run(Flavour::V3).await
+            }
+            async fn run($flavour: Flavour) $body
+        }
+    };
+}
 
 struct Pipeline {
+    flavour: Flavour,
     standin: StandIn,
     repo: TestRepo,
     dir: tempfile::TempDir,
 }
 
 impl Pipeline {
-    async fn new() -> Pipeline {
+    /// ToolJet of `flavour`; the instance logs in with a password on 2.27 (no admin API key
+    /// there), with the admin API key on 3.x.
+    async fn new(flavour: Flavour) -> Pipeline {
         let repo = TestRepo::new();
         repo.git_sync_write("app-1", APP, "v1", CREDIT_CARD.1);
         repo.commit("first version");
         repo.publish();
         let standin = StandIn::builder()
+            .flavour(flavour)
+            .credentials(EMAIL, PASSWORD)
             .admin_api_key(API_KEY)
             .start()
             .await
             .expect("stand-in starts");
         Pipeline {
+            flavour,
             standin,
             repo,
             dir: tempfile::tempdir().expect("tempdir"),
@@ -38,11 +66,20 @@ impl Pipeline {
 
     /// Writes the manifests a team would keep in its pipeline's repository.
     fn manifests(&self, app_import_extra: &str) -> PathBuf {
+        let auth = match self.flavour {
+            Flavour::V2_27 => "{password: {secretRef: {name: tj-login}}}",
+            Flavour::V3 => "{adminApiKey: {secretRef: {name: tj-admin, key: api-key}}}",
+        };
         let yaml = format!(
             r#"apiVersion: v1
 kind: Secret
 metadata: {{name: tj-admin, namespace: ci}}
 stringData: {{api-key: {API_KEY}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: tj-login, namespace: ci}}
+stringData: {{email: {EMAIL}, password: {PASSWORD}}}
 ---
 apiVersion: gitops.tooljet.dev/v1alpha1
 kind: ToolJetInstance
@@ -51,7 +88,7 @@ spec:
   url: {url}
   environment: staging
   workspaceId: {ws}
-  auth: {{adminApiKey: {{secretRef: {{name: tj-admin, key: api-key}}}}}}
+  auth: {auth}
 ---
 apiVersion: gitops.tooljet.dev/v1alpha1
 kind: AppImport
@@ -68,6 +105,22 @@ spec:
         let path = self.dir.path().join("staging.yaml");
         std::fs::write(&path, yaml).expect("write manifests");
         path
+    }
+
+    /// A client for the stand-in, as the instance logs in.
+    fn client(&self) -> tooljet_operator::tooljet::ToolJetClient {
+        use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let auth = match self.flavour {
+            Flavour::V2_27 => Auth::Password {
+                email: EMAIL.into(),
+                password: PASSWORD.into(),
+            },
+            Flavour::V3 => Auth::AdminApiKey(API_KEY.into()),
+        };
+        let mut config = ClientConfig::new(self.standin.base_url(), auth);
+        config.workspace_id = Some(self.standin.workspace_id().to_owned());
+        ToolJetClient::new(config).expect("client")
     }
 
     fn state(&self) -> PathBuf {
@@ -127,9 +180,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[tokio::test]
-async fn plan_then_sync_then_nothing_to_do() {
-    let p = Pipeline::new().await;
+flavoured!(plan_then_sync_then_nothing_to_do, flavour, {
+    let p = Pipeline::new(flavour).await;
     let manifests = p.manifests("");
     let f = manifests.to_str().expect("utf8");
 
@@ -145,6 +197,11 @@ async fn plan_then_sync_then_nothing_to_do() {
     assert!(plan.status.success(), "{}{}", stdout(&plan), stderr(&plan));
     let text = stdout(&plan);
     assert!(text.contains("ci/credit-card: ready"), "{text}");
+    let server = match flavour {
+        Flavour::V2_27 => "server: ToolJet 2.27.1 (2.x routes)",
+        Flavour::V3 => "server: ToolJet 3.5.11 (3.x routes)",
+    };
+    assert!(text.contains(server), "{text}");
     assert!(text.contains("would: import the app from commit"), "{text}");
     assert!(text.contains("would import app"), "{text}");
     assert!(
@@ -185,64 +242,71 @@ async fn plan_then_sync_then_nothing_to_do() {
     assert!(json_out.status.success(), "{}", stderr(&json_out));
     let results: serde_json::Value = serde_json::from_slice(&json_out.stdout).expect("json output");
     assert_eq!(results[0]["report"]["reason"], json!("Updated"));
+    assert_eq!(
+        results[0]["server"],
+        json!(server.trim_start_matches("server: "))
+    );
     let updated = p.the_app();
     assert_eq!(updated.slug, app.slug);
     assert_eq!(updated.definition["icon"], json!("v2"));
 
     // No secret in anything the command printed, even at debug level.
     for out in [&plan, &sync, &again, &json_out] {
-        assert!(!stdout(out).contains(API_KEY) && !stderr(out).contains(API_KEY));
+        for secret in [API_KEY, PASSWORD] {
+            assert!(!stdout(out).contains(secret) && !stderr(out).contains(secret));
+        }
     }
-}
+});
 
-#[tokio::test]
-async fn a_conflict_exits_non_zero_with_a_clear_reason_and_writes_nothing() {
-    let p = Pipeline::new().await;
-    let bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
-    let mut config = tooljet_operator::tooljet::ClientConfig::new(
-        p.standin.base_url(),
-        tooljet_operator::tooljet::Auth::AdminApiKey(API_KEY.into()),
-    );
-    config.workspace_id = Some(p.standin.workspace_id().to_owned());
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = tooljet_operator::tooljet::ToolJetClient::new(config).expect("client");
-    client
-        .import_app(&bundle, APP)
-        .await
-        .expect("someone's own app");
-    let writes = p.standin.write_count();
+flavoured!(
+    a_conflict_exits_non_zero_with_a_clear_reason_and_writes_nothing,
+    flavour,
+    {
+        let p = Pipeline::new(flavour).await;
+        let bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
+        p.client()
+            .import_app(&bundle, APP)
+            .await
+            .expect("someone's own app");
+        let writes = p.standin.write_count();
 
-    let out = p.sync(&p.manifests("")).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(
-        stdout(&out).contains("NOT READY (NameConflict)"),
-        "{}",
-        stdout(&out)
-    );
-    assert!(stdout(&out).contains("adoptExisting"), "{}", stdout(&out));
-    assert_eq!(p.standin.write_count(), writes);
-}
+        let out = p.sync(&p.manifests("")).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+        assert!(
+            stdout(&out).contains("NOT READY (NameConflict)"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(stdout(&out).contains("adoptExisting"), "{}", stdout(&out));
+        assert_eq!(p.standin.write_count(), writes);
+    }
+);
 
-#[tokio::test]
-async fn invalid_manifest_is_refused_before_anything_happens() {
-    let p = Pipeline::new().await;
-    let manifests = p.manifests("  interval: 1s");
-    let out = p.sync(&manifests).await;
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("interval"), "{}", stderr(&out));
-    assert_eq!(p.standin.write_count(), 0);
-}
+flavoured!(
+    invalid_manifest_is_refused_before_anything_happens,
+    flavour,
+    {
+        let p = Pipeline::new(flavour).await;
+        let manifests = p.manifests("  interval: 1s");
+        let out = p.sync(&manifests).await;
+        assert_eq!(out.status.code(), Some(2));
+        assert!(stderr(&out).contains("interval"), "{}", stderr(&out));
+        assert_eq!(p.standin.write_count(), 0);
+    }
+);
 
-/// The command line's own failure path: each call of the swap failed once, then a clean run.
-#[tokio::test]
-async fn failed_swap_then_a_clean_run_converges() {
-    for (method, pattern, nth) in [
-        ("POST", "/api/v2/resources/import", 1),
-        ("PUT", "/api/apps/*", 1),
-        ("PUT", "/api/apps/*", 2),
-        ("DELETE", "/api/apps/*", 1),
-    ] {
-        let p = Pipeline::new().await;
+// The command line's own failure path: each call of the swap failed once, then a clean run.
+flavoured!(failed_swap_then_a_clean_run_converges, flavour, {
+    // 2.x releases with PUT /api/apps/:id: one more PUT there than on 3.x.
+    let puts = match flavour {
+        Flavour::V2_27 => 3,
+        Flavour::V3 => 2,
+    };
+    let calls = std::iter::once(("POST", "/api/v2/resources/import", 1))
+        .chain((1..=puts).map(|n| ("PUT", "/api/apps/*", n)))
+        .chain([("DELETE", "/api/apps/*", 1)]);
+    for (method, pattern, nth) in calls {
+        let p = Pipeline::new(flavour).await;
         let manifests = p.manifests("");
         assert!(p.sync(&manifests).await.status.success());
         let slug = p.the_app().slug;
@@ -250,7 +314,11 @@ async fn failed_swap_then_a_clean_run_converges() {
         p.standin.faults().fail_nth(method, pattern, nth, 502);
         let failed = p.sync(&manifests).await;
         p.standin.faults().reset();
-        assert_eq!(failed.status.code(), Some(1), "{method} {pattern} #{nth}");
+        assert_eq!(
+            failed.status.code(),
+            Some(1),
+            "{flavour}: {method} {pattern} #{nth}"
+        );
         assert_eq!(
             p.standin.apps().iter().filter(|a| a.name == APP).count(),
             1,
@@ -262,4 +330,4 @@ async fn failed_swap_then_a_clean_run_converges() {
         assert_eq!(app.slug, slug);
         assert_eq!(app.definition["icon"], json!("v2"));
     }
-}
+});

@@ -8,10 +8,32 @@ use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec}
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
-use tooljet_standin::{AppSnapshot, StandIn};
+use tooljet_standin::{AppSnapshot, Flavour, StandIn};
 
 const APP: &str = CREDIT_CARD.0;
 const API_KEY: &str = "engine-test-key";
+const EMAIL: &str = "engine@example.com";
+const PASSWORD: &str = "engine-test-password";
+
+/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
+/// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
+macro_rules! flavoured {
+    ($name:ident, $flavour:ident, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn on_2_27() {
+                run(Flavour::V2_27).await
+            }
+            #[tokio::test]
+            async fn on_3_x() {
+                run(Flavour::V3).await
+            }
+            async fn run($flavour: Flavour) $body
+        }
+    };
+}
 
 struct World {
     standin: StandIn,
@@ -26,25 +48,42 @@ struct World {
 }
 
 impl World {
-    /// A repository with two apps in ToolJet's Git Sync layout, and an empty ToolJet.
-    async fn new() -> World {
+    /// A repository with two apps in ToolJet's Git Sync layout, and an empty ToolJet of
+    /// `flavour`. The client logs in with a password on 2.27 (no admin API key there), with the
+    /// admin API key on 3.x.
+    async fn new(flavour: Flavour) -> World {
+        World::claiming(flavour, None).await
+    }
+
+    /// Like [`World::new`], with the stand-in claiming `version` (its flavour's by default).
+    async fn claiming(flavour: Flavour, version: Option<&str>) -> World {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let repo = TestRepo::new();
         repo.git_sync_write("app-1", CREDIT_CARD.0, "v1", CREDIT_CARD.1);
         repo.git_sync_write("app-2", BASE64.0, "v1", BASE64.1);
         repo.commit("two apps");
         repo.publish();
-        let standin = StandIn::builder()
-            .admin_api_key(API_KEY)
-            .start()
-            .await
-            .expect("stand-in starts");
+        let mut builder = StandIn::builder()
+            .flavour(flavour)
+            .credentials(EMAIL, PASSWORD)
+            .admin_api_key(API_KEY);
+        if let Some(v) = version {
+            builder = builder.server_version(v);
+        }
+        let standin = builder.start().await.expect("stand-in starts");
         let cache_dir = tempfile::tempdir().expect("tempdir");
         let cache = SourceCache::new(CacheConfig {
             dir: cache_dir.path().to_owned(),
             ..CacheConfig::default()
         });
-        let mut config = ClientConfig::new(standin.base_url(), Auth::AdminApiKey(API_KEY.into()));
+        let auth = match flavour {
+            Flavour::V2_27 => Auth::Password {
+                email: EMAIL.into(),
+                password: PASSWORD.into(),
+            },
+            Flavour::V3 => Auth::AdminApiKey(API_KEY.into()),
+        };
+        let mut config = ClientConfig::new(standin.base_url(), auth);
         config.workspace_id = Some(standin.workspace_id().to_owned());
         config.request_timeout = std::time::Duration::from_secs(5);
         let client = ToolJetClient::new(config).expect("client");
@@ -173,9 +212,8 @@ fn assert_refused(outcome: &SyncOutcome, reason: &str) {
     );
 }
 
-#[tokio::test]
-async fn first_import_creates_releases_and_records() {
-    let mut w = World::new().await;
+flavoured!(first_import_creates_releases_and_records, flavour, {
+    let mut w = World::new(flavour).await;
     let spec = w.spec(json!({}));
     let out = w.sync(&spec).await;
     assert_ready(&out, "Imported");
@@ -194,25 +232,27 @@ async fn first_import_creates_releases_and_records() {
     assert!(w.state.last_applied_hash.is_some());
     assert_eq!(w.state.history.len(), 1);
     assert!(w.state.pending_app.is_none());
-}
+});
 
-#[tokio::test]
-async fn second_run_with_nothing_new_writes_nothing_and_fetches_nothing() {
-    let mut w = World::new().await;
-    let spec = w.spec(json!({}));
-    assert_ready(&w.sync(&spec).await, "Imported");
-    let writes = w.standin.write_count();
-    let fetches = w.engine.source().stats(&w.repo.file_url()).fetches;
-    let out = w.sync(&spec).await;
-    assert_ready(&out, "UpToDate");
-    assert!(out.actions.is_empty(), "{:?}", out.actions);
-    assert_eq!(w.writes_since(writes), 0);
-    assert_eq!(w.engine.source().stats(&w.repo.file_url()).fetches, fetches);
-}
+flavoured!(
+    second_run_with_nothing_new_writes_nothing_and_fetches_nothing,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({}));
+        assert_ready(&w.sync(&spec).await, "Imported");
+        let writes = w.standin.write_count();
+        let fetches = w.engine.source().stats(&w.repo.file_url()).fetches;
+        let out = w.sync(&spec).await;
+        assert_ready(&out, "UpToDate");
+        assert!(out.actions.is_empty(), "{:?}", out.actions);
+        assert_eq!(w.writes_since(writes), 0);
+        assert_eq!(w.engine.source().stats(&w.repo.file_url()).fetches, fetches);
+    }
+);
 
-#[tokio::test]
-async fn new_commit_swaps_and_keeps_the_slug() {
-    let mut w = World::new().await;
+flavoured!(new_commit_swaps_and_keeps_the_slug, flavour, {
+    let mut w = World::new(flavour).await;
     let spec = w.spec(json!({}));
     w.sync(&spec).await;
     let before = w.the_app(APP);
@@ -228,11 +268,10 @@ async fn new_commit_swaps_and_keeps_the_slug() {
         Some(sha)
     );
     assert_eq!(w.state.history.len(), 2);
-}
+});
 
-#[tokio::test]
-async fn commit_to_another_app_writes_nothing() {
-    let mut w = World::new().await;
+flavoured!(commit_to_another_app_writes_nothing, flavour, {
+    let mut w = World::new(flavour).await;
     let spec = w.spec(json!({}));
     w.sync(&spec).await;
     w.repo
@@ -243,11 +282,10 @@ async fn commit_to_another_app_writes_nothing() {
     let out = w.sync(&spec).await;
     assert_ready(&out, "UpToDate");
     assert_eq!(w.writes_since(writes), 0);
-}
+});
 
-#[tokio::test]
-async fn renaming_app_name_renames_without_import() {
-    let mut w = World::new().await;
+flavoured!(renaming_app_name_renames_without_import, flavour, {
+    let mut w = World::new(flavour).await;
     w.sync(&w.spec(json!({}))).await;
     let before = w.the_app(APP);
     w.generation += 1;
@@ -257,11 +295,10 @@ async fn renaming_app_name_renames_without_import() {
     let after = w.the_app("Cards");
     assert_eq!((after.id, after.slug), (before.id, before.slug));
     assert_eq!(out.actions.len(), 1, "{:?}", out.actions);
-}
+});
 
-#[tokio::test]
-async fn edit_of_a_non_editable_app_is_restored_as_drift() {
-    let mut w = World::new().await;
+flavoured!(edit_of_a_non_editable_app_is_restored_as_drift, flavour, {
+    let mut w = World::new(flavour).await;
     w.instance.allow_editable_apps = Some(true);
     let spec = w.spec(json!({"editable": false}));
     w.sync(&spec).await;
@@ -276,38 +313,44 @@ async fn edit_of_a_non_editable_app_is_restored_as_drift() {
     assert_eq!(after.slug, before.slug);
     // Restored: the next run is a no-op again.
     assert_ready(&w.sync(&spec).await, "UpToDate");
-}
+});
 
-#[tokio::test]
-async fn edited_editable_app_keeps_local_changes_until_force_pull() {
-    let mut w = World::new().await;
-    let spec = w.spec(json!({"editable": true}));
-    w.sync(&spec).await;
-    let app = w.the_app(APP);
-    w.standin.edit_app_as_user(&app.id);
-    // An edit alone is kept.
-    assert_ready(&w.sync(&spec).await, "UpToDate");
-    let sha = w.push_new_version("v2");
-    let writes = w.standin.write_count();
-    let out = w.sync(&spec).await;
-    assert_refused(&out, "LocalChanges");
-    assert!(out.report.message.contains(&sha), "{}", out.report.message);
-    assert_eq!(w.writes_since(writes), 0);
-    assert_eq!(w.the_app(APP).id, app.id, "the edited app is untouched");
-    let out = w.sync_with(&spec, None, Some(&sha), Mode::Apply).await;
-    assert_ready(&out, "ForcePulled");
-    assert_ne!(w.the_app(APP).id, app.id);
-}
+flavoured!(
+    edited_editable_app_keeps_local_changes_until_force_pull,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({"editable": true}));
+        w.sync(&spec).await;
+        let app = w.the_app(APP);
+        w.standin.edit_app_as_user(&app.id);
+        // An edit alone is kept.
+        assert_ready(&w.sync(&spec).await, "UpToDate");
+        let sha = w.push_new_version("v2");
+        let writes = w.standin.write_count();
+        let out = w.sync(&spec).await;
+        assert_refused(&out, "LocalChanges");
+        assert!(out.report.message.contains(&sha), "{}", out.report.message);
+        assert_eq!(w.writes_since(writes), 0);
+        assert_eq!(w.the_app(APP).id, app.id, "the edited app is untouched");
+        let out = w.sync_with(&spec, None, Some(&sha), Mode::Apply).await;
+        assert_ready(&out, "ForcePulled");
+        assert_ne!(w.the_app(APP).id, app.id);
+    }
+);
 
-#[tokio::test]
-async fn editable_import_into_a_locked_instance_is_refused() {
-    let mut w = World::new().await;
-    w.instance.allow_editable_apps = Some(false);
-    let out = w.sync(&w.spec(json!({"editable": true}))).await;
-    assert_refused(&out, "EditableNotAllowed");
-    assert!(out.report.stalled);
-    assert_eq!(w.standin.write_count(), 0);
-}
+flavoured!(
+    editable_import_into_a_locked_instance_is_refused,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        w.instance.allow_editable_apps = Some(false);
+        let out = w.sync(&w.spec(json!({"editable": true}))).await;
+        assert_refused(&out, "EditableNotAllowed");
+        assert!(out.report.stalled);
+        assert_eq!(w.standin.write_count(), 0);
+    }
+);
 
 /// Imports an app by hand, as a user would, outside the operator.
 async fn foreign_app(w: &World, name: &str) -> String {
@@ -315,56 +358,61 @@ async fn foreign_app(w: &World, name: &str) -> String {
     w.client.import_app(&bundle, name).await.expect("import").id
 }
 
-#[tokio::test]
-async fn foreign_app_of_the_same_name_is_a_conflict_then_adopted() {
-    let mut w = World::new().await;
-    let foreign = foreign_app(&w, APP).await;
-    let foreign_slug = w.the_app(APP).slug;
-    let writes = w.standin.write_count();
-    let out = w.sync(&w.spec(json!({}))).await;
-    assert_refused(&out, "NameConflict");
-    assert!(
-        out.report.message.contains("adoptExisting"),
-        "{}",
-        out.report.message
-    );
-    assert_eq!(w.writes_since(writes), 0);
-    assert_eq!(w.the_app(APP).id, foreign);
+flavoured!(
+    foreign_app_of_the_same_name_is_a_conflict_then_adopted,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let foreign = foreign_app(&w, APP).await;
+        let foreign_slug = w.the_app(APP).slug;
+        let writes = w.standin.write_count();
+        let out = w.sync(&w.spec(json!({}))).await;
+        assert_refused(&out, "NameConflict");
+        assert!(
+            out.report.message.contains("adoptExisting"),
+            "{}",
+            out.report.message
+        );
+        assert_eq!(w.writes_since(writes), 0);
+        assert_eq!(w.the_app(APP).id, foreign);
 
-    w.generation += 1;
-    let out = w.sync(&w.spec(json!({"adoptExisting": true}))).await;
-    assert_ready(&out, "Adopted");
-    let app = w.the_app(APP);
-    assert_ne!(app.id, foreign, "replaced by the git version");
-    assert_eq!(app.slug, foreign_slug);
-}
+        w.generation += 1;
+        let out = w.sync(&w.spec(json!({"adoptExisting": true}))).await;
+        assert_ready(&out, "Adopted");
+        let app = w.the_app(APP);
+        assert_ne!(app.id, foreign, "replaced by the git version");
+        assert_eq!(app.slug, foreign_slug);
+    }
+);
 
-#[tokio::test]
-async fn manual_policy_reports_the_update_and_applies_it_when_approved() {
-    let mut w = World::new().await;
-    let spec = w.spec(json!({"updatePolicy": "Manual"}));
-    assert_ready(&w.sync(&spec).await, "Imported");
-    let first = w.the_app(APP);
-    let sha = w.push_new_version("v2");
-    let out = w.sync(&spec).await;
-    assert_ready(&out, "UpToDate");
-    let available = out.report.update_available.expect("update available");
-    assert_eq!(available.sha, sha);
-    assert_eq!(available.message, format!("{APP} v2"));
-    assert_eq!(w.the_app(APP).id, first.id, "not applied before approval");
-    assert_eq!(
-        w.state.latest_commit.as_ref().map(|c| c.sha.clone()),
-        Some(sha.clone())
-    );
-    let out = w.sync_with(&spec, Some(&sha), None, Mode::Apply).await;
-    assert_ready(&out, "Updated");
-    assert!(out.report.update_available.is_none());
-    assert_ne!(w.the_app(APP).id, first.id);
-}
+flavoured!(
+    manual_policy_reports_the_update_and_applies_it_when_approved,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({"updatePolicy": "Manual"}));
+        assert_ready(&w.sync(&spec).await, "Imported");
+        let first = w.the_app(APP);
+        let sha = w.push_new_version("v2");
+        let out = w.sync(&spec).await;
+        assert_ready(&out, "UpToDate");
+        let available = out.report.update_available.expect("update available");
+        assert_eq!(available.sha, sha);
+        assert_eq!(available.message, format!("{APP} v2"));
+        assert_eq!(w.the_app(APP).id, first.id, "not applied before approval");
+        assert_eq!(
+            w.state.latest_commit.as_ref().map(|c| c.sha.clone()),
+            Some(sha.clone())
+        );
+        let out = w.sync_with(&spec, Some(&sha), None, Mode::Apply).await;
+        assert_ready(&out, "Updated");
+        assert!(out.report.update_available.is_none());
+        assert_ne!(w.the_app(APP).id, first.id);
+    }
+);
 
-#[tokio::test]
-async fn pinning_an_older_commit_restores_that_version() {
-    let mut w = World::new().await;
+flavoured!(pinning_an_older_commit_restores_that_version, flavour, {
+    let mut w = World::new(flavour).await;
     let old = w.repo.head();
     let spec = w.spec(json!({}));
     w.sync(&spec).await;
@@ -380,37 +428,39 @@ async fn pinning_an_older_commit_restores_that_version() {
         w.state.last_applied_commit.as_ref().map(|c| c.sha.clone()),
         Some(old)
     );
-}
+});
 
-#[tokio::test]
-async fn deletion_policy_delete_removes_the_app_and_retain_keeps_it() {
-    let mut w = World::new().await;
-    w.sync(&w.spec(json!({}))).await;
-    let app = w.the_app(APP);
-    let kept = w
-        .engine
-        .release(&w.key, false, &w.state, &w.client, Mode::Apply)
-        .await
-        .expect("retain");
-    assert!(kept.is_empty());
-    assert_eq!(w.the_app(APP).id, app.id);
-    let deleted = w
-        .engine
-        .release(&w.key, true, &w.state, &w.client, Mode::Apply)
-        .await
-        .expect("delete");
-    assert_eq!(deleted.len(), 1);
-    assert!(w.apps_named(APP).is_empty());
-    // Deleting again (the app already gone) succeeds.
-    w.engine
-        .release(&w.key, true, &w.state, &w.client, Mode::Apply)
-        .await
-        .expect("idempotent");
-}
+flavoured!(
+    deletion_policy_delete_removes_the_app_and_retain_keeps_it,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        w.sync(&w.spec(json!({}))).await;
+        let app = w.the_app(APP);
+        let kept = w
+            .engine
+            .release(&w.key, false, &w.state, &w.client, Mode::Apply)
+            .await
+            .expect("retain");
+        assert!(kept.is_empty());
+        assert_eq!(w.the_app(APP).id, app.id);
+        let deleted = w
+            .engine
+            .release(&w.key, true, &w.state, &w.client, Mode::Apply)
+            .await
+            .expect("delete");
+        assert_eq!(deleted.len(), 1);
+        assert!(w.apps_named(APP).is_empty());
+        // Deleting again (the app already gone) succeeds.
+        w.engine
+            .release(&w.key, true, &w.state, &w.client, Mode::Apply)
+            .await
+            .expect("idempotent");
+    }
+);
 
-#[tokio::test]
-async fn plan_says_what_sync_would_do_and_writes_nothing() {
-    let mut w = World::new().await;
+flavoured!(plan_says_what_sync_would_do_and_writes_nothing, flavour, {
+    let mut w = World::new(flavour).await;
     let spec = w.spec(json!({}));
     let out = w.sync_with(&spec, None, None, Mode::Plan).await;
     assert!(out.report.ready, "{:?}", out.report);
@@ -422,110 +472,277 @@ async fn plan_says_what_sync_would_do_and_writes_nothing() {
     );
     assert_eq!(w.standin.write_count(), 0);
     assert!(w.standin.apps().is_empty());
-}
+});
 
-/// Each ToolJet call of an update, failed once; the next clean run converges.
-#[tokio::test]
-async fn failure_at_each_call_of_the_swap_then_a_clean_run_converges() {
-    // (method, path pattern, which matching call of the update fails)
-    let calls = [
-        ("POST", "/api/v2/resources/import", 1),
-        ("GET", "/api/apps/*", 1),
-        ("PUT", "/api/apps/*/release", 1),
-        ("PUT", "/api/apps/*", 1),
-        ("PUT", "/api/apps/*", 2),
-        ("GET", "/api/apps/*", 2),
-        ("DELETE", "/api/apps/*", 1),
-    ];
-    for (method, pattern, nth) in calls {
-        let mut w = World::new().await;
-        let spec = w.spec(json!({}));
-        assert_ready(&w.sync(&spec).await, "Imported");
-        let slug = w.the_app(APP).slug;
-        w.push_new_version("v2");
-        // Count from the start of the update: skip the calls before the swap.
-        let skip = match (method, pattern) {
-            // observe: GET owned app
-            ("GET", "/api/apps/*") => 1,
-            _ => 0,
+// Each ToolJet call of an update, failed once; the next clean run converges.
+flavoured!(
+    failure_at_each_call_of_the_swap_then_a_clean_run_converges,
+    flavour,
+    {
+        // (method, path pattern, which matching call of the update fails)
+        // 2.x releases with a PUT /api/apps/:id: the swap's renames are the 2nd and 3rd PUT there.
+        let calls = match flavour {
+            Flavour::V3 => vec![
+                ("POST", "/api/v2/resources/import", 1),
+                ("GET", "/api/apps/*", 1),
+                ("PUT", "/api/apps/*/release", 1),
+                ("PUT", "/api/apps/*", 1),
+                ("PUT", "/api/apps/*", 2),
+                ("GET", "/api/apps/*", 2),
+                ("DELETE", "/api/apps/*", 1),
+            ],
+            Flavour::V2_27 => vec![
+                ("POST", "/api/v2/resources/import", 1),
+                ("GET", "/api/apps/*", 1),
+                ("PUT", "/api/apps/*", 1),
+                ("PUT", "/api/apps/*", 2),
+                ("PUT", "/api/apps/*", 3),
+                ("GET", "/api/apps/*", 2),
+                ("DELETE", "/api/apps/*", 1),
+            ],
         };
+        for (method, pattern, nth) in calls {
+            let mut w = World::new(flavour).await;
+            let spec = w.spec(json!({}));
+            assert_ready(&w.sync(&spec).await, "Imported");
+            let slug = w.the_app(APP).slug;
+            w.push_new_version("v2");
+            // Count from the start of the update: skip the calls before the swap.
+            let skip = match (method, pattern) {
+                // observe: GET owned app
+                ("GET", "/api/apps/*") => 1,
+                _ => 0,
+            };
+            w.standin
+                .faults()
+                .fail_nth(method, pattern, skip + nth, 500);
+            let failed = w.sync(&spec).await;
+            w.standin.faults().reset();
+            let label = format!("{flavour}: {method} {pattern} #{nth}");
+            // Whatever happened, a working app is under the real name right after the failure.
+            assert_eq!(
+                w.apps_named(APP).len(),
+                1,
+                "{label}: {:?}",
+                w.standin.apps()
+            );
+            assert!(!failed.report.ready, "{label}: the fault went unnoticed");
+            assert!(failed.report.retryable, "{label}: {:?}", failed.report);
+            let out = w.sync(&spec).await;
+            assert!(out.report.ready, "{label}: {:?}", out.report);
+            let app = w.the_app(APP);
+            assert_eq!(app.slug, slug, "{label}");
+            assert_eq!(app.definition["icon"], json!("v2"), "{label}");
+            assert_ready(&w.sync(&spec).await, "UpToDate");
+        }
+    }
+);
+
+// The swap stops after the old app moved aside and cannot be put back (both renames fail): the
+// next run finds the moved-aside app and the pending one, and finishes the swap.
+flavoured!(
+    interrupted_swap_with_the_old_app_aside_is_finished_by_the_next_run,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({}));
+        w.sync(&spec).await;
+        let before = w.the_app(APP);
+        w.push_new_version("v2");
+        // The renames after the move aside; on 2.x the release is the first PUT /api/apps/:id.
+        let release = u64::from(flavour == Flavour::V2_27);
         w.standin
             .faults()
-            .fail_nth(method, pattern, skip + nth, 500);
+            .fail_nth("PUT", "/api/apps/*", release + 2, 503);
+        w.standin
+            .faults()
+            .fail_nth("PUT", "/api/apps/*", release + 3, 503);
         let failed = w.sync(&spec).await;
+        assert!(!failed.report.ready);
         w.standin.faults().reset();
-        let label = format!("{method} {pattern} #{nth}");
-        // Whatever happened, a working app is under the real name right after the failure.
-        assert_eq!(
-            w.apps_named(APP).len(),
-            1,
-            "{label}: {:?}",
-            w.standin.apps()
-        );
-        assert!(!failed.report.ready, "{label}: the fault went unnoticed");
-        assert!(failed.report.retryable, "{label}: {:?}", failed.report);
+        // Left behind: the old app under the aside name, the new one pending under its temporary name.
+        let names: Vec<String> = w.standin.apps().into_iter().map(|a| a.name).collect();
+        assert!(names.contains(&w.key.aside_name()), "{names:?}");
+        assert!(w.state.pending_app.is_some());
         let out = w.sync(&spec).await;
-        assert!(out.report.ready, "{label}: {:?}", out.report);
-        let app = w.the_app(APP);
-        assert_eq!(app.slug, slug, "{label}");
-        assert_eq!(app.definition["icon"], json!("v2"), "{label}");
+        assert!(out.report.ready, "{:?}", out.report);
+        let after = w.the_app(APP);
+        assert_eq!(after.slug, before.slug);
+        assert_eq!(after.definition["icon"], json!("v2"));
+        assert!(w.state.pending_app.is_none());
         assert_ready(&w.sync(&spec).await, "UpToDate");
     }
-}
+);
 
-/// The swap stops after the old app moved aside and cannot be put back (both renames fail): the
-/// next run finds the moved-aside app and the pending one, and finishes the swap.
-#[tokio::test]
-async fn interrupted_swap_with_the_old_app_aside_is_finished_by_the_next_run() {
-    let mut w = World::new().await;
-    let spec = w.spec(json!({}));
-    w.sync(&spec).await;
-    let before = w.the_app(APP);
-    w.push_new_version("v2");
-    w.standin.faults().fail_nth("PUT", "/api/apps/*", 2, 503);
-    w.standin.faults().fail_nth("PUT", "/api/apps/*", 3, 503);
-    let failed = w.sync(&spec).await;
-    assert!(!failed.report.ready);
-    w.standin.faults().reset();
-    // Left behind: the old app under the aside name, the new one pending under its temporary name.
-    let names: Vec<String> = w.standin.apps().into_iter().map(|a| a.name).collect();
-    assert!(names.contains(&w.key.aside_name()), "{names:?}");
-    assert!(w.state.pending_app.is_some());
-    let out = w.sync(&spec).await;
-    assert!(out.report.ready, "{:?}", out.report);
-    let after = w.the_app(APP);
-    assert_eq!(after.slug, before.slug);
-    assert_eq!(after.definition["icon"], json!("v2"));
-    assert!(w.state.pending_app.is_none());
-    assert_ready(&w.sync(&spec).await, "UpToDate");
-}
-
-/// A foreign app named like another AppImport's leftovers is never touched.
-#[tokio::test]
-async fn leftovers_of_other_imports_are_left_alone() {
-    let mut w = World::new().await;
+// A foreign app named like another AppImport's leftovers is never touched.
+flavoured!(leftovers_of_other_imports_are_left_alone, flavour, {
+    let mut w = World::new(flavour).await;
     let other = ImportKey::new("team-b", "other");
     let foreign = foreign_app(&w, &other.aside_name()).await;
     w.sync(&w.spec(json!({}))).await;
     assert!(w.standin.apps().iter().any(|a| a.id == foreign));
+});
+
+// A spec change whose first run fails must still be applied by the next run: the engine may
+// trust "spec unchanged" only for a spec it applied successfully.
+flavoured!(
+    spec_change_that_failed_once_is_applied_by_the_next_run,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        w.sync(&w.spec(json!({}))).await;
+        assert_eq!(w.the_app(APP).definition["icon"], json!("apps"));
+        w.generation += 1;
+        let other_app = w.spec(json!({"source": {"app": BASE64.0}, "appName": APP}));
+        w.standin
+            .faults()
+            .fail_nth("POST", "/api/v2/resources/import", 1, 503);
+        let failed = w.sync(&other_app).await;
+        assert!(!failed.report.ready, "{:?}", failed.report);
+        w.standin.faults().reset();
+        let out = w.sync(&other_app).await;
+        assert_ready(&out, "Updated");
+        assert_eq!(w.the_app(APP).definition["icon"], json!("server"));
+    }
+);
+
+/// The number literals of a JSON text, outside strings, in order of appearance.
+fn number_tokens(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut current = String::new();
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        let continues = !current.is_empty() && matches!(c, '+' | '.' | 'e' | 'E');
+        if c.is_ascii_digit() || c == '-' || continues {
+            current.push(c);
+            continue;
+        }
+        if !current.is_empty() {
+            out.push(std::mem::take(&mut current));
+        }
+        in_string = c == '"';
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
-/// A spec change whose first run fails must still be applied by the next run: the engine may
-/// trust "spec unchanged" only for a spec it applied successfully.
-#[tokio::test]
-async fn spec_change_that_failed_once_is_applied_by_the_next_run() {
-    let mut w = World::new().await;
-    w.sync(&w.spec(json!({}))).await;
-    assert_eq!(w.the_app(APP).definition["icon"], json!("apps"));
-    w.generation += 1;
-    let other_app = w.spec(json!({"source": {"app": BASE64.0}, "appName": APP}));
-    w.standin
-        .faults()
-        .fail_nth("POST", "/api/v2/resources/import", 1, 503);
-    let failed = w.sync(&other_app).await;
-    assert!(!failed.report.ready, "{:?}", failed.report);
-    w.standin.faults().reset();
-    let out = w.sync(&other_app).await;
-    assert_ready(&out, "Updated");
-    assert_eq!(w.the_app(APP).definition["icon"], json!("server"));
+/// `app[0].definition` of a bundle, byte for byte as the file holds it.
+fn definition_text(bundle: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Bundle<'a> {
+        #[serde(borrow)]
+        app: Vec<Entry<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow)]
+        definition: &'a serde_json::value::RawValue,
+    }
+    let b: Bundle = serde_json::from_slice(bundle).expect("a bundle");
+    assert_eq!(b.app.len(), 1);
+    b.app[0].definition.get().to_owned()
 }
+
+#[test]
+fn number_tokens_skip_strings() {
+    assert_eq!(
+        number_tokens(r#"{"a":"1 \" 2","b":[-1.5e3,0,90.69767441860465]}"#),
+        ["-1.5e3", "0", "90.69767441860465"]
+    );
+}
+
+// Item 8 of issue 13: every fixture bundle goes from git through the engine and the client to
+// ToolJet unchanged: the definition arrives byte for byte, and what the server keeps carries every
+// number of the bundle with all its digits.
+flavoured!(
+    every_fixture_reaches_tooljet_exactly_as_git_holds_it,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tooljet-apps");
+        let mut fixtures: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+            .expect("fixture directory")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .map(|p| {
+                let stem = p.file_stem().expect("stem").to_string_lossy().into_owned();
+                (stem, std::fs::read(&p).expect("fixture"))
+            })
+            .collect();
+        fixtures.sort();
+        assert!(fixtures.len() >= 3, "fixtures found: {}", fixtures.len());
+        for (stem, bytes) in &fixtures {
+            w.repo
+                .write(&format!("bundles/{stem}.json"), bytes.as_slice());
+        }
+        w.repo.commit("every fixture as a plain bundle");
+        w.repo.publish();
+
+        for (stem, bytes) in &fixtures {
+            w.key = ImportKey::new("team-a", stem);
+            w.state = AppImportStatus::default();
+            let name = format!("Fidelity {stem}")
+                .chars()
+                .take(50)
+                .collect::<String>();
+            let spec = w.spec(json!({
+                "appName": name,
+                "source": {"app": null, "path": format!("bundles/{stem}.json")},
+            }));
+            let out = w.sync(&spec).await;
+            assert_ready(&out, "Imported");
+            let app = w.the_app(&name);
+
+            let sent = definition_text(bytes);
+            assert!(
+                app.received_definition == sent,
+                "{stem}: the definition ToolJet received differs from git's ({} vs {} bytes)",
+                app.received_definition.len(),
+                sent.len()
+            );
+
+            let mut want = number_tokens(&sent);
+            let stored = serde_json::to_string(&app.definition).expect("json");
+            let mut got = number_tokens(&stored);
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{stem}: numbers kept by the server");
+        }
+    }
+);
+
+// An unknown or unsupported ToolJet is a clear refusal, before anything is written.
+flavoured!(
+    an_unsupported_server_is_refused_before_any_write,
+    flavour,
+    {
+        let version = match flavour {
+            Flavour::V2_27 => "2.20.0",
+            Flavour::V3 => "4.0.1",
+        };
+        let mut w = World::claiming(flavour, Some(version)).await;
+        let out = w.sync(&w.spec(json!({}))).await;
+        assert_refused(&out, "ToolJetVersionUnsupported");
+        assert!(
+            out.report.message.contains(version),
+            "{}",
+            out.report.message
+        );
+        assert!(!out.report.retryable);
+        assert_eq!(w.standin.write_count(), 0);
+        assert!(w.standin.apps().is_empty());
+    }
+);

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tooljet_operator::tooljet::{
-    AppUpdate, Auth, ClientConfig, ConstantType, ToolJetClient, ToolJetError, TransientKind,
+    AppUpdate, Auth, ClientConfig, ConstantType, Family, ToolJetClient, ToolJetError, TransientKind,
 };
-use tooljet_standin::{MSG_NAME_TAKEN, StandIn};
+use tooljet_standin::{Flavour, MSG_NAME_TAKEN, StandIn};
 
 const EMAIL: &str = "ops@example.com";
 const PASSWORD: &str = "pw-Secret-7f3a91";
@@ -44,6 +44,35 @@ fn config(s: &StandIn, auth: Auth) -> ClientConfig {
     c
 }
 
+/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
+/// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
+macro_rules! flavoured {
+    ($name:ident, $flavour:ident, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            #[tokio::test]
+            async fn on_2_27() {
+                run(Flavour::V2_27).await
+            }
+            #[tokio::test]
+            async fn on_3_x() {
+                run(Flavour::V3).await
+            }
+            async fn run($flavour: Flavour) $body
+        }
+    };
+}
+
+/// A client as an operator would configure it for the stand-in's flavour: the admin API key on
+/// 3.x, a password on 2.27 (which has no admin API key).
+fn client_of(s: &StandIn) -> ToolJetClient {
+    match s.flavour() {
+        Flavour::V2_27 => password_client(s),
+        Flavour::V3 => admin_client(s),
+    }
+}
+
 fn password_client(s: &StandIn) -> ToolJetClient {
     let mut c = config(
         s,
@@ -72,9 +101,8 @@ fn logins(s: &StandIn) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn password_mode_covers_every_endpoint() {
-    let s = standin().await;
+flavoured!(password_mode_covers_every_endpoint, flavour, {
+    let s = standin_of(flavour, None).await;
     let c = password_client(&s);
     assert_eq!(c.check().await.unwrap(), s.workspace_id());
 
@@ -154,12 +182,11 @@ async fn password_mode_covers_every_endpoint() {
         Err(ToolJetError::NotFound { .. })
     ));
     assert!(s.apps().is_empty());
-}
+});
 
-#[tokio::test]
-async fn all_fixture_bundles_import_with_fresh_ids() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(all_fixture_bundles_import_with_fresh_ids, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     assert_eq!(c.check().await.unwrap(), s.workspace_id());
     for name in FIXTURES {
         let bundle = fixture(name);
@@ -186,12 +213,11 @@ async fn all_fixture_bundles_import_with_fresh_ids() {
     }
     assert_eq!(s.apps().len(), 3);
     assert_eq!(s.write_count(), 3, "three imports; exports are not writes");
-}
+});
 
-#[tokio::test]
-async fn user_edits_move_updated_at() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(user_edits_move_updated_at, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     let imported = c
         .import_app(&fixture("base64-encoder-decoder"), "B64")
         .await
@@ -205,11 +231,10 @@ async fn user_edits_move_updated_at() {
         after.editing_version.unwrap().updated_at.unwrap(),
     );
     assert!(a > b, "{a} > {b}");
-}
+});
 
-#[tokio::test]
-async fn expired_session_logs_in_again_once() {
-    let s = standin().await;
+flavoured!(expired_session_logs_in_again_once, flavour, {
+    let s = standin_of(flavour, None).await;
     let c = password_client(&s);
     c.check().await.unwrap();
     assert_eq!(logins(&s), 1);
@@ -223,11 +248,10 @@ async fn expired_session_logs_in_again_once() {
     assert!(matches!(err, ToolJetError::Unauthorized { .. }), "{err}");
     assert!(!err.is_retryable());
     assert_eq!(logins(&s), 3);
-}
+});
 
-#[tokio::test]
-async fn wrong_password_is_unauthorized() {
-    let s = standin().await;
+flavoured!(wrong_password_is_unauthorized, flavour, {
+    let s = standin_of(flavour, None).await;
     let mut cfg = config(
         &s,
         Auth::Password {
@@ -238,7 +262,7 @@ async fn wrong_password_is_unauthorized() {
     cfg.workspace_id = None;
     let err = ToolJetClient::new(cfg).unwrap().check().await.unwrap_err();
     assert!(matches!(err, ToolJetError::Unauthorized { .. }), "{err}");
-}
+});
 
 #[tokio::test]
 async fn bad_admin_key_and_foreign_workspace() {
@@ -257,10 +281,9 @@ async fn bad_admin_key_and_foreign_workspace() {
     ));
 }
 
-#[tokio::test]
-async fn taken_names_and_slugs() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(taken_names_and_slugs, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     let bundle = fixture("base64-encoder-decoder");
     let first = c.import_app(&bundle, "Same").await.unwrap();
     let writes = s.write_count();
@@ -306,13 +329,19 @@ async fn taken_names_and_slugs() {
         "{err}"
     );
 
+    // 3.x limits import names to 50 characters; 2.27 imports any length (D8).
     let long = "x".repeat(51);
-    let err = c.import_app(&bundle, &long).await.unwrap_err();
-    assert!(
-        matches!(err, ToolJetError::Rejected { status: 400, .. }),
-        "{err}"
-    );
-}
+    match flavour {
+        Flavour::V3 => {
+            let err = c.import_app(&bundle, &long).await.unwrap_err();
+            assert!(
+                matches!(err, ToolJetError::Rejected { status: 400, .. }),
+                "{err}"
+            );
+        }
+        Flavour::V2_27 => assert_eq!(c.import_app(&bundle, &long).await.unwrap().name, long),
+    }
+});
 
 #[tokio::test]
 async fn bundle_newer_than_server_is_refused() {
@@ -378,10 +407,9 @@ async fn external_token_mode() {
     }
 }
 
-#[tokio::test]
-async fn server_errors_and_plan_limit() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(server_errors_and_plan_limit, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     s.faults()
         .fail_route("POST", "/api/v2/resources/import", 503);
     let err = c
@@ -423,12 +451,11 @@ async fn server_errors_and_plan_limit() {
         ),
         "{err}"
     );
-}
+});
 
-#[tokio::test]
-async fn not_found_everywhere() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(not_found_everywhere, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     let id = "00000000-0000-4000-8000-000000000404";
     for err in [
         c.get_app(id).await.unwrap_err(),
@@ -438,18 +465,17 @@ async fn not_found_everywhere() {
     ] {
         assert!(matches!(err, ToolJetError::NotFound { .. }), "{err}");
     }
-}
+});
 
-#[tokio::test]
-async fn unexpected_answers_are_invalid_responses() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(unexpected_answers_are_invalid_responses, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     // A 200 whose body is not an app.
     s.faults().fail_route("GET", "/api/apps/*", 200);
     let err = c.get_app("any").await.unwrap_err();
     assert!(matches!(err, ToolJetError::InvalidResponse { .. }), "{err}");
     assert!(!err.is_retryable());
-}
+});
 
 #[tokio::test]
 async fn timeout_is_transient() {
@@ -518,10 +544,9 @@ async fn dropped_down_and_refused_connections_are_transient() {
     }
 }
 
-#[tokio::test]
-async fn exact_name_match_walks_all_pages() {
-    let s = standin().await;
-    let c = admin_client(&s);
+flavoured!(exact_name_match_walks_all_pages, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
     let bundle = fixture("base64-encoder-decoder");
     let mut names = vec!["Sales".to_string(), "sales".to_string()];
     names.extend((1..=18).map(|i| format!("Sales {i}")));
@@ -546,7 +571,7 @@ async fn exact_name_match_walks_all_pages() {
     assert_eq!(c.list_apps_matching("sales").await.unwrap().len(), 21);
     assert_eq!(c.find_apps_by_name("Sales 17").await.unwrap().len(), 1);
     assert!(c.find_apps_by_name("Sales 99").await.unwrap().is_empty());
-}
+});
 
 #[tokio::test]
 async fn tls_with_custom_ca_and_insecure_switch() {
@@ -603,4 +628,230 @@ async fn configuration_errors() {
     let c = admin_client(&s);
     let err = c.import_app(&json!({"app": []}), "X").await.unwrap_err();
     assert!(matches!(err, ToolJetError::Config(_)), "{err}");
+}
+
+async fn standin_of(flavour: Flavour, version: Option<&str>) -> StandIn {
+    let mut b = StandIn::builder()
+        .flavour(flavour)
+        .credentials(EMAIL, PASSWORD)
+        .admin_api_key(ADMIN_KEY);
+    if let Some(v) = version {
+        b = b.server_version(v);
+    }
+    b.start().await.unwrap()
+}
+
+fn requests(s: &StandIn, method: &str, path_prefix: &str) -> usize {
+    s.request_log()
+        .iter()
+        .filter(|r| r.method == method && r.path.starts_with(path_prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn release_uses_the_route_of_each_family_and_is_verified() {
+    for (flavour, family) in [(Flavour::V2_27, Family::V2), (Flavour::V3, Family::V3)] {
+        let s = standin_of(flavour, None).await;
+        let c = password_client(&s);
+        c.check().await.unwrap();
+        let version = c.known_server_version().expect("check reads the version");
+        assert_eq!(version.raw, s.server_version());
+        assert_eq!(c.family().await.unwrap(), family);
+
+        let imported = c
+            .import_app(&fixture("base64-encoder-decoder"), "B64")
+            .await
+            .unwrap();
+        let editing = c
+            .get_app(&imported.id)
+            .await
+            .unwrap()
+            .editing_version
+            .unwrap();
+        s.clear_request_log();
+        let released = c.release_app(&imported.id, &editing.id).await.unwrap();
+        assert_eq!(
+            released.current_version_id.as_deref(),
+            Some(editing.id.as_str())
+        );
+        let app = s.apps().into_iter().find(|a| a.id == imported.id).unwrap();
+        assert_eq!(
+            app.current_version_id.as_deref(),
+            Some(editing.id.as_str()),
+            "{flavour}"
+        );
+        let release_route = format!("/api/apps/{}/release", imported.id);
+        let (via_release, via_put) = (
+            requests(&s, "PUT", &release_route),
+            s.request_log()
+                .iter()
+                .filter(|r| r.method == "PUT" && r.path == format!("/api/apps/{}", imported.id))
+                .count(),
+        );
+        match family {
+            Family::V3 => assert_eq!((via_release, via_put), (1, 0), "{flavour}"),
+            Family::V2 => assert_eq!((via_release, via_put), (0, 1), "{flavour}"),
+        }
+        assert_eq!(
+            requests(&s, "GET", "/api/metadata"),
+            0,
+            "the version is cached"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_version_is_read_once_and_again_after_a_new_login() {
+    let s = standin_of(Flavour::V2_27, None).await;
+    let c = password_client(&s);
+    c.check().await.unwrap();
+    c.find_apps_by_name("x").await.unwrap();
+    c.family().await.unwrap();
+    assert_eq!(requests(&s, "GET", "/api/metadata"), 1);
+    s.expire_sessions();
+    c.environments().await.unwrap();
+    assert!(c.known_server_version().is_none(), "forgotten on re-login");
+    assert_eq!(c.family().await.unwrap(), Family::V2);
+    assert_eq!(requests(&s, "GET", "/api/metadata"), 2);
+}
+
+#[tokio::test]
+async fn unknown_and_unsupported_versions_are_refused_clearly() {
+    for version in ["2.26.3", "1.9.0", "4.0.0", "nightly"] {
+        let s = standin_of(Flavour::V3, Some(version)).await;
+        let c = password_client(&s);
+        let err = c.check().await.unwrap_err();
+        assert!(
+            matches!(&err, ToolJetError::UnsupportedServerVersion { .. }),
+            "{version}: {err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains(version), "{text}");
+        assert!(text.contains("2.27") && text.contains("3.x"), "{text}");
+        assert!(!err.is_retryable());
+        let err = c
+            .release_app("00000000-0000-4000-8000-000000000001", "v")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ToolJetError::UnsupportedServerVersion { .. }),
+            "{err}"
+        );
+        assert_eq!(s.write_count(), 0, "{version}: nothing written");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_route_is_not_a_deleted_app() {
+    // A 2.27 server claiming 3.x: the client takes the 3.x release route, which 2.27 lacks.
+    let s = standin_of(Flavour::V2_27, Some("3.0.15")).await;
+    let c = password_client(&s);
+    let imported = c
+        .import_app(&fixture("base64-encoder-decoder"), "B64")
+        .await
+        .unwrap();
+    let editing = c
+        .get_app(&imported.id)
+        .await
+        .unwrap()
+        .editing_version
+        .unwrap();
+    let err = c.release_app(&imported.id, &editing.id).await.unwrap_err();
+    assert!(matches!(err, ToolJetError::RouteMissing { .. }), "{err}");
+    let text = err.to_string();
+    assert!(!text.contains("deleted"), "{text}");
+    assert!(
+        text.contains("no such route") && text.contains("serverVersion"),
+        "{text}"
+    );
+    // A genuinely missing app is still NotFound.
+    let err = c
+        .get_app("00000000-0000-4000-8000-000000000404")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolJetError::NotFound { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_release_that_changes_nothing_is_an_error() {
+    // A 3.x server claiming 2.x: the client releases with PUT /apps/:id, which 3.x ignores.
+    let s = standin_of(Flavour::V3, Some("2.40.0")).await;
+    let c = password_client(&s);
+    let imported = c
+        .import_app(&fixture("base64-encoder-decoder"), "B64")
+        .await
+        .unwrap();
+    let editing = c
+        .get_app(&imported.id)
+        .await
+        .unwrap()
+        .editing_version
+        .unwrap();
+    let err = c.release_app(&imported.id, &editing.id).await.unwrap_err();
+    match &err {
+        ToolJetError::ReleaseNotApplied {
+            version_id, found, ..
+        } => {
+            assert_eq!(version_id, &editing.id);
+            assert_eq!(found, "none");
+        }
+        other => panic!("expected ReleaseNotApplied, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn version_2_27_specifics_reach_the_caller_clearly() {
+    let s = standin_of(Flavour::V2_27, None).await;
+    // No admin API key on 2.x: the 401 says what to do.
+    let err = admin_client(&s).environments().await.unwrap_err();
+    assert!(matches!(err, ToolJetError::Unauthorized { .. }), "{err}");
+    assert!(err.to_string().contains("use password auth"), "{err}");
+    // Export of an unknown app is a 500 on 2.27: the client tells it is not found.
+    let c = password_client(&s);
+    let err = c
+        .export_app("00000000-0000-4000-8000-000000000404", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolJetError::NotFound { .. }), "{err}");
+    // 409 and the 2.27 messages on rename; validation errors carry a list.
+    let bundle = fixture("base64-encoder-decoder");
+    let a = c.import_app(&bundle, "A").await.unwrap();
+    let b = c.import_app(&bundle, "B").await.unwrap();
+    let err = c.import_app(&bundle, "A").await.unwrap_err();
+    assert!(
+        matches!(err, ToolJetError::NameTaken { .. }),
+        "409 on import: {err}"
+    );
+    let rename = |name: &str| AppUpdate {
+        name: Some(name.into()),
+        slug: None,
+    };
+    let err = c.update_app(&b.id, &rename("A")).await.unwrap_err();
+    assert!(matches!(err, ToolJetError::NameTaken { .. }), "{err}");
+    let slug = c.get_app(&a.id).await.unwrap().slug;
+    let err = c
+        .update_app(
+            &b.id,
+            &AppUpdate {
+                name: None,
+                slug: Some(slug),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ToolJetError::SlugTaken { .. }), "{err}");
+    let err = c
+        .update_app(&b.id, &rename(&"L".repeat(51)))
+        .await
+        .unwrap_err();
+    match &err {
+        ToolJetError::Rejected {
+            status: 400,
+            detail,
+            ..
+        } => {
+            assert_eq!(detail, "Maximum length has been reached.")
+        }
+        other => panic!("expected a 400, got {other}"),
+    }
 }

@@ -2,7 +2,7 @@
 
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
-use tooljet_standin::{MSG_NAME_TAKEN, MSG_TOO_NEW, StandIn};
+use tooljet_standin::{Flavour, MSG_NAME_TAKEN, MSG_SLUG_TAKEN, MSG_TOO_NEW, StandIn};
 
 const KEY: &str = "dev-key";
 const TOKEN: &str = "ext-token";
@@ -60,10 +60,32 @@ fn import_body(s: &StandIn, name: &str) -> Value {
     })
 }
 
+/// ToolJet's error body: `{statusCode, timestamp, path, message}` and nothing else (D1).
 fn assert_nest(body: &Value, status: u16) {
     assert_eq!(body["statusCode"], status, "{body}");
-    assert!(body["message"].is_string(), "{body}");
-    assert!(body["error"].is_string(), "{body}");
+    assert!(
+        body["message"].is_string() || body["message"].is_array(),
+        "{body}"
+    );
+    assert!(body["timestamp"].is_string(), "{body}");
+    assert!(
+        body["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("/api/")),
+        "{body}"
+    );
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["message", "path", "statusCode", "timestamp"],
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -240,12 +262,13 @@ async fn import_rules() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    // 50 MB body limit, answered NestJS-style.
+    // 50 MB body limit: the body parser throws and ToolJet answers 500 (D15).
     let mut huge = import_body(&s, "D");
     huge["padding"] = json!("x".repeat(50 * 1024 * 1024 + 1));
     let (status, body) = admin(&s, &c, post, "/api/v2/resources/import", Some(huge)).await;
-    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_nest(&body, 413);
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_nest(&body, 500);
+    assert_eq!(body["message"], "request entity too large");
     assert_eq!(s.apps().len(), 1);
 }
 
@@ -325,4 +348,386 @@ async fn constants_rules_and_unknown_routes() {
     let (status, body) = admin(&s, &c, reqwest::Method::GET, "/api/nothing-here", None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_nest(&body, 404);
+    assert_eq!(body["message"], "Cannot GET /api/nothing-here");
+    assert_eq!(body["path"], "/api/nothing-here");
+}
+
+/// A password session on a stand-in of `flavour`: (stand-in, client, cookie).
+async fn session(flavour: Flavour) -> (StandIn, Client, String) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let s = StandIn::builder()
+        .flavour(flavour)
+        .credentials("a@example.com", "pw")
+        .admin_api_key(KEY)
+        .start()
+        .await
+        .unwrap();
+    let c = Client::new();
+    let resp = c
+        .post(url(&s, &format!("/api/authenticate/{}", s.workspace_id())))
+        .json(&json!({"email": "a@example.com", "password": "pw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    (s, c, cookie)
+}
+
+async fn call(
+    s: &StandIn,
+    c: &Client,
+    cookie: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = c
+        .request(method, url(s, path))
+        .header("cookie", cookie)
+        .header("tj-workspace-id", s.workspace_id());
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn metadata_tells_the_version_of_each_flavour() {
+    for (flavour, version) in [(Flavour::V2_27, "2.27.1"), (Flavour::V3, "3.5.11")] {
+        let (s, c, cookie) = session(flavour).await;
+        assert_eq!(s.server_version(), version);
+        let (status, body) =
+            call(&s, &c, &cookie, reqwest::Method::GET, "/api/metadata", None).await;
+        assert_eq!(status, StatusCode::OK, "{flavour}");
+        assert_eq!(body["installed_version"], version, "{flavour}");
+        assert_eq!(body["instance_id"].is_string(), flavour == Flavour::V3);
+        let anonymous = c.get(url(&s, "/api/metadata")).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    }
+    let s = StandIn::builder()
+        .flavour(Flavour::V2_27)
+        .server_version("2.50.0")
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(s.server_version(), "2.50.0");
+}
+
+/// Both flavours, as 2.27-vs-contract.md tags CONTRACT: 409 and 2.27's messages on rename,
+/// `PUT` answers an update result, a body without `{app: …}` changes nothing, validation
+/// errors carry a list, names are case-sensitive.
+#[tokio::test]
+async fn rename_answers_as_the_real_server_on_both_flavours() {
+    for flavour in Flavour::ALL {
+        let (s, c, cookie) = session(flavour).await;
+        let put = reqwest::Method::PUT;
+        let post = reqwest::Method::POST;
+        for name in ["Alpha", "alpha", "Beta"] {
+            let (status, _) = call(
+                &s,
+                &c,
+                &cookie,
+                post.clone(),
+                "/api/v2/resources/import",
+                Some(import_body(&s, name)),
+            )
+            .await;
+            assert_eq!(
+                status,
+                StatusCode::CREATED,
+                "{flavour}: names are case-sensitive"
+            );
+        }
+        let apps = s.apps();
+        let (alpha, beta) = (&apps[0], &apps[2]);
+        let path = format!("/api/apps/{}", beta.id);
+
+        let (status, body) = call(
+            &s,
+            &c,
+            &cookie,
+            put.clone(),
+            &path,
+            Some(json!({"app": {"name": "  Gamma  ", "slug": "gamma"}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{flavour}");
+        assert_eq!(
+            body,
+            json!({"generated_maps": [], "raw": [], "affected": 1}),
+            "{flavour}"
+        );
+        let beta_now = s.apps().into_iter().find(|a| a.id == beta.id).unwrap();
+        assert_eq!(
+            (beta_now.name.as_str(), beta_now.slug.as_str()),
+            ("Gamma", "gamma")
+        );
+
+        let (status, body) = call(
+            &s,
+            &c,
+            &cookie,
+            put.clone(),
+            &path,
+            Some(json!({"name": "Unwrapped"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{flavour}");
+        assert_eq!(body["affected"], 1);
+        assert_eq!(
+            s.apps()[2].name,
+            "Gamma",
+            "{flavour}: no wrapper, no change"
+        );
+
+        let (status, body) = call(
+            &s,
+            &c,
+            &cookie,
+            put.clone(),
+            &path,
+            Some(json!({"app": {"name": "Alpha"}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{flavour}");
+        assert_nest(&body, 409);
+        assert_eq!(body["message"], MSG_NAME_TAKEN);
+        assert_eq!(body["path"], path);
+
+        let (status, body) = call(
+            &s,
+            &c,
+            &cookie,
+            put.clone(),
+            &path,
+            Some(json!({"app": {"slug": alpha.slug}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{flavour}");
+        assert_eq!(body["message"], MSG_SLUG_TAKEN);
+        assert_eq!(MSG_SLUG_TAKEN, "This app slug is already taken.");
+
+        let (status, body) = call(
+            &s,
+            &c,
+            &cookie,
+            put,
+            &path,
+            Some(json!({"app": {"name": "L".repeat(51)}})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{flavour}");
+        assert_nest(&body, 400);
+        assert_eq!(body["message"], json!(["Maximum length has been reached."]));
+    }
+}
+
+/// What only 2.27.1 does (VERSION and UNSURE in 2.27-vs-contract.md), and that 3.x does not.
+#[tokio::test]
+async fn flavour_2_27_answers_as_recorded() {
+    let (s, c, cookie) = session(Flavour::V2_27).await;
+    let (get, post, put) = (
+        reqwest::Method::GET,
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+    );
+
+    // No admin API key (D16), even the configured one.
+    let (status, body) = admin(&s, &c, get.clone(), "/api/apps", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_nest(&body, 401);
+
+    // No version check (D5); no tableNameMapping (D4); names verbatim and unlimited (D7, D8).
+    let mut too_new = import_body(&s, "   Padded   ");
+    too_new["tooljet_version"] = json!("99.0.0");
+    let (status, body) = call(
+        &s,
+        &c,
+        &cookie,
+        post.clone(),
+        "/api/v2/resources/import",
+        Some(too_new),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["imports"]["app"][0]["name"], "   Padded   ");
+    assert!(body["imports"].get("tableNameMapping").is_none(), "{body}");
+    let long = "L".repeat(51);
+    let (status, _) = call(
+        &s,
+        &c,
+        &cookie,
+        post.clone(),
+        "/api/v2/resources/import",
+        Some(import_body(&s, &long)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // A taken name on import is the constraint's 409 (E10).
+    let (status, body) = call(
+        &s,
+        &c,
+        &cookie,
+        post.clone(),
+        "/api/v2/resources/import",
+        Some(import_body(&s, &long)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["message"], MSG_NAME_TAKEN);
+
+    // No release route (D9): release with PUT /apps/:id {app:{current_version_id}}.
+    let app = s.apps()[0].clone();
+    let release = format!("/api/apps/{}/release", app.id);
+    let (status, body) = call(
+        &s,
+        &c,
+        &cookie,
+        put.clone(),
+        &release,
+        Some(json!({"versionToBeReleased": app.editing_version_id})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], format!("Cannot PUT {release}"));
+    assert!(s.apps()[0].current_version_id.is_none());
+    let path = format!("/api/apps/{}", app.id);
+    let (status, body) = call(
+        &s,
+        &c,
+        &cookie,
+        put.clone(),
+        &path,
+        Some(json!({"app": {"current_version_id": app.editing_version_id}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["affected"], 1);
+    let (_, read) = call(&s, &c, &cookie, get.clone(), &path, None).await;
+    assert_eq!(read["current_version_id"], json!(app.editing_version_id));
+    assert!(read.get("type").is_none(), "2.27 apps have no type: {read}");
+
+    // `type` is ignored in listings (D10).
+    let (_, modules) = call(
+        &s,
+        &c,
+        &cookie,
+        get.clone(),
+        "/api/apps?page=1&type=module",
+        None,
+    )
+    .await;
+    assert_eq!(modules["apps"].as_array().unwrap().len(), 2);
+
+    // Export of an unknown app is a 500 (D14).
+    let unknown = json!({"organization_id": s.workspace_id(), "app": [{"id": "00000000-0000-4000-8000-000000000000"}]});
+    let (status, body) = call(
+        &s,
+        &c,
+        &cookie,
+        post.clone(),
+        "/api/v2/resources/export",
+        Some(unknown),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_nest(&body, 500);
+
+    // A foreign workspace in the body fails on the foreign key (D6).
+    let mut foreign = import_body(&s, "Foreign");
+    foreign["organization_id"] = json!("11111111-1111-4111-8111-111111111111");
+    let (status, _) = call(
+        &s,
+        &c,
+        &cookie,
+        post,
+        "/api/v2/resources/import",
+        Some(foreign),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // CE has no external API (E8).
+    let ext = format!("/api/ext/workspace/{}/apps", s.workspace_id());
+    let (status, body) = call(&s, &c, &cookie, get, &ext, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["message"], format!("Cannot GET {ext}"));
+    assert_eq!(s.apps().len(), 2);
+}
+
+/// The same requests on 3.x keep the contract (VERSION).
+#[tokio::test]
+async fn flavour_3_keeps_the_contract_where_2_27_differs() {
+    let (s, c, cookie) = session(Flavour::V3).await;
+    let (status, _) = admin(&s, &c, reqwest::Method::GET, "/api/apps", None).await;
+    assert_eq!(status, StatusCode::OK, "the admin API key works");
+    let mut too_new = import_body(&s, "New");
+    too_new["tooljet_version"] = json!("99.0.0");
+    let (status, body) = call(
+        &s,
+        &c,
+        &cookie,
+        reqwest::Method::POST,
+        "/api/v2/resources/import",
+        Some(too_new),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["message"], MSG_TOO_NEW);
+    let (status, _) = call(
+        &s,
+        &c,
+        &cookie,
+        reqwest::Method::POST,
+        "/api/v2/resources/import",
+        Some(import_body(&s, "A")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let app = s.apps()[0].clone();
+    let path = format!("/api/apps/{}", app.id);
+    let (status, _) = call(
+        &s,
+        &c,
+        &cookie,
+        reqwest::Method::PUT,
+        &path,
+        Some(json!({"app": {"current_version_id": app.editing_version_id}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        s.apps()[0].current_version_id.is_none(),
+        "3.x releases only through its release route"
+    );
+    let (status, _) = call(
+        &s,
+        &c,
+        &cookie,
+        reqwest::Method::PUT,
+        &format!("{path}/release"),
+        Some(json!({"versionToBeReleased": app.editing_version_id})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        s.apps()[0].current_version_id.as_deref(),
+        Some(app.editing_version_id.as_str())
+    );
+    let unknown = json!({"organization_id": s.workspace_id(), "app": [{"id": "00000000-0000-4000-8000-000000000000"}]});
+    let (status, _) = call(
+        &s,
+        &c,
+        &cookie,
+        reqwest::Method::POST,
+        "/api/v2/resources/export",
+        Some(unknown),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -26,6 +26,11 @@ use super::shared::{Environment, SecretKeyRef, SecretRef};
     ),
     printcolumn(name = "URL", type_ = "string", json_path = ".spec.url"),
     printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.serverVersion"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -167,6 +172,11 @@ pub struct ToolJetInstanceStatus {
     /// The workspace in use (from spec, or the login's default workspace).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace_id: Option<String>,
+    /// ToolJet's version (`installed_version` of `GET /api/metadata`), which decides the routes
+    /// used (2.x or 3.x). Not known with the external API token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub server_version: Option<String>,
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct Check {
     pub reason: String,
     pub message: String,
     pub workspace_id: Option<String>,
+    /// The server's version, when it was read.
+    pub server_version: Option<String>,
 }
 
 /// Reason and advice for a failed login or reachability check.
@@ -52,6 +54,7 @@ pub fn check_failure(e: &ToolJetError) -> (&'static str, String) {
         ToolJetError::Tls { .. } | ToolJetError::Config(_) => {
             ("InvalidSpec", format!("{e}; fix spec.url or spec.tls"))
         }
+        ToolJetError::UnsupportedServerVersion { .. } => ("UnsupportedVersion", e.to_string()),
         _ => (
             "Unreachable",
             format!("{e}; check spec.url and that ToolJet is running"),
@@ -65,6 +68,7 @@ async fn check(secret_cache: &Cache<Secret>, obj: &ToolJetInstance) -> Check {
         reason: reason.to_owned(),
         message,
         workspace_id: None,
+        server_version: None,
     };
     let ns = obj.namespace().unwrap_or_default();
     let secrets = match read_secrets(secret_cache, &ns, &instance_secret_names(&obj.spec)).await {
@@ -79,16 +83,22 @@ async fn check(secret_cache: &Cache<Secret>, obj: &ToolJetInstance) -> Check {
         Ok(c) => c,
         Err(e) => return fail("InvalidSpec", format!("{e}; fix the ToolJetInstance")),
     };
-    match tooljet.check().await {
+    let result = tooljet.check().await;
+    let server_version = tooljet.known_server_version().map(|v| v.to_string());
+    match result {
         Ok(workspace_id) => Check {
             ready: true,
             reason: "Connected".into(),
             message: format!("logged in to {} (workspace {workspace_id})", obj.spec.url),
             workspace_id: Some(workspace_id),
+            server_version,
         },
         Err(e) => {
             let (reason, message) = check_failure(&e);
-            fail(reason, message)
+            Check {
+                server_version,
+                ..fail(reason, message)
+            }
         }
     }
 }
@@ -110,6 +120,7 @@ pub fn status_for(obj: &ToolJetInstance, check: &Check, now: Timestamp) -> ToolJ
         )],
         // Keep the last known workspace while ToolJet is down: AppImports may still name it.
         workspace_id: check.workspace_id.clone().or(previous.workspace_id),
+        server_version: check.server_version.clone().or(previous.server_version),
     }
 }
 
@@ -177,6 +188,12 @@ mod tests {
             kind: TransientKind::ConnectionRefused,
         };
         assert_eq!(check_failure(&down).0, "Unreachable");
+        let old = ToolJetError::UnsupportedServerVersion {
+            version: "2.20.0".into(),
+            detail: "older than 2.27".into(),
+        };
+        assert_eq!(check_failure(&old).0, "UnsupportedVersion");
+        assert!(check_failure(&old).1.contains("2.20.0"));
     }
 
     #[test]
@@ -194,6 +211,7 @@ mod tests {
             reason: "Connected".into(),
             message: "ok".into(),
             workspace_id: Some("w1".into()),
+            server_version: Some("2.27.1".into()),
         };
         let s = status_for(&obj, &ok, t0);
         assert_eq!(s.observed_generation, Some(4));
@@ -204,12 +222,14 @@ mod tests {
             reason: "Unreachable".into(),
             message: "down".into(),
             workspace_id: None,
+            server_version: None,
         };
         let later = t0
             .checked_add(jiff::SignedDuration::from_secs(60))
             .expect("t");
         let s2 = status_for(&obj, &down, later);
         assert_eq!(s2.workspace_id.as_deref(), Some("w1"));
+        assert_eq!(s2.server_version.as_deref(), Some("2.27.1"));
         assert_eq!(s2.conditions[0].status, "False");
         assert_eq!(s2.conditions[0].last_transition_time.0, later);
     }

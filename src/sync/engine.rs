@@ -184,6 +184,13 @@ impl Run<'_, '_> {
         let latest = commit_status(&resolved.commit);
         self.state.latest_commit = Some(latest.clone());
 
+        // ToolJet: which family is it? (read once per client; a clear refusal when unknown).
+        match self.tj.family().await {
+            // The external API token cannot read the version; it cannot release either.
+            Ok(_) | Err(ToolJetError::Unsupported { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+
         self.recover().await?;
         let (owned, owned_vanished) = self.observe_owned().await?;
 
@@ -730,7 +737,7 @@ impl Run<'_, '_> {
             }
             return Ok(None);
         }
-        let imported = self.tj.import_app(&app.bundle, &temp).await?;
+        let imported = self.tj.import_bundle(&app.bundle_bytes, &temp).await?;
         let details = self.tj.get_app(&imported.id).await?;
         let pending = PendingApp {
             id: details.id.clone(),

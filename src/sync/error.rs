@@ -104,6 +104,9 @@ fn tooljet_reason(e: &ToolJetError) -> &'static str {
             "ToolJetAuthenticationFailed"
         }
         ToolJetError::NotFound { .. } => "ToolJetNotFound",
+        ToolJetError::RouteMissing { .. } => "ToolJetUnsupported",
+        ToolJetError::UnsupportedServerVersion { .. } => "ToolJetVersionUnsupported",
+        ToolJetError::ReleaseNotApplied { .. } => "ReleaseFailed",
         ToolJetError::PlanLimit { .. } => "PlanLimit",
         ToolJetError::Transient { .. } => "ToolJetUnavailable",
         ToolJetError::Rejected { .. } | ToolJetError::InvalidResponse { .. } => "ToolJetError",

@@ -7,13 +7,15 @@ use tracing::Instrument;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use url::Url;
 
 use super::config::{Auth, ClientConfig};
 use super::error::{ToolJetError, TransientKind};
 use super::model::{
-    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, Environment, ImportedApp,
+    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, Environment, Family, ImportedApp,
+    ServerVersion,
 };
 
 const SESSION_COOKIE: &str = "tj_auth_token";
@@ -41,6 +43,9 @@ pub struct ToolJetClient {
     workspace: std::sync::RwLock<Option<String>>,
     /// The session cookie's value (password mode).
     session: tokio::sync::Mutex<Option<String>>,
+    /// What `GET /api/metadata` said, read once; forgotten on a re-login or a lost connection
+    /// (the server may have been upgraded), so the next call reads it again.
+    version: std::sync::RwLock<Option<ServerVersion>>,
     observer: Option<std::sync::Arc<dyn RequestObserver>>,
 }
 
@@ -61,6 +66,10 @@ struct Call<'a> {
     path: String,
     query: Vec<(&'static str, String)>,
     body: Option<&'a Value>,
+    /// A body already serialised (an import carrying the bundle's bytes as git holds them).
+    raw_body: Option<Vec<u8>>,
+    /// The `tooljet_version` of an imported bundle, for the "newer than the server" error.
+    bundle_version: Option<String>,
 }
 
 impl<'a> Call<'a> {
@@ -71,6 +80,8 @@ impl<'a> Call<'a> {
             path: path.into(),
             query: Vec::new(),
             body: None,
+            raw_body: None,
+            bundle_version: None,
         }
     }
     fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
@@ -79,6 +90,11 @@ impl<'a> Call<'a> {
     }
     fn body(mut self, body: &'a Value) -> Self {
         self.body = Some(body);
+        self
+    }
+    fn raw_body(mut self, body: Vec<u8>, bundle_version: Option<String>) -> Self {
+        self.raw_body = Some(body);
+        self.bundle_version = bundle_version;
         self
     }
 }
@@ -157,6 +173,7 @@ impl ToolJetClient {
             auth: config.auth,
             workspace: std::sync::RwLock::new(workspace),
             session: tokio::sync::Mutex::new(None),
+            version: std::sync::RwLock::new(None),
             observer: None,
         })
     }
@@ -324,6 +341,8 @@ impl ToolJetClient {
             }
             Err(e) => {
                 let err = transport_error(call.route, &e);
+                // Reconnecting may reach another (upgraded) server: read its version again.
+                self.forget_version();
                 tracing::debug!(
                     method = %call.method,
                     route = call.route,
@@ -339,11 +358,12 @@ impl ToolJetClient {
     /// Sends a call with authentication, logging in again once on a 401 in
     /// password mode, and maps failures to [`ToolJetError`].
     async fn execute(&self, call: Call<'_>) -> Result<Vec<u8>, ToolJetError> {
-        let body = match call.body {
-            Some(v) => Some(serde_json::to_vec(v).map_err(|e| {
+        let body = match (&call.raw_body, call.body) {
+            (Some(raw), _) => Some(raw.clone()),
+            (None, Some(v)) => Some(serde_json::to_vec(v).map_err(|e| {
                 ToolJetError::Config(format!("the request body cannot be serialised: {e}"))
             })?),
-            None => None,
+            (None, None) => None,
         };
         let password_mode = matches!(self.auth, Auth::Password { .. });
         let mut token = if password_mode {
@@ -365,7 +385,12 @@ impl ToolJetClient {
                 token = Some(self.session_token(token.as_deref()).await?);
                 continue;
             }
-            return Err(self.status_error(call.route, status, &bytes, call.body));
+            return Err(self.status_error(
+                call.route,
+                status,
+                &bytes,
+                call.bundle_version.as_deref(),
+            ));
         }
     }
 
@@ -386,6 +411,10 @@ impl ToolJetClient {
             (Some(current), Some(stale)) if current != stale => return Ok(current.clone()),
             (Some(current), None) => return Ok(current.clone()),
             _ => {}
+        }
+        if stale.is_some() {
+            // A refused session may mean a restarted (upgraded) server.
+            self.forget_version();
         }
         let token = self.login_request().await?;
         *session = Some(token.clone());
@@ -448,7 +477,7 @@ impl ToolJetClient {
         route: &'static str,
         status: StatusCode,
         body: &[u8],
-        request: Option<&Value>,
+        bundle_version: Option<&str>,
     ) -> ToolJetError {
         let message = nest_message(body);
         let detail = self.scrub(&message);
@@ -462,26 +491,28 @@ impl ToolJetClient {
                 ToolJetError::SlugTaken { route }
             }
             400 if lower.contains("later versions of tooljet") => {
-                let bundle_version = request
-                    .and_then(|r| r.get("tooljet_version"))
-                    .and_then(Value::as_str)
-                    .unwrap_or("(unknown)")
-                    .to_string();
+                let bundle_version = bundle_version.unwrap_or("(unknown)");
                 ToolJetError::BundleNewerThanServer {
                     route,
-                    bundle_version: self.scrub(&bundle_version),
+                    bundle_version: self.scrub(bundle_version),
                 }
             }
             401 => ToolJetError::Unauthorized {
                 route,
                 mode: self.auth.mode(),
-                detail,
+                detail: match self.auth {
+                    Auth::AdminApiKey(_) => format!(
+                        "{detail}; ToolJet 2.x has no admin API key: use password auth with it"
+                    ),
+                    _ => detail,
+                },
             },
             403 => ToolJetError::Forbidden {
                 route,
                 mode: self.auth.mode(),
                 detail,
             },
+            404 if is_route_missing(&message) => ToolJetError::RouteMissing { route, detail },
             404 => ToolJetError::NotFound { route, detail },
             451 => ToolJetError::PlanLimit { route, detail },
             408 | 429 | 500..=599 => ToolJetError::Transient {
@@ -503,23 +534,88 @@ impl ToolJetClient {
 
     // ---- endpoints -------------------------------------------------------------------
 
-    /// Checks that ToolJet answers and accepts the credentials; returns the workspace id.
+    /// Checks that ToolJet answers and accepts the credentials, and (except with the external
+    /// API token, which cannot read it) that the server's version is supported; returns the
+    /// workspace id. The version is then known: [`ToolJetClient::known_server_version`].
     pub async fn check(&self) -> Result<String, ToolJetError> {
-        match &self.auth {
+        let workspace = match &self.auth {
             Auth::Password { .. } => {
                 let token = self.login_request().await?;
                 *self.session.lock().await = Some(token);
-                self.workspace("POST /api/authenticate")
+                self.workspace("POST /api/authenticate")?
             }
             Auth::AdminApiKey(_) => {
                 self.environments().await?;
-                self.workspace("GET /api/app-environments")
+                self.workspace("GET /api/app-environments")?
             }
             Auth::ExternalToken(_) => {
                 self.ext_list().await?;
-                self.workspace("GET /api/ext/workspace/:workspaceId/apps")
+                return self.workspace("GET /api/ext/workspace/:workspaceId/apps");
             }
+        };
+        self.family().await?;
+        Ok(workspace)
+    }
+
+    /// The server's version from `GET /api/metadata`, read once per client (again after a
+    /// re-login or a lost connection). Not offered to the external API token.
+    pub async fn server_version(&self) -> Result<ServerVersion, ToolJetError> {
+        if let Some(v) = self.known_server_version() {
+            return Ok(v);
         }
+        if self.ext_only() {
+            return Err(self.unsupported("reading the server version"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Metadata {
+            installed_version: Option<String>,
+        }
+        let route = "GET /api/metadata";
+        let call = Call::new(Method::GET, route, "/api/metadata");
+        let answer: Metadata = self.execute_json(call).await?;
+        let raw = answer
+            .installed_version
+            .ok_or_else(|| ToolJetError::InvalidResponse {
+                route,
+                detail: "the answer has no installed_version".into(),
+            })?;
+        // The text ends up in messages and status: never let it carry the secret.
+        let raw = self.scrub(&raw);
+        let version =
+            ServerVersion::parse(&raw).ok_or_else(|| ToolJetError::UnsupportedServerVersion {
+                version: format!("{raw:?}"),
+                detail: "GET /api/metadata answers a version that cannot be read as x.y.z".into(),
+            })?;
+        tracing::debug!(version = %version, "ToolJet server version");
+        *self.version.write().unwrap_or_else(|p| p.into_inner()) = Some(version.clone());
+        Ok(version)
+    }
+
+    /// The server version if this client has read it (no request).
+    pub fn known_server_version(&self) -> Option<ServerVersion> {
+        self.version
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn forget_version(&self) {
+        *self.version.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The route family of the server; an error for versions the client does not know.
+    pub async fn family(&self) -> Result<Family, ToolJetError> {
+        let version = self.server_version().await?;
+        version
+            .family()
+            .ok_or_else(|| ToolJetError::UnsupportedServerVersion {
+                version: version.raw.clone(),
+                detail: if version.major <= 2 {
+                    "older than 2.27, whose routes were checked".into()
+                } else {
+                    "a major version newer than 3, whose routes are unknown".into()
+                },
+            })
     }
 
     /// Logs in (password mode) or checks the credentials; same as [`ToolJetClient::check`].
@@ -631,11 +727,24 @@ impl ToolJetClient {
         self.execute_json(call).await
     }
 
-    /// Imports a full export bundle (as read from git) under `app_name`.
-    /// The bundle's `tooljet_version` and `tooljet_database` are passed through.
+    /// Imports a full export bundle under `app_name`; see [`ToolJetClient::import_bundle`].
     pub async fn import_app(
         &self,
         bundle: &Value,
+        app_name: &str,
+    ) -> Result<ImportedApp, ToolJetError> {
+        let bytes = serde_json::to_vec(bundle)
+            .map_err(|e| ToolJetError::Config(format!("the bundle cannot be serialised: {e}")))?;
+        self.import_bundle(&bytes, app_name).await
+    }
+
+    /// Imports an export bundle, as the bytes git holds, under `app_name`. The bundle's
+    /// `app[0].definition`, `tooljet_version` and `tooljet_database` are sent byte for byte as
+    /// they are in `bundle` (numbers, escapes and key order untouched): what git holds is what
+    /// ToolJet gets.
+    pub async fn import_bundle(
+        &self,
+        bundle: &[u8],
         app_name: &str,
     ) -> Result<ImportedApp, ToolJetError> {
         let route = if self.ext_only() {
@@ -643,36 +752,28 @@ impl ToolJetClient {
         } else {
             "POST /api/v2/resources/import"
         };
-        let definition = bundle
-            .get("app")
-            .and_then(Value::as_array)
-            .and_then(|apps| match apps.as_slice() {
-                [one] => one.get("definition"),
-                _ => None,
-            })
-            .ok_or_else(|| {
-                ToolJetError::Config(
-                    "the bundle must hold exactly one app with a definition (app[0].definition)"
-                        .into(),
-                )
-            })?;
+        let parts = RawBundle::parse(bundle)?;
         let name = app_name.trim();
         if name.is_empty() {
             return Err(ToolJetError::Config("the app name is empty".into()));
         }
+        let bundle_version = parts.version_text();
         let ws = self.workspace_opt();
         if self.ext_only() {
             let ws = self.workspace(route)?;
-            let mut body = json!({"app": [{"definition": definition}], "appName": name});
-            if let Some(v) = bundle.get("tooljet_version") {
-                body["tooljet_version"] = v.clone();
-            }
+            let body = encode(&ExtImportBody {
+                app: [ExtImportEntry {
+                    definition: parts.definition,
+                }],
+                app_name: name,
+                tooljet_version: parts.tooljet_version,
+            })?;
             let call = Call::new(
                 Method::POST,
                 route,
                 format!("/api/ext/import/workspace/{}/apps", seg(&ws)),
             )
-            .body(&body);
+            .raw_body(body, bundle_version);
             self.execute(call).await?;
             // The external API answers without an id: find the app by name.
             let mut found = self.find_apps_by_name(name).await?;
@@ -695,16 +796,17 @@ impl ToolJetClient {
             Some(ws) => ws,
             None => self.check().await?,
         };
-        let mut body = json!({
-            "organization_id": ws,
-            "app": [{"definition": definition, "appName": name}],
-        });
-        for key in ["tooljet_version", "tooljet_database"] {
-            if let Some(v) = bundle.get(key) {
-                body[key] = v.clone();
-            }
-        }
-        let call = Call::new(Method::POST, route, "/api/v2/resources/import").body(&body);
+        let body = encode(&ImportBody {
+            organization_id: &ws,
+            tooljet_version: parts.tooljet_version,
+            app: [ImportEntry {
+                definition: parts.definition,
+                app_name: name,
+            }],
+            tooljet_database: parts.tooljet_database,
+        })?;
+        let call = Call::new(Method::POST, route, "/api/v2/resources/import")
+            .raw_body(body, bundle_version);
         let answer: Value = self.execute_json(call).await?;
         let app = answer.pointer("/imports/app/0").cloned().ok_or_else(|| {
             ToolJetError::InvalidResponse {
@@ -738,7 +840,22 @@ impl ToolJetClient {
         }
         let body = json!({"organization_id": ws, "app": [app]});
         let call = Call::new(Method::POST, route, "/api/v2/resources/export").body(&body);
-        let answer: Value = self.execute_json(call).await?;
+        let answer: Value = match self.execute_json(call).await {
+            Ok(answer) => answer,
+            // ToolJet 2.x answers 500 for an app that does not exist: tell that apart.
+            Err(
+                e @ ToolJetError::Transient {
+                    kind: TransientKind::Status(500),
+                    ..
+                },
+            ) => {
+                return match self.get_app(id).await {
+                    Err(not_found @ ToolJetError::NotFound { .. }) => Err(not_found),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         if answer.pointer("/app/0/definition").is_none() {
             return Err(ToolJetError::InvalidResponse {
                 route,
@@ -775,19 +892,51 @@ impl ToolJetClient {
         self.execute(call).await.map(drop)
     }
 
-    /// Makes `version_id` the version end users see.
-    pub async fn release_app(&self, id: &str, version_id: &str) -> Result<(), ToolJetError> {
+    /// Makes `version_id` the version end users see, with the route of the server's family
+    /// (3.x: `PUT /apps/:id/release`; 2.x: `PUT /apps/:id {app:{current_version_id}}`), then
+    /// reads the app back: the release only counts when `current_version_id` is `version_id`
+    /// ([`ToolJetError::ReleaseNotApplied`] otherwise). Returns the app as read back.
+    pub async fn release_app(
+        &self,
+        id: &str,
+        version_id: &str,
+    ) -> Result<AppDetails, ToolJetError> {
         if self.ext_only() {
             return Err(self.unsupported("releasing an app"));
         }
-        let body = json!({ "versionToBeReleased": version_id });
-        let call = Call::new(
-            Method::PUT,
-            "PUT /api/apps/:id/release",
-            format!("/api/apps/{}/release", seg(id)),
-        )
-        .body(&body);
-        self.execute(call).await.map(drop)
+        let call = match self.family().await? {
+            Family::V3 => {
+                let body = json!({ "versionToBeReleased": version_id });
+                Call::new(
+                    Method::PUT,
+                    "PUT /api/apps/:id/release",
+                    format!("/api/apps/{}/release", seg(id)),
+                )
+                .raw_body(encode(&body)?, None)
+            }
+            Family::V2 => {
+                let body = json!({ "app": { "current_version_id": version_id } });
+                Call::new(
+                    Method::PUT,
+                    "PUT /api/apps/:id",
+                    format!("/api/apps/{}", seg(id)),
+                )
+                .raw_body(encode(&body)?, None)
+            }
+        };
+        self.execute(call).await?;
+        let app = self.get_app(id).await?;
+        if app.current_version_id.as_deref() != Some(version_id) {
+            return Err(ToolJetError::ReleaseNotApplied {
+                app_id: id.to_string(),
+                version_id: version_id.to_string(),
+                found: app
+                    .current_version_id
+                    .clone()
+                    .unwrap_or_else(|| "none".into()),
+            });
+        }
+        Ok(app)
     }
 
     pub async fn environments(&self) -> Result<Vec<Environment>, ToolJetError> {
@@ -888,11 +1037,113 @@ impl ToolJetClient {
     }
 }
 
+/// The parts of an export bundle an import sends, borrowed verbatim from the bundle's bytes.
+#[derive(serde::Deserialize)]
+struct RawBundle<'a> {
+    #[serde(borrow)]
+    app: Vec<RawBundleApp<'a>>,
+    #[serde(borrow, default)]
+    tooljet_version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    tooljet_database: Option<&'a RawValue>,
+}
+
+#[derive(serde::Deserialize)]
+struct RawBundleApp<'a> {
+    #[serde(borrow, default)]
+    definition: Option<&'a RawValue>,
+}
+
+/// The parts of a bundle to import: exactly one app's definition, and the optional rest.
+struct BundleParts<'a> {
+    definition: &'a RawValue,
+    tooljet_version: Option<&'a RawValue>,
+    tooljet_database: Option<&'a RawValue>,
+}
+
+impl<'a> RawBundle<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<BundleParts<'a>, ToolJetError> {
+        let shape = || {
+            ToolJetError::Config(
+                "the bundle must hold exactly one app with a definition (app[0].definition)".into(),
+            )
+        };
+        let bundle: RawBundle<'a> = serde_json::from_slice(bytes).map_err(|_| shape())?;
+        let definition = match bundle.app.as_slice() {
+            [one] => one.definition.ok_or_else(shape)?,
+            _ => return Err(shape()),
+        };
+        Ok(BundleParts {
+            definition,
+            tooljet_version: bundle.tooljet_version,
+            tooljet_database: bundle.tooljet_database,
+        })
+    }
+}
+
+impl BundleParts<'_> {
+    /// `tooljet_version` as text, when it is a string.
+    fn version_text(&self) -> Option<String> {
+        self.tooljet_version
+            .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+    }
+}
+
+#[derive(serde::Serialize)]
+struct ImportBody<'a> {
+    organization_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tooljet_version: Option<&'a RawValue>,
+    app: [ImportEntry<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tooljet_database: Option<&'a RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct ImportEntry<'a> {
+    definition: &'a RawValue,
+    #[serde(rename = "appName")]
+    app_name: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct ExtImportBody<'a> {
+    app: [ExtImportEntry<'a>; 1],
+    #[serde(rename = "appName")]
+    app_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tooljet_version: Option<&'a RawValue>,
+}
+
+#[derive(serde::Serialize)]
+struct ExtImportEntry<'a> {
+    definition: &'a RawValue,
+}
+
+fn encode<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, ToolJetError> {
+    serde_json::to_vec(body)
+        .map_err(|e| ToolJetError::Config(format!("the import body cannot be serialised: {e}")))
+}
+
 /// Percent-encodes a path segment, so an id cannot change the route.
 fn seg(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+/// Whether a 404's message is NestJS's "no such route" (`Cannot PUT /api/apps/…/release`),
+/// as opposed to a missing app or version.
+fn is_route_missing(message: &str) -> bool {
+    let mut words = message.split_whitespace();
+    words.next() == Some("Cannot")
+        && words.next().is_some_and(|m| {
+            matches!(
+                m,
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+            )
+        })
+        && words.next().is_some_and(|p| p.starts_with('/'))
 }
 
 /// The `message` of a NestJS error body (a string or a list), else the raw text.
@@ -951,4 +1202,36 @@ fn transport_error(route: &'static str, e: &reqwest::Error) -> ToolJetError {
         TransientKind::ConnectionClosed
     };
     ToolJetError::Transient { route, kind }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_missing_is_told_apart_from_a_missing_app() {
+        assert!(is_route_missing("Cannot PUT /api/apps/e95c8799/release"));
+        assert!(is_route_missing("Cannot GET /api/ext/workspace/w/apps"));
+        assert!(!is_route_missing("App not found. Invalid app id"));
+        assert!(!is_route_missing("Cannot find the app"));
+        assert!(!is_route_missing(
+            "Cannot read properties of undefined (reading 'id')"
+        ));
+    }
+
+    #[test]
+    fn error_messages_of_both_shapes() {
+        let two = br#"{"statusCode":400,"timestamp":"t","path":"/api/apps/x","message":["Maximum length has been reached.","another"]}"#;
+        assert_eq!(
+            nest_message(two),
+            "Maximum length has been reached.; another"
+        );
+        let one =
+            br#"{"statusCode":409,"message":"This app slug is already taken.","error":"Conflict"}"#;
+        assert_eq!(nest_message(one), "This app slug is already taken.");
+        assert_eq!(
+            nest_message(b"<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
+    }
 }

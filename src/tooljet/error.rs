@@ -67,6 +67,23 @@ pub enum ToolJetError {
     },
     #[error("{route}: not found (404: {detail}); the app or version may have been deleted")]
     NotFound { route: &'static str, detail: String },
+    /// A 404 for the route itself (NestJS's "Cannot PUT /api/…"), not for an app.
+    #[error(
+        "{route}: this ToolJet server has no such route (404: {detail}); its version does not offer it: check the server version (status.serverVersion of the ToolJetInstance); supported are ToolJet 2.27 or later 2.x, and 3.x"
+    )]
+    RouteMissing { route: &'static str, detail: String },
+    #[error(
+        "ToolJet {version} is not supported ({detail}); the operator knows ToolJet 2.27 or later 2.x, and 3.x: upgrade ToolJet, or point spec.url of the ToolJetInstance at a supported server"
+    )]
+    UnsupportedServerVersion { version: String, detail: String },
+    #[error(
+        "releasing version {version_id} of app {app_id} did not take: ToolJet accepted the request but the app's released version is {found}; check the server version and the app in ToolJet"
+    )]
+    ReleaseNotApplied {
+        app_id: String,
+        version_id: String,
+        found: String,
+    },
     #[error(
         "{route}: the ToolJet plan's limit is reached (451: {detail}); free capacity or upgrade the plan"
     )]

@@ -93,3 +93,114 @@ pub struct ConstantValue {
     pub environment_name: String,
     pub value: String,
 }
+
+/// The ToolJet family, which decides the routes the client uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Family {
+    /// ToolJet 2.x (2.27 and later): release with `PUT /apps/:id {app:{current_version_id}}`.
+    V2,
+    /// ToolJet 3.x: release with `PUT /apps/:id/release`.
+    V3,
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Family::V2 => "2.x",
+            Family::V3 => "3.x",
+        })
+    }
+}
+
+/// The oldest 2.x the client knows the routes of (the one that was checked: 2.27.1).
+pub const OLDEST_SUPPORTED: (u64, u64) = (2, 27);
+/// The newest major the client knows.
+pub const NEWEST_MAJOR: u64 = 3;
+
+/// The longest version text accepted (`status.serverVersion` allows 64 characters).
+pub const MAX_VERSION_LEN: usize = 64;
+
+/// What `GET /api/metadata` says the server is (`installed_version`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerVersion {
+    /// As the server wrote it, e.g. `2.27.1` or `3.5.11-ee-lts`.
+    pub raw: String,
+    pub major: u64,
+    pub minor: u64,
+    pub patch: u64,
+}
+
+impl ServerVersion {
+    /// Reads the leading `x.y[.z]` of a ToolJet version (suffixes such as `-ee-lts` ignored);
+    /// `None` when there is none, or when the text is longer than [`MAX_VERSION_LEN`] (it is
+    /// shown in status).
+    pub fn parse(raw: &str) -> Option<ServerVersion> {
+        let trimmed = raw.trim();
+        if trimmed.len() > MAX_VERSION_LEN {
+            return None;
+        }
+        let head: String = trimmed
+            .strip_prefix('v')
+            .unwrap_or(trimmed)
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
+        let mut parts = head.split('.');
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = match parts.next() {
+            None | Some("") => 0,
+            Some(p) => p.parse().ok()?,
+        };
+        Some(ServerVersion {
+            raw: trimmed.to_string(),
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// The family, when the client supports this version: 2.27 or later 2.x, or 3.x.
+    pub fn family(&self) -> Option<Family> {
+        match self.major {
+            2 if (self.major, self.minor) >= OLDEST_SUPPORTED => Some(Family::V2),
+            3 => Some(Family::V3),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_families() {
+        let v = ServerVersion::parse("2.27.1").unwrap();
+        assert_eq!((v.major, v.minor, v.patch), (2, 27, 1));
+        assert_eq!(v.family(), Some(Family::V2));
+        let v = ServerVersion::parse(" v3.5.11-ee-lts ").unwrap();
+        assert_eq!(
+            (v.major, v.minor, v.patch, v.raw.as_str()),
+            (3, 5, 11, "v3.5.11-ee-lts")
+        );
+        assert_eq!(v.family(), Some(Family::V3));
+        assert_eq!(
+            ServerVersion::parse("2.50").unwrap().family(),
+            Some(Family::V2)
+        );
+        assert_eq!(ServerVersion::parse("2.26.9").unwrap().family(), None);
+        assert_eq!(ServerVersion::parse("1.9.0").unwrap().family(), None);
+        assert_eq!(ServerVersion::parse("4.0.0").unwrap().family(), None);
+        let long = format!("3.1.0-{}", "x".repeat(60));
+        for bad in ["", "latest", "3", "3.x", "x.1.2", long.as_str()] {
+            assert_eq!(ServerVersion::parse(bad), None, "{bad:?}");
+        }
+    }
+}

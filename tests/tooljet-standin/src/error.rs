@@ -1,13 +1,16 @@
-//! NestJS-shaped errors: `{statusCode, message, error}`.
+//! NestJS-shaped errors as ToolJet answers them: `{statusCode, timestamp, path, message}`, where
+//! `message` is a list for validation errors (2.27-vs-contract.md D1; 3.x builds the same keys).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Answer `message` as a one-item list, as class-validator errors are.
+    pub as_list: bool,
 }
 
 impl ApiError {
@@ -15,10 +18,18 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            as_list: false,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    /// A DTO validation failure: 400 with `message` as a list.
+    pub fn validation(message: impl Into<String>) -> Self {
+        ApiError {
+            as_list: true,
+            ..Self::bad_request(message)
+        }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, message)
@@ -29,23 +40,55 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, message)
     }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+    }
+    /// What NestJS answers for a path no controller serves.
+    pub fn route_missing(method: &str, path: &str) -> Self {
+        Self::not_found(format!("Cannot {method} {path}"))
+    }
+
+    fn message_value(&self) -> Value {
+        if self.as_list {
+            json!([self.message])
+        } else {
+            json!(self.message)
+        }
+    }
+
+    /// The body for a request to `path`.
+    pub fn body(&self, path: &str) -> Value {
+        nest_body_value(self.status, self.message_value(), path)
+    }
 }
 
-/// The response body NestJS produces for an `HttpException`.
-pub fn nest_body(status: StatusCode, message: &str) -> serde_json::Value {
+/// The response body ToolJet's exception filter produces, for a request to `path`
+/// (path and query, as NestJS's `request.url`).
+pub fn nest_body(status: StatusCode, message: &str, path: &str) -> Value {
+    nest_body_value(status, json!(message), path)
+}
+
+fn nest_body_value(status: StatusCode, message: Value, path: &str) -> Value {
+    let timestamp = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string();
     json!({
         "statusCode": status.as_u16(),
+        "timestamp": timestamp,
+        "path": path,
         "message": message,
-        "error": status.canonical_reason().unwrap_or("Error"),
     })
 }
 
+/// Marks a response as an error whose body still needs the request's path; the server fills it
+/// in (handlers do not know the path they were reached by).
+#[derive(Debug, Clone)]
+pub struct PendingError(pub ApiError);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            axum::Json(nest_body(self.status, &self.message)),
-        )
-            .into_response()
+        let mut resp = (self.status, axum::Json(self.body(""))).into_response();
+        resp.extensions_mut().insert(PendingError(self));
+        resp
     }
 }

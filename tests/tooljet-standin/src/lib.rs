@@ -34,6 +34,71 @@ use routes::Shared;
 
 /// The version the stand-in claims to be unless told otherwise.
 pub const DEFAULT_SERVER_VERSION: &str = "3.5.11";
+/// The 2.x version whose behaviour the `2.27` flavour reproduces (`2.27-vs-contract.md`).
+pub const V2_27_SERVER_VERSION: &str = "2.27.1";
+
+/// Which ToolJet family the stand-in answers like.
+///
+/// `V3` follows `tooljet-contract.md` (3.x LTS). `V2_27` reproduces what a real ToolJet CE
+/// 2.27.1 was seen to do (`tooljet-real/2.27-vs-contract.md`): no release route (release with
+/// `PUT /apps/:id {app:{current_version_id}}`), no admin API key, no version check on import,
+/// 409 for a taken name on import, names kept verbatim and unlimited on import, `type` ignored
+/// in listings, 500 for the export of an unknown app, no `tableNameMapping`, no `/api/ext`.
+/// Both flavours carry the fixes the record tags CONTRACT: error bodies
+/// `{statusCode, timestamp, path, message}`, 409 for a taken name or slug on rename, `PUT
+/// /apps/:id` answering an update result and ignoring a body without `{app: …}`, 500 for an
+/// oversized body, case-sensitive names, `GET /api/metadata`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flavour {
+    /// ToolJet CE 2.27.1, as recorded.
+    V2_27,
+    /// ToolJet 3.x LTS, as the contract describes it.
+    #[default]
+    V3,
+}
+
+impl Flavour {
+    /// Both flavours, for tests that run against each.
+    pub const ALL: [Flavour; 2] = [Flavour::V2_27, Flavour::V3];
+
+    /// The version `GET /api/metadata` answers unless one is set.
+    pub fn default_server_version(self) -> &'static str {
+        match self {
+            Flavour::V2_27 => V2_27_SERVER_VERSION,
+            Flavour::V3 => DEFAULT_SERVER_VERSION,
+        }
+    }
+
+    /// The name used on the command line (`--flavour`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::V2_27 => "2.27",
+            Flavour::V3 => "3.x",
+        }
+    }
+
+    /// Whether the admin API key exists (3.x only).
+    pub fn has_admin_api_key(self) -> bool {
+        self == Flavour::V3
+    }
+}
+
+impl std::fmt::Display for Flavour {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Flavour {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "2.27" | "2.27.1" | "2.x" | "2" => Ok(Flavour::V2_27),
+            "3.x" | "3" => Ok(Flavour::V3),
+            other => Err(format!("unknown flavour {other:?}; use 2.27 or 3.x")),
+        }
+    }
+}
 
 /// Why the stand-in could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +129,9 @@ pub struct RequestRecord {
 pub struct StandInBuilder {
     port: u16,
     workspace_id: String,
-    server_version: String,
+    flavour: Flavour,
+    /// `None`: the flavour's default.
+    server_version: Option<String>,
     email: String,
     password: String,
     admin_api_key: Option<String>,
@@ -77,7 +144,8 @@ impl Default for StandInBuilder {
         StandInBuilder {
             port: 0,
             workspace_id: state::new_id(),
-            server_version: DEFAULT_SERVER_VERSION.to_string(),
+            flavour: Flavour::default(),
+            server_version: None,
             email: "admin@example.com".to_string(),
             password: "stand-in-password".to_string(),
             admin_api_key: None,
@@ -97,8 +165,14 @@ impl StandInBuilder {
         self.workspace_id = id.into();
         self
     }
+    /// Which ToolJet to answer like; also picks the default server version.
+    pub fn flavour(mut self, flavour: Flavour) -> Self {
+        self.flavour = flavour;
+        self
+    }
+    /// The version to claim (`GET /api/metadata`, exports, the 3.x import version check).
     pub fn server_version(mut self, v: impl Into<String>) -> Self {
-        self.server_version = v.into();
+        self.server_version = Some(v.into());
         self
     }
     /// The one user that can log in with a password.
@@ -107,7 +181,8 @@ impl StandInBuilder {
         self.password = password.into();
         self
     }
-    /// Enables `tj-admin-api-key` (ToolJet's `TJ_ADMIN_API_KEY`).
+    /// Enables `tj-admin-api-key` (ToolJet's `TJ_ADMIN_API_KEY`); the `2.27` flavour has no
+    /// such key and answers 401 to it whatever is set here.
     pub fn admin_api_key(mut self, key: impl Into<String>) -> Self {
         self.admin_api_key = Some(key.into());
         self
@@ -137,13 +212,18 @@ impl StandInBuilder {
         } else {
             (None, None)
         };
+        let server_version = self
+            .server_version
+            .clone()
+            .unwrap_or_else(|| self.flavour.default_server_version().to_string());
         let state: Shared = Arc::new(Mutex::new(state::State::new(
             self.workspace_id.clone(),
-            self.server_version.clone(),
+            server_version.clone(),
             self.email.clone(),
             self.password.clone(),
             self.admin_api_key.clone(),
             self.external_token.clone(),
+            self.flavour,
         )));
         let inner = Arc::new(Inner {
             router: routes::router(state.clone()),
@@ -162,6 +242,7 @@ impl StandInBuilder {
         Ok(StandIn {
             base_url: format!("{scheme}://{host}:{}", local.port()),
             addr: local,
+            server_version,
             config: self,
             state,
             inner,
@@ -187,6 +268,7 @@ impl Inner {
 pub struct StandIn {
     base_url: String,
     addr: SocketAddr,
+    server_version: String,
     config: StandInBuilder,
     state: Shared,
     inner: Arc<Inner>,
@@ -218,7 +300,10 @@ impl StandIn {
         &self.config.workspace_id
     }
     pub fn server_version(&self) -> &str {
-        &self.config.server_version
+        &self.server_version
+    }
+    pub fn flavour(&self) -> Flavour {
+        self.config.flavour
     }
     pub fn email(&self) -> &str {
         &self.config.email
@@ -403,6 +488,11 @@ async fn handle(
 ) -> Result<Response<Body>, Dropped> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    // NestJS reports `request.url`: the path with its query.
+    let url = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |p| p.as_str().to_string());
     let latency = inner.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -423,7 +513,7 @@ async fn handle(
             let status = axum::http::StatusCode::from_u16(code)
                 .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
             let message = message.unwrap_or_else(|| default_message(status));
-            let body = serde_json::to_vec(&nest_body(status, &message)).unwrap_or_default();
+            let body = serde_json::to_vec(&nest_body(status, &message, &url)).unwrap_or_default();
             let mut resp = Response::new(Body::from(body));
             *resp.status_mut() = status;
             resp.headers_mut().insert(
@@ -434,7 +524,7 @@ async fn handle(
         }
         Verdict::Pass => {
             let resp = match inner.router.clone().oneshot(req.map(Body::new)).await {
-                Ok(resp) => resp,
+                Ok(resp) => with_error_path(resp, &url),
                 Err(never) => match never {},
             };
             inner.log().push(record(Some(resp.status().as_u16()), true));
@@ -442,7 +532,7 @@ async fn handle(
         }
         Verdict::DelayAnswer(delay) => {
             let resp = match inner.router.clone().oneshot(req.map(Body::new)).await {
-                Ok(resp) => resp,
+                Ok(resp) => with_error_path(resp, &url),
                 Err(never) => match never {},
             };
             inner.log().push(record(Some(resp.status().as_u16()), true));
@@ -450,6 +540,17 @@ async fn handle(
             Ok(resp)
         }
     }
+}
+
+/// Writes the request's path into an error body a handler produced (handlers do not know it).
+fn with_error_path(mut resp: Response<Body>, url: &str) -> Response<Body> {
+    if let Some(error::PendingError(e)) = resp.extensions_mut().remove::<error::PendingError>() {
+        let body = serde_json::to_vec(&e.body(url)).unwrap_or_default();
+        resp.headers_mut()
+            .remove(axum::http::header::CONTENT_LENGTH);
+        *resp.body_mut() = Body::from(body);
+    }
+    resp
 }
 
 fn default_message(status: axum::http::StatusCode) -> String {

@@ -21,9 +21,14 @@ struct Args {
     /// Enables the EE `/api/ext` routes with this token.
     #[arg(long)]
     external_token: Option<String>,
-    /// The ToolJet version to claim (bundles newer than this are refused).
-    #[arg(long, default_value = tooljet_standin::DEFAULT_SERVER_VERSION)]
-    server_version: String,
+    /// Which ToolJet to answer like: `3.x` (the contract) or `2.27` (what ToolJet CE 2.27.1
+    /// was seen to do: no release route, no admin API key, no version check on import, ...).
+    #[arg(long, default_value = "3.x")]
+    flavour: tooljet_standin::Flavour,
+    /// The ToolJet version to claim (default: 3.5.11 for 3.x, 2.27.1 for 2.27); on 3.x,
+    /// bundles newer than this are refused.
+    #[arg(long)]
+    server_version: Option<String>,
     /// The workspace id (a fresh UUID when omitted).
     #[arg(long)]
     workspace_id: Option<String>,
@@ -35,7 +40,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut builder = tooljet_standin::StandIn::builder()
         .port(args.port)
         .credentials(args.email, args.password)
-        .server_version(args.server_version);
+        .flavour(args.flavour);
+    if let Some(version) = args.server_version {
+        builder = builder.server_version(version);
+    }
     if let Some(id) = args.workspace_id {
         builder = builder.workspace_id(id);
     }
@@ -49,7 +57,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Secrets are the caller's own command-line arguments; echo only what to use.
     println!("tooljet-standin listening on {}", standin.base_url());
     println!("workspace id: {}", standin.workspace_id());
-    println!("server version: {}", standin.server_version());
+    println!(
+        "server version: {} (flavour {})",
+        standin.server_version(),
+        standin.flavour()
+    );
     tokio::signal::ctrl_c().await?;
     standin.shutdown();
     Ok(())

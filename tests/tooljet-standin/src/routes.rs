@@ -5,16 +5,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::Flavour;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::error::ApiError;
-use crate::state::{self, AppSnapshot, Constant, PAGE_SIZE, State, new_id};
+use crate::state::{self, AppSnapshot, Constant, NameCheck, PAGE_SIZE, State, new_id};
 
 /// ToolJet's body-parser limit.
 pub const BODY_LIMIT: usize = 50 * 1024 * 1024;
@@ -26,6 +27,19 @@ fn lock(s: &Shared) -> MutexGuard<'_, State> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// A body that could not be read. Over the limit, ToolJet's body parser throws and the exception
+/// filter answers 500 (2.27-vs-contract.md D15), not 413.
+fn body_error(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "request entity too large",
+        )
+    } else {
+        ApiError::new(status, text)
+    }
+}
+
 /// A JSON body whose rejections (bad JSON, too large) are NestJS-shaped.
 pub struct JsonBody(Value);
 
@@ -34,22 +48,54 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match Json::<Value>::from_request(req, state).await {
             Ok(Json(v)) => Ok(JsonBody(v)),
-            Err(JsonRejection::BytesRejection(r)) => Err(ApiError::new(
-                r.status(),
-                if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    "request entity too large".to_string()
-                } else {
-                    r.body_text()
-                },
-            )),
+            Err(JsonRejection::BytesRejection(r)) => Err(body_error(r.status(), r.body_text())),
             Err(r) => Err(ApiError::new(r.status(), r.body_text())),
         }
     }
 }
 
+/// A JSON body kept with its bytes, for routes that record what arrived verbatim.
+pub struct JsonWithBytes(Value, axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonWithBytes {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = match axum::body::Bytes::from_request(req, state).await {
+            Ok(b) => b,
+            Err(r) => return Err(body_error(r.status(), r.body_text())),
+        };
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("Unexpected token in JSON: {e}")))?;
+        Ok(JsonWithBytes(value, bytes))
+    }
+}
+
+/// The `app[i].definition` texts of an import body, as they arrived.
+fn received_definitions(bytes: &[u8]) -> Vec<Option<String>> {
+    #[derive(Deserialize)]
+    struct Body<'a> {
+        #[serde(borrow, default)]
+        app: Vec<Entry<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow, default)]
+        definition: Option<&'a serde_json::value::RawValue>,
+    }
+    serde_json::from_slice::<Body>(bytes)
+        .map(|b| {
+            b.app
+                .iter()
+                .map(|e| e.definition.map(|d| d.get().to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/authenticate", post(authenticate))
+        .route("/api/metadata", get(metadata))
         .route("/api/authenticate/{workspace_id}", post(authenticate_ws))
         .route("/api/v2/resources/import", post(import))
         .route("/api/v2/resources/export", post(export))
@@ -73,7 +119,9 @@ pub fn router(state: Shared) -> Router {
             post(ext_import),
         )
         .route("/api/ext/workspace/{workspace_id}/apps", get(ext_list))
-        .fallback(|| async { ApiError::not_found("Cannot find the requested route") })
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::route_missing(method.as_str(), uri.path())
+        })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
@@ -124,15 +172,36 @@ fn login(st: &Shared, ws: Option<String>, body: &Value) -> ApiResult {
         .into_response())
 }
 
-/// Checks `organization_id` of a body against the caller's workspace.
-fn body_workspace(body: &Value, caller: &str) -> Result<(), ApiError> {
+/// Checks `organization_id` of a body against the caller's workspace. 3.x refuses another
+/// workspace (403); 2.27.1 writes into whatever workspace the body names, and an unknown one
+/// fails on the foreign key (422, D6); the stand-in has only one workspace.
+fn body_workspace(flavour: Flavour, body: &Value, caller: &str) -> Result<(), ApiError> {
     match str_field(body, "organization_id") {
         None => Err(ApiError::bad_request("organization_id must be a UUID")),
-        Some(ws) if ws != caller => Err(ApiError::forbidden(
-            "You do not have access to this workspace",
-        )),
+        Some(ws) if ws != caller => Err(match flavour {
+            Flavour::V3 => ApiError::forbidden("You do not have access to this workspace"),
+            Flavour::V2_27 => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "insert or update on table \"apps\" violates foreign key constraint \"FK_73348049217c53d971b890800d4\"",
+            ),
+        }),
         Some(_) => Ok(()),
     }
+}
+
+/// `GET /api/metadata`: the server's version (3.x adds `instance_id`).
+async fn metadata(st: St, headers: HeaderMap) -> ApiResult {
+    let s = lock(&st);
+    auth::internal(&s, &headers)?;
+    let mut body = json!({
+        "installed_version": s.server_version,
+        "version_ignored": false,
+        "onboarded": true,
+    });
+    if s.flavour == Flavour::V3 {
+        body["instance_id"] = json!(s.instance_id);
+    }
+    Ok(Json(body).into_response())
 }
 
 /// Validates all apps of an import first, so a failure imports nothing.
@@ -140,6 +209,7 @@ fn import_all(
     s: &mut State,
     ws: &str,
     body: &Value,
+    raw: &[u8],
     default_name: Option<&str>,
 ) -> Result<Vec<AppSnapshot>, ApiError> {
     s.check_version(str_field(body, "tooljet_version"))?;
@@ -157,49 +227,72 @@ fn import_all(
             .or_else(|| str_field(app_v2, "name"))
             .unwrap_or_default();
         let app_type = str_field(app_v2, "type").unwrap_or("front-end");
-        let name = s.check_name(ws, app_type, name, None)?;
+        let name = s.check_name(ws, app_type, name, None, NameCheck::Import)?;
         if plan
             .iter()
             .any(|(_, n, t): &(&Value, String, &str)| *n == name && *t == app_type)
         {
-            return Err(ApiError::bad_request(state::MSG_NAME_TAKEN));
+            return Err(match s.flavour {
+                Flavour::V3 => ApiError::bad_request(state::MSG_NAME_TAKEN),
+                Flavour::V2_27 => ApiError::conflict(state::MSG_NAME_TAKEN),
+            });
         }
         plan.push((def, name, app_type));
     }
+    let received = received_definitions(raw);
     let mut imported = Vec::new();
-    for (def, name, _) in plan {
-        imported.push(s.import_app(ws, def, &name)?);
+    for (i, (def, name, _)) in plan.into_iter().enumerate() {
+        let mut app = s.import_app(ws, def, &name)?;
+        if let Some(Some(text)) = received.get(i) {
+            app.received_definition = text.clone();
+            if let Some(stored) = s.apps.iter_mut().find(|a| a.id == app.id) {
+                stored.received_definition = text.clone();
+            }
+        }
+        imported.push(app);
     }
     Ok(imported)
 }
 
-async fn import(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult {
+async fn import(st: St, headers: HeaderMap, JsonWithBytes(body, raw): JsonWithBytes) -> ApiResult {
     let mut s = lock(&st);
     let ws = auth::internal(&s, &headers)?;
-    body_workspace(&body, &ws)?;
-    let imported = import_all(&mut s, &ws, &body, None)?;
+    body_workspace(s.flavour, &body, &ws)?;
+    let imported = import_all(&mut s, &ws, &body, &raw, None)?;
     let apps: Vec<Value> = imported
         .iter()
         .map(|a| json!({"id": a.id, "name": a.name}))
         .collect();
-    let body = json!({
-        "imports": {"app": apps, "tooljet_database": [], "tableNameMapping": {}},
-        "success": true,
-    });
+    let mut imports = json!({"app": apps, "tooljet_database": []});
+    // 2.27.1 answers without tableNameMapping (D4).
+    if s.flavour == Flavour::V3 {
+        imports["tableNameMapping"] = json!({});
+    }
+    let body = json!({"imports": imports, "success": true});
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 async fn export(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult {
     let s = lock(&st);
     let ws = auth::internal(&s, &headers)?;
-    body_workspace(&body, &ws)?;
+    body_workspace(s.flavour, &body, &ws)?;
     let Some(wanted) = body.get("app").and_then(Value::as_array) else {
         return Err(ApiError::bad_request("app must be an array"));
     };
     let mut out = Vec::new();
     for w in wanted {
         let id = str_field(w, "id").unwrap_or_default();
-        let app = s.app(&ws, id)?;
+        let app = match (s.app(&ws, id), s.flavour) {
+            (Ok(app), _) => app,
+            // 2.27.1 fails inside the export service on a missing app (D14).
+            (Err(_), Flavour::V2_27) => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Cannot read properties of undefined (reading 'id')",
+                ));
+            }
+            (Err(e), Flavour::V3) => return Err(e),
+        };
         if let Some(v) = w
             .pointer("/search_params/version_id")
             .and_then(Value::as_str)
@@ -217,12 +310,11 @@ async fn export(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResu
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-fn app_json(a: &AppSnapshot) -> Value {
-    json!({
+fn app_json(flavour: Flavour, a: &AppSnapshot) -> Value {
+    let mut out = json!({
         "id": a.id,
         "name": a.name,
         "slug": a.slug,
-        "type": a.app_type,
         "organization_id": a.workspace_id,
         "current_version_id": a.current_version_id,
         "is_public": a.is_public,
@@ -230,7 +322,17 @@ fn app_json(a: &AppSnapshot) -> Value {
         "icon": a.definition.get("icon"),
         "created_at": a.created_at,
         "updated_at": a.updated_at,
-    })
+    });
+    // 2.27.1 apps have no type (D10).
+    if flavour == Flavour::V3 {
+        out["type"] = json!(a.app_type);
+    }
+    out
+}
+
+/// What `PUT /apps/:id` answers: TypeORM's UpdateResult, not the app (D17).
+fn update_result() -> Response {
+    Json(json!({"generated_maps": [], "raw": [], "affected": 1})).into_response()
 }
 
 #[derive(Deserialize)]
@@ -245,13 +347,17 @@ struct ListQuery {
 async fn list_apps(st: St, headers: HeaderMap, Query(q): Query<ListQuery>) -> ApiResult {
     let s = lock(&st);
     let ws = auth::internal(&s, &headers)?;
-    let app_type = q.app_type.as_deref().unwrap_or("front-end");
+    // 2.27.1 ignores `type` (D10).
+    let app_type = match s.flavour {
+        Flavour::V3 => Some(q.app_type.as_deref().unwrap_or("front-end")),
+        Flavour::V2_27 => None,
+    };
     // ToolJet searches with ILIKE '%key%' and lists newest first.
     let key = q.search_key.unwrap_or_default().to_lowercase();
     let mut matching: Vec<&AppSnapshot> = s
         .apps
         .iter()
-        .filter(|a| a.workspace_id == ws && a.app_type == app_type)
+        .filter(|a| a.workspace_id == ws && app_type.is_none_or(|t| a.app_type == t))
         .filter(|a| a.name.to_lowercase().contains(&key))
         .collect();
     matching.reverse();
@@ -261,7 +367,7 @@ async fn list_apps(st: St, headers: HeaderMap, Query(q): Query<ListQuery>) -> Ap
         .into_iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
-        .map(app_json)
+        .map(|a| app_json(s.flavour, a))
         .collect();
     let body = json!({
         "apps": apps,
@@ -279,7 +385,7 @@ async fn get_app(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiResul
     let s = lock(&st);
     let ws = auth::internal(&s, &headers)?;
     let app = s.app(&ws, &id)?;
-    let mut body = app_json(app);
+    let mut body = app_json(s.flavour, app);
     if let Some(v) = app.versions.iter().find(|v| v.id == app.editing_version_id) {
         body["editing_version"] = json!({"id": v.id, "name": v.name, "updated_at": v.updated_at});
     }
@@ -294,16 +400,33 @@ async fn update_app(
 ) -> ApiResult {
     let mut s = lock(&st);
     let ws = auth::internal(&s, &headers)?;
-    let fields = body.get("app").cloned().unwrap_or(Value::Null);
     let app_type = s.app(&ws, &id)?.app_type.clone();
+    // Without the {app: …} wrapper ToolJet updates nothing and still answers 200 (D18).
+    let Some(fields) = body.get("app").filter(|f| f.is_object()).cloned() else {
+        return Ok(update_result());
+    };
     let name = match str_field(&fields, "name") {
-        Some(n) => Some(s.check_name(&ws, &app_type, n, Some(&id))?),
+        Some(n) => Some(s.check_name(&ws, &app_type, n, Some(&id), NameCheck::Rename)?),
         None => None,
     };
     let slug = str_field(&fields, "slug").map(str::to_string);
     if let Some(slug) = &slug {
         s.check_slug(&ws, slug, &id)?;
     }
+    // 2.27.1 releases through this route (D9); 3.x has its own release route.
+    let release = match (s.flavour, fields.get("current_version_id")) {
+        (Flavour::V2_27, Some(Value::String(v))) => {
+            if !s.apps.iter().any(|a| a.versions.iter().any(|x| x.id == *v)) {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "insert or update on table \"apps\" violates foreign key constraint \"FK_apps_current_version_id\"",
+                ));
+            }
+            Some(Some(v.clone()))
+        }
+        (Flavour::V2_27, Some(Value::Null)) => Some(None),
+        _ => None,
+    };
     let now = s.now();
     let app = s.app_mut(&ws, &id)?;
     if let Some(name) = name {
@@ -320,8 +443,12 @@ async fn update_app(
     if let Some(b) = fields.get("is_maintenance_on").and_then(Value::as_bool) {
         app.is_maintenance_on = b;
     }
+    if let Some(version) = release {
+        app.definition["currentVersionId"] = json!(version);
+        app.current_version_id = version;
+    }
     app.updated_at = now;
-    Ok(Json(app_json(app)).into_response())
+    Ok(update_result())
 }
 
 async fn delete_app(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
@@ -339,6 +466,12 @@ async fn release(
     JsonBody(body): JsonBody,
 ) -> ApiResult {
     let mut s = lock(&st);
+    if s.flavour == Flavour::V2_27 {
+        return Err(ApiError::route_missing(
+            "PUT",
+            &format!("/api/apps/{id}/release"),
+        ));
+    }
     let ws = auth::internal(&s, &headers)?;
     let version = str_field(&body, "versionToBeReleased").map(str::to_string);
     let now = s.now();
@@ -351,7 +484,7 @@ async fn release(
     app.definition["currentVersionId"] = json!(version);
     app.current_version_id = Some(version);
     app.updated_at = now;
-    Ok(Json(app_json(app)).into_response())
+    Ok(Json(app_json(Flavour::V3, app)).into_response())
 }
 
 async fn environments(st: St, headers: HeaderMap) -> ApiResult {
@@ -469,15 +602,21 @@ async fn ext_import(
     st: St,
     headers: HeaderMap,
     Path(ws): Path<String>,
-    JsonBody(body): JsonBody,
+    JsonWithBytes(body, raw): JsonWithBytes,
 ) -> ApiResult {
     let mut s = lock(&st);
+    if s.flavour == Flavour::V2_27 {
+        return Err(ApiError::route_missing(
+            "POST",
+            &format!("/api/ext/import/workspace/{ws}/apps"),
+        ));
+    }
     auth::external(&s, &headers)?;
     if ws != s.workspace_id {
         return Err(ApiError::bad_request("Invalid workspace"));
     }
     let default_name = str_field(&body, "appName").map(str::to_string);
-    import_all(&mut s, &ws, &body, default_name.as_deref())?;
+    import_all(&mut s, &ws, &body, &raw, default_name.as_deref())?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"message": "App imported successfully"})),
@@ -487,6 +626,12 @@ async fn ext_import(
 
 async fn ext_list(st: St, headers: HeaderMap, Path(ws): Path<String>) -> ApiResult {
     let s = lock(&st);
+    if s.flavour == Flavour::V2_27 {
+        return Err(ApiError::route_missing(
+            "GET",
+            &format!("/api/ext/workspace/{ws}/apps"),
+        ));
+    }
     auth::external(&s, &headers)?;
     if ws != s.workspace_id {
         return Err(ApiError::bad_request("Invalid workspace"));

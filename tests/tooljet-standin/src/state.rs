@@ -5,11 +5,16 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::Flavour;
 use crate::error::ApiError;
 
 /// Exact messages ToolJet answers with; clients match on them.
 pub const MSG_NAME_TAKEN: &str = "This app name is already taken.";
-pub const MSG_SLUG_TAKEN: &str = "This slug is already taken.";
+/// What ToolJet answers for a taken slug (2.27.1, 409; the contract's "This slug is already
+/// taken." was not seen).
+pub const MSG_SLUG_TAKEN: &str = "This app slug is already taken.";
+/// What `PUT /apps/:id` answers for a name over 50 characters (a validation error: a list).
+pub const MSG_NAME_TOO_LONG: &str = "Maximum length has been reached.";
 pub const MSG_TOO_NEW: &str = "Apps built on later versions of ToolJet cannot be imported";
 pub const MAX_APP_NAME: usize = 50;
 pub const PAGE_SIZE: usize = 9;
@@ -39,6 +44,9 @@ pub struct AppSnapshot {
     pub is_maintenance_on: bool,
     /// The `appV2` definition with ToolJet's fresh ids substituted in.
     pub definition: Value,
+    /// The import's `app[i].definition` exactly as it arrived (the request's bytes), to check
+    /// that a client sends what git holds.
+    pub received_definition: String,
 }
 
 #[derive(Debug, Clone)]
@@ -70,7 +78,17 @@ pub struct State {
     pub apps: Vec<AppSnapshot>,
     pub environments: Vec<Environment>,
     pub constants: Vec<Constant>,
+    pub flavour: Flavour,
+    /// What 3.x's `GET /api/metadata` answers as `instance_id`.
+    pub instance_id: String,
     last_timestamp: jiff::Timestamp,
+}
+
+/// Where a name is being checked: ToolJet validates import and rename differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameCheck {
+    Import,
+    Rename,
 }
 
 impl State {
@@ -81,6 +99,7 @@ impl State {
         password: String,
         admin_api_key: Option<String>,
         external_token: Option<String>,
+        flavour: Flavour,
     ) -> Self {
         let environments = [("development", 1), ("staging", 2), ("production", 3)]
             .into_iter()
@@ -101,6 +120,8 @@ impl State {
             apps: Vec::new(),
             environments,
             constants: Vec::new(),
+            flavour,
+            instance_id: new_id(),
             last_timestamp: jiff::Timestamp::UNIX_EPOCH,
         }
     }
@@ -134,22 +155,32 @@ impl State {
             .ok_or_else(|| ApiError::not_found("App not found"))
     }
 
-    /// Checks a new app name; `except` is the app being renamed.
+    /// Checks a new app name; `except` is the app being renamed. Returns the name to store.
+    ///
+    /// Rename (`PUT`, both flavours): trimmed, at most 50 characters (a validation error), a
+    /// taken name is 409. Import on 3.x: trimmed, at most 50 (400), a taken name is 400 (the
+    /// pre-check). Import on 2.27.1: kept verbatim, any length, a taken name is 409 (the
+    /// database constraint). Uniqueness is case-sensitive everywhere.
     pub fn check_name(
         &self,
         workspace: &str,
         app_type: &str,
         name: &str,
         except: Option<&str>,
+        check: NameCheck,
     ) -> Result<String, ApiError> {
-        let name = name.trim();
-        if name.is_empty() {
+        let legacy_import = check == NameCheck::Import && self.flavour == Flavour::V2_27;
+        let name = if legacy_import { name } else { name.trim() };
+        if name.trim().is_empty() {
             return Err(ApiError::bad_request("App name can not be empty"));
         }
-        if name.chars().count() > MAX_APP_NAME {
-            return Err(ApiError::bad_request(
-                "App name can not be longer than 50 characters",
-            ));
+        if !legacy_import && name.chars().count() > MAX_APP_NAME {
+            return Err(match check {
+                NameCheck::Rename => ApiError::validation(MSG_NAME_TOO_LONG),
+                NameCheck::Import => {
+                    ApiError::bad_request("App name can not be longer than 50 characters")
+                }
+            });
         }
         let taken = self.apps.iter().any(|a| {
             a.workspace_id == workspace
@@ -158,7 +189,13 @@ impl State {
                 && Some(a.id.as_str()) != except
         });
         if taken {
-            return Err(ApiError::bad_request(MSG_NAME_TAKEN));
+            return Err(
+                if check == NameCheck::Import && self.flavour == Flavour::V3 {
+                    ApiError::bad_request(MSG_NAME_TAKEN)
+                } else {
+                    ApiError::conflict(MSG_NAME_TAKEN)
+                },
+            );
         }
         Ok(name.to_string())
     }
@@ -178,13 +215,17 @@ impl State {
             .iter()
             .any(|a| a.workspace_id == workspace && a.slug == slug && a.id != except);
         if taken {
-            return Err(ApiError::bad_request(MSG_SLUG_TAKEN));
+            return Err(ApiError::conflict(MSG_SLUG_TAKEN));
         }
         Ok(())
     }
 
     /// Refuses a bundle made by a newer ToolJet than this server.
+    /// 2.27.1 has no such check: it imports anything.
     pub fn check_version(&self, bundle_version: Option<&str>) -> Result<(), ApiError> {
+        if self.flavour == Flavour::V2_27 {
+            return Ok(());
+        }
         // Old bundles carry no version: ToolJet accepts them.
         let Some(bundle_version) = bundle_version else {
             return Ok(());
@@ -217,7 +258,7 @@ impl State {
             .and_then(Value::as_str)
             .unwrap_or("front-end")
             .to_string();
-        let name = self.check_name(workspace, &app_type, name, None)?;
+        let name = self.check_name(workspace, &app_type, name, None, NameCheck::Import)?;
 
         // ToolJet re-keys every entity on import; re-keying the app and its
         // versions is what the operator can observe.
@@ -311,6 +352,7 @@ impl State {
                 .unwrap_or(false),
             is_maintenance_on: false,
             definition: def,
+            received_definition: definition.to_string(),
         };
         self.apps.push(app.clone());
         Ok(app)
@@ -358,6 +400,7 @@ mod tests {
             "pw".into(),
             None,
             None,
+            Flavour::V3,
         )
     }
 
