@@ -292,7 +292,7 @@ fn operator_verbs() -> Verbs {
             "gitops.tooljet.dev/tooljetinstances/finalizers",
             &["update"],
         ),
-        ("/secrets", &["get", "list", "watch"]),
+        ("/secrets", &["list", "watch"]),
         ("events.k8s.io/events", &["create", "patch"]),
     ])
 }
