@@ -303,6 +303,44 @@ async fn editable_app_put_back_by_the_next_run_is_not_mistaken_for_local_edits()
     assert_converged(&r.standin, Some(&slug), &["v2"]);
 }
 
+/// A release that keeps failing: every failed run removes the app it imported, so retries never
+/// pile up temporary apps (nor import again over a leftover), and nothing under the real name is
+/// touched; once the release works, the run converges.
+#[tokio::test]
+async fn a_release_that_keeps_failing_leaves_nothing_behind() {
+    for update in [false, true] {
+        let mut r = Rig::new().await;
+        let slug = if update {
+            let slug = r.converge(None, "v1").await;
+            push_version(&r.repo, "v2");
+            Some(slug)
+        } else {
+            None
+        };
+        r.standin
+            .faults()
+            .fail_route("PUT", "/api/apps/*/release", 503);
+        for attempt in 0..3 {
+            let out = r.sync().await;
+            assert!(!out.report.ready, "attempt {attempt}: {:?}", out.report);
+            assert!(out.report.retryable, "attempt {attempt}");
+            let apps = r.standin.apps();
+            assert!(
+                !apps.iter().any(|a| a.name.starts_with("tjop-")),
+                "update {update}, attempt {attempt}: a temporary app was left: {apps:#?}"
+            );
+            assert_eq!(
+                apps.iter().filter(|a| a.name == APP).count(),
+                usize::from(update),
+                "update {update}, attempt {attempt}: the users' app is untouched"
+            );
+        }
+        r.standin.faults().reset();
+        r.converge(slug.as_deref(), if update { "v2" } else { "v1" })
+            .await;
+    }
+}
+
 #[tokio::test]
 async fn tooljet_down_then_back() {
     let mut r = Rig::new().await;

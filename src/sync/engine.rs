@@ -749,23 +749,36 @@ impl Run<'_, '_> {
         self.state.pending_app = Some(pending.clone());
         self.save().await?;
         if self.req.spec.release {
-            let version_id = details
-                .editing_version
-                .as_ref()
-                .map(|v| v.id.clone())
-                .ok_or_else(|| {
-                    SyncError::ToolJet(ToolJetError::InvalidResponse {
-                        route: "GET /api/apps/:id",
-                        detail: "the imported app has no editing version to release".into(),
-                    })
-                })?;
-            self.tj.release_app(&details.id, &version_id).await?;
-            self.actions.push(Action::Release {
-                name: temp,
-                version_id,
-            });
+            match self.release(&details).await {
+                Ok(version_id) => self.actions.push(Action::Release {
+                    name: temp,
+                    version_id,
+                }),
+                Err(e) => {
+                    // An unreleased temporary app is of no use: remove it now, so a release that
+                    // keeps failing does not leave one behind (and import again) on every retry.
+                    self.drop_pending(&pending).await;
+                    return Err(e);
+                }
+            }
         }
         Ok(Some(pending))
+    }
+
+    /// Releases the imported app's editing version (verified by the client); returns its id.
+    async fn release(&self, details: &AppDetails) -> Result<String, SyncError> {
+        let version_id = details
+            .editing_version
+            .as_ref()
+            .map(|v| v.id.clone())
+            .ok_or_else(|| {
+                SyncError::ToolJet(ToolJetError::InvalidResponse {
+                    route: "GET /api/apps/:id",
+                    detail: "the imported app has no editing version to release".into(),
+                })
+            })?;
+        self.tj.release_app(&details.id, &version_id).await?;
+        Ok(version_id)
     }
 
     /// Gives an app its real name and slug.
