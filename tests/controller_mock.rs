@@ -146,6 +146,48 @@ async fn finalizer_is_added_with_a_json_patch_on_the_object() {
     );
 }
 
+/// A ToolJetInstance watch that never delivers its first list (e.g. RBAC refuses it): the reconcile
+/// does not hang; after a bounded wait it reports a retryable `CacheNotSynced` that names RBAC.
+#[tokio::test(start_paused = true)]
+async fn an_instance_watch_that_never_lists_is_reported_not_waited_for_forever() {
+    use tooljet_operator::controller::caches::CacheSynced;
+    let app = app_json(json!({}), json!({}), "file:///nowhere");
+    let (client, server) = mock_api(echo_app(app.clone()));
+    let (store, _writer) = kube::runtime::reflector::store::<ToolJetInstance>();
+    let never_listed = Cache {
+        store,
+        synced: CacheSynced::default(),
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = context(client, never_listed, dir.path());
+    let obj: AppImport = serde_json::from_value(app).expect("app");
+    let action = reconcile(Arc::new(obj), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)), "backoff");
+    drop(ctx);
+    let seen = finish(server).await;
+    let status = seen
+        .iter()
+        .rev()
+        .find(|s| s.uri.starts_with(STATUS_PATH))
+        .map(Seen::json)
+        .expect("a status write");
+    let ready = status["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .expect("Ready")
+        .clone();
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "CacheNotSynced");
+    assert!(
+        ready["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("RBAC")),
+        "{ready}"
+    );
+}
+
 #[tokio::test]
 async fn missing_instance_is_stalled_by_ssa_status_and_a_warning_event() {
     let app = app_json(

@@ -32,7 +32,7 @@ use super::ControllerError;
 use super::caches::Cache;
 use super::conditions::{self, preflight_report};
 use super::metrics::{Metrics, ReconcileResult};
-use super::resolve::{ClientCache, Refusal, read_secrets, select_instance};
+use super::resolve::{CACHE_WAIT, ClientCache, Refusal, not_listed, read_secrets, select_instance};
 use crate::api::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, AppImport,
     AppImportStatus, DeletionPolicy, FINALIZER, ToolJetInstance,
@@ -306,7 +306,11 @@ async fn run_engine(
 
 async fn resolve_instance(obj: &AppImport, ctx: &Context) -> Result<Arc<ToolJetInstance>, Refusal> {
     // Before the first list completes the store is empty: waiting avoids a false InstanceNotFound.
-    let all = ctx.instances.synced_state().await;
+    let all = ctx
+        .instances
+        .synced_state(CACHE_WAIT)
+        .await
+        .ok_or_else(|| not_listed("ToolJetInstance"))?;
     let ns = obj.namespace().unwrap_or_default();
     select_instance(obj, &ns, &all).cloned()
 }

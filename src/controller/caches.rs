@@ -11,6 +11,7 @@
 //! list (`InitDone`, seen after the store applied it) and awaitable by any number of tasks.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -75,16 +76,22 @@ where
     K::DynamicType: std::hash::Hash + Eq + Clone + Default,
 {
     /// Every object, once the first full list is in (before it, an empty store would say "not
-    /// found" for objects that exist).
-    pub async fn synced_state(&self) -> Vec<Arc<K>> {
-        self.synced.wait().await;
-        self.store.state()
+    /// found" for objects that exist); `None` when that takes longer than `limit`.
+    pub async fn synced_state(&self, limit: Duration) -> Option<Vec<Arc<K>>> {
+        tokio::time::timeout(limit, self.synced.wait()).await.ok()?;
+        Some(self.store.state())
     }
 
-    /// The object `namespace/name`, once the first full list is in.
-    pub async fn synced_get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
-        self.synced.wait().await;
-        self.store.get(&ObjectRef::new(name).within(namespace))
+    /// The object `namespace/name` (`Some(None)`: there is none), once the first full list is in;
+    /// `None` when that takes longer than `limit`.
+    pub async fn synced_get(
+        &self,
+        namespace: &str,
+        name: &str,
+        limit: Duration,
+    ) -> Option<Option<Arc<K>>> {
+        tokio::time::timeout(limit, self.synced.wait()).await.ok()?;
+        Some(self.store.get(&ObjectRef::new(name).within(namespace)))
     }
 
     /// A synced cache holding `objects` (tests, and callers without a cluster).
@@ -106,7 +113,6 @@ mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::Secret;
     use kube::runtime::WatchStreamExt as _;
-    use std::time::Duration;
 
     fn secret(name: &str) -> Secret {
         let mut s = Secret::default();
@@ -127,7 +133,13 @@ mod tests {
         let waiters: Vec<_> = (0..8)
             .map(|_| {
                 let cache = cache.clone();
-                tokio::spawn(async move { cache.synced_get("ns", "a").await.is_some() })
+                tokio::spawn(async move {
+                    cache
+                        .synced_get("ns", "a", Duration::from_secs(30))
+                        .await
+                        .flatten()
+                        .is_some()
+                })
             })
             .collect();
         tokio::task::yield_now().await;
@@ -158,9 +170,10 @@ mod tests {
             store,
             synced: CacheSynced::default(),
         };
-        let waited = tokio::time::timeout(Duration::from_millis(50), cache.synced_state()).await;
-        assert!(waited.is_err(), "must wait for the first full list");
+        let waited = cache.synced_state(Duration::from_millis(50)).await;
+        assert!(waited.is_none(), "must wait for the first full list");
         let ready = Cache::from_objects([secret("b")]);
-        assert_eq!(ready.synced_state().await.len(), 1);
+        let listed = ready.synced_state(Duration::from_secs(5)).await;
+        assert_eq!(listed.map(|l| l.len()), Some(1));
     }
 }

@@ -73,6 +73,21 @@ pub fn instance_secret_names(spec: &ToolJetInstanceSpec) -> Vec<String> {
     names
 }
 
+/// How long a reconcile waits for a watch's first full list before it gives up and retries.
+pub const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A watch that has not delivered its first full list within [`CACHE_WAIT`] (RBAC, API server).
+pub fn not_listed(kind: &str) -> Refusal {
+    Refusal {
+        reason: "CacheNotSynced",
+        message: format!(
+            "the operator's {kind} watch has not completed its first list within {}s; check that the operator may list and watch {kind}s (RBAC) and that the API server answers; retrying",
+            CACHE_WAIT.as_secs()
+        ),
+        retryable: true,
+    }
+}
+
 /// Reads the named Secrets of one namespace from the Secret cache (the watch the controllers
 /// share; no API request). Returns them with a fingerprint of their resourceVersions (so a rotated
 /// Secret yields a new client). A missing Secret is a refusal.
@@ -84,7 +99,10 @@ pub async fn read_secrets(
     let mut secrets = Secrets::new();
     let mut versions = String::new();
     for name in names {
-        let Some(secret) = cache.synced_get(namespace, name).await else {
+        let Some(found) = cache.synced_get(namespace, name, CACHE_WAIT).await else {
+            return Err(not_listed("Secret"));
+        };
+        let Some(secret) = found else {
             return Err(Refusal::stalled(
                 "SecretNotFound",
                 format!("Secret {namespace}/{name} not found; create it in namespace {namespace}"),
