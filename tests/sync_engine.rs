@@ -8,12 +8,16 @@ use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec}
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
-use tooljet_standin::{AppSnapshot, Flavour, StandIn};
+use tooljet_standin::{AppSnapshot, Flavour, StandIn, leading_version};
 
 const APP: &str = CREDIT_CARD.0;
 const API_KEY: &str = "engine-test-key";
 const EMAIL: &str = "engine@example.com";
 const PASSWORD: &str = "engine-test-password";
+/// The version the 2.x stand-in claims: the newest 2.x fixture (credit card) was exported from
+/// 2.50.5, and the operator refuses a bundle newer than the server (issue 13, item 9). The
+/// stand-in still answers as 2.27.1 does.
+const V2_VERSION: &str = "2.50.5";
 
 /// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
 /// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
@@ -67,7 +71,8 @@ impl World {
             .flavour(flavour)
             .credentials(EMAIL, PASSWORD)
             .admin_api_key(API_KEY);
-        if let Some(v) = version {
+        let default = (flavour == Flavour::V2_27).then_some(V2_VERSION);
+        if let Some(v) = version.or(default) {
             builder = builder.server_version(v);
         }
         let standin = builder.start().await.expect("stand-in starts");
@@ -691,6 +696,8 @@ flavoured!(
         w.repo.commit("every fixture as a plain bundle");
         w.repo.publish();
 
+        let server = leading_version(w.standin.server_version()).expect("server version");
+        let mut refused = 0;
         for (stem, bytes) in &fixtures {
             w.key = ImportKey::new("team-a", stem);
             w.state = AppImportStatus::default();
@@ -702,7 +709,18 @@ flavoured!(
                 "appName": name,
                 "source": {"app": null, "path": format!("bundles/{stem}.json")},
             }));
+            let writes = w.standin.write_count();
             let out = w.sync(&spec).await;
+            let bundle: serde_json::Value = serde_json::from_slice(bytes).expect("json");
+            let made_by = bundle["tooljet_version"].as_str().unwrap_or_default();
+            if leading_version(made_by).is_some_and(|v| v > server) {
+                // A bundle of a later ToolJet (3.0.15 on the 2.x server) is refused, unwritten.
+                assert_refused(&out, "BundleNewerThanServer");
+                assert_eq!(w.writes_since(writes), 0, "{stem}");
+                assert!(w.apps_named(&name).is_empty(), "{stem}");
+                refused += 1;
+                continue;
+            }
             assert_ready(&out, "Imported");
             let app = w.the_app(&name);
 
@@ -721,6 +739,11 @@ flavoured!(
             got.sort();
             assert_eq!(got, want, "{stem}: numbers kept by the server");
         }
+        let expected_refusals = match flavour {
+            Flavour::V2_27 => 1,
+            Flavour::V3 => 0,
+        };
+        assert_eq!(refused, expected_refusals, "fixtures refused as too new");
     }
 );
 
@@ -746,3 +769,91 @@ flavoured!(
         assert!(w.standin.apps().is_empty());
     }
 );
+
+/// The credit card app with its `tooljet_version` set to `version`, pushed to git.
+fn push_made_by(w: &World, version: &str) -> String {
+    let mut bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
+    bundle["tooljet_version"] = json!(version);
+    bundle["app"][0]["definition"]["appV2"]["icon"] = json!(version);
+    let bytes = serde_json::to_vec(&bundle).expect("json");
+    w.repo.git_sync_write("app-1", APP, "v2", &bytes);
+    let sha = w.repo.commit(&format!("{APP} from ToolJet {version}"));
+    w.repo.publish();
+    sha
+}
+
+// Item 9 of issue 13: a bundle of a later ToolJet is refused with the same reason and message on
+// both families (2.x has no check of its own and would import it), before any write: neither a
+// first import nor an update writes, and the app in ToolJet stays as it was.
+flavoured!(
+    a_bundle_newer_than_the_server_is_refused_before_any_write,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let too_new = match flavour {
+            Flavour::V2_27 => "2.51.0",
+            Flavour::V3 => "3.6.0-ee-lts",
+        };
+        let server = w.standin.server_version().to_owned();
+        // A first import.
+        push_made_by(&w, too_new);
+        let spec = w.spec(json!({}));
+        for mode in [Mode::Plan, Mode::Apply] {
+            let out = w.sync_with(&spec, None, None, mode).await;
+            assert_refused(&out, "BundleNewerThanServer");
+            let message = &out.report.message;
+            for part in [
+                too_new,
+                server.as_str(),
+                "apps built on later versions of ToolJet cannot be imported",
+                "nothing was written",
+                "upgrade the ToolJet server",
+            ] {
+                assert!(message.contains(part), "{mode:?}: {part:?} in {message}");
+            }
+            assert!(
+                out.report.stalled && !out.report.retryable,
+                "{:?}",
+                out.report
+            );
+        }
+        assert_eq!(w.standin.write_count(), 0);
+        assert!(w.standin.apps().is_empty());
+
+        // An update: the app imported from an older commit stays, untouched.
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({}));
+        assert_ready(&w.sync(&spec).await, "Imported");
+        let before = w.the_app(APP);
+        push_made_by(&w, too_new);
+        let writes = w.standin.write_count();
+        let out = w.sync(&spec).await;
+        assert_refused(&out, "BundleNewerThanServer");
+        assert_eq!(w.writes_since(writes), 0);
+        assert_eq!(w.the_app(APP), before);
+        // A bundle of the server's own version goes through.
+        push_made_by(&w, &server);
+        assert_ready(&w.sync(&spec).await, "Updated");
+    }
+);
+
+// A bundle that is not JSON is refused with the same clear reason on both families, unwritten.
+flavoured!(an_invalid_bundle_is_refused_before_any_write, flavour, {
+    let mut w = World::new(flavour).await;
+    w.repo
+        .write("bundles/broken.json", b"{\"app\": [".as_slice());
+    w.repo.commit("a broken bundle");
+    w.repo.publish();
+    let spec = w
+        .spec(json!({"appName": "Broken", "source": {"app": null, "path": "bundles/broken.json"}}));
+    let out = w.sync(&spec).await;
+    assert_refused(&out, "InvalidBundle");
+    assert!(
+        out.report.message.contains("bundles/broken.json"),
+        "{}",
+        out.report.message
+    );
+    assert!(!out.report.retryable);
+    assert_eq!(w.standin.write_count(), 0);
+    assert!(w.standin.apps().is_empty());
+});

@@ -723,6 +723,9 @@ impl Run<'_, '_> {
         sha: &str,
     ) -> Result<Option<PendingApp>, SyncError> {
         let app = self.read_app(spec, locator, sha).await?;
+        // ToolJet 2.x imports a bundle of a later ToolJet without a word: refuse it here, on
+        // both families, before any write (and in `plan` too).
+        self.tj.check_bundle_version(&app.bundle_bytes).await?;
         let temp = self.req.key.temp_name(sha);
         self.actions.push(Action::Import {
             name: temp.clone(),

@@ -495,6 +495,9 @@ impl ToolJetClient {
                 ToolJetError::BundleNewerThanServer {
                     route,
                     bundle_version: self.scrub(bundle_version),
+                    server_version: self
+                        .known_server_version()
+                        .map_or_else(|| "unknown".into(), |v| v.raw),
                 }
             }
             401 => ToolJetError::Unauthorized {
@@ -725,6 +728,34 @@ impl ToolJetClient {
             format!("/api/apps/{}", seg(id)),
         );
         self.execute_json(call).await
+    }
+
+    /// Refuses, before any write, a bundle whose `tooljet_version` is newer than the server's
+    /// `installed_version`, as ToolJet 3.x refuses it on import. ToolJet 2.x has no such check
+    /// and imports anything, so the operator checks on both families. A bundle without a
+    /// version (old exports), or with one that cannot be read as `x.y.z`, is left to ToolJet;
+    /// so is every bundle for the external API token, which cannot read the server's version.
+    pub async fn check_bundle_version(&self, bundle: &[u8]) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Ok(());
+        }
+        let Some(text) = RawBundle::parse(bundle)?.version_text() else {
+            return Ok(());
+        };
+        let Some(bundle_version) = ServerVersion::parse(&text) else {
+            tracing::debug!("the bundle's tooljet_version cannot be read; left to ToolJet");
+            return Ok(());
+        };
+        let server = self.server_version().await?;
+        let key = |v: &ServerVersion| (v.major, v.minor, v.patch);
+        if key(&bundle_version) > key(&server) {
+            return Err(ToolJetError::BundleNewerThanServer {
+                route: "POST /api/v2/resources/import",
+                bundle_version: self.scrub(&text),
+                server_version: server.raw,
+            });
+        }
+        Ok(())
     }
 
     /// Imports a full export bundle under `app_name`; see [`ToolJetClient::import_bundle`].

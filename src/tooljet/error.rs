@@ -42,12 +42,16 @@ pub enum ToolJetError {
         "{route}: this slug is already taken in the workspace; choose another slug or rename the other app's slug"
     )]
     SlugTaken { route: &'static str },
+    /// Refused by ToolJet 3.x itself, or by the operator before the import on 2.x (which has no
+    /// such check and would import it).
     #[error(
-        "{route}: the bundle comes from ToolJet {bundle_version}, newer than the server; upgrade the ToolJet server or export the app from an older ToolJet"
+        "{route}: the bundle was exported from ToolJet {bundle_version}, newer than this server (ToolJet {server_version}); apps built on later versions of ToolJet cannot be imported, and nothing was written: upgrade the ToolJet server, or export the app from a ToolJet no newer than {server_version}"
     )]
     BundleNewerThanServer {
         route: &'static str,
         bundle_version: String,
+        /// The server's `installed_version`, or `unknown`.
+        server_version: String,
     },
     #[error(
         "{route}: ToolJet refused the credentials ({mode}, 401: {detail}); check the credentials and the workspace id"
