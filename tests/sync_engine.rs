@@ -857,3 +857,192 @@ flavoured!(an_invalid_bundle_is_refused_before_any_write, flavour, {
     assert_eq!(w.standin.write_count(), 0);
     assert!(w.standin.apps().is_empty());
 });
+
+/// The query edits a person can make in the ToolJet editor, by name.
+#[derive(Clone, Copy, Debug)]
+enum QueryEdit {
+    Save,
+    Add,
+}
+
+/// Makes `edit` in the app as a person would, and checks the stand-in moves the timestamps as
+/// the family does: on 2.x neither the app's nor the editing version's `updated_at` (issue 13),
+/// on 3.x the editing version's.
+fn edit_query(w: &World, app_id: &str, edit: QueryEdit) {
+    let before = w
+        .standin
+        .apps()
+        .into_iter()
+        .find(|a| a.id == app_id)
+        .expect("app");
+    match edit {
+        QueryEdit::Save => assert!(w.standin.edit_query_as_user(app_id, Some("runjs1"))),
+        QueryEdit::Add => {
+            w.standin
+                .add_query_as_user(app_id, "added_in_tooljet")
+                .expect("query added");
+        }
+    }
+    let after = w
+        .standin
+        .apps()
+        .into_iter()
+        .find(|a| a.id == app_id)
+        .expect("app");
+    assert_ne!(
+        after.queries(),
+        before.queries(),
+        "{edit:?}: the query changed"
+    );
+    assert_eq!(
+        after.updated_at, before.updated_at,
+        "{edit:?}: app updated_at"
+    );
+    let version_moved = after.versions != before.versions;
+    assert_eq!(
+        version_moved,
+        w.standin.flavour() == Flavour::V3,
+        "{edit:?}: the editing version's updated_at moves on 3.x only"
+    );
+}
+
+/// The queries as the bundle in git has them: names and code.
+fn query_code(app: &AppSnapshot) -> Vec<(String, serde_json::Value)> {
+    let mut out: Vec<_> = app
+        .queries()
+        .iter()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap_or_default().to_owned(),
+                q["options"]["code"].clone(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+// Item 6 of issue 13: a query saved or added in ToolJet, in an app that is not editable, is
+// drift: the git version is restored, on 2.x too, where no app or version timestamp moves.
+flavoured!(query_edit_of_a_non_editable_app_is_restored, flavour, {
+    for edit in [QueryEdit::Save, QueryEdit::Add] {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({"editable": false}));
+        assert_ready(&w.sync(&spec).await, "Imported");
+        let imported = w.the_app(APP);
+        let fingerprint = w
+            .state
+            .app
+            .as_ref()
+            .and_then(|a| a.edit_fingerprint.clone());
+        assert!(
+            fingerprint.as_ref().is_some_and(|f| f.len() == 32),
+            "{fingerprint:?}"
+        );
+        // A status written before the fingerprint existed gets one on the next quiet run.
+        if let Some(app) = w.state.app.as_mut() {
+            app.edit_fingerprint = None;
+        }
+        assert_ready(&w.sync(&spec).await, "UpToDate");
+        assert_eq!(
+            w.state
+                .app
+                .as_ref()
+                .and_then(|a| a.edit_fingerprint.clone()),
+            fingerprint
+        );
+
+        edit_query(&w, &imported.id, edit);
+        let out = w.sync(&spec).await;
+        assert_ready(&out, "DriftCorrected");
+        let drift = out.report.drift.expect("drift reported");
+        assert!(drift.corrected, "{edit:?}");
+        assert!(
+            drift.message.contains("edited in ToolJet"),
+            "{}",
+            drift.message
+        );
+        let restored = w.the_app(APP);
+        assert_ne!(restored.id, imported.id, "{edit:?}: a fresh import");
+        assert_eq!(restored.slug, imported.slug);
+        assert_eq!(query_code(&restored), query_code(&imported), "{edit:?}");
+        let writes = w.standin.write_count();
+        assert_ready(&w.sync(&spec).await, "UpToDate");
+        assert_eq!(w.writes_since(writes), 0);
+    }
+});
+
+// Item 6 of issue 13: in an editable app a query saved or added in ToolJet is kept: a quiet run
+// says so, and a new commit is refused with LocalChanges instead of overwriting it.
+flavoured!(
+    query_edit_of_an_editable_app_is_kept_with_local_changes,
+    flavour,
+    {
+        for edit in [QueryEdit::Save, QueryEdit::Add] {
+            let mut w = World::new(flavour).await;
+            let spec = w.spec(json!({"editable": true}));
+            assert_ready(&w.sync(&spec).await, "Imported");
+            let app = w.the_app(APP);
+            edit_query(&w, &app.id, edit);
+            let edited = query_code(&w.the_app(APP));
+            let writes = w.standin.write_count();
+            let out = w.sync(&spec).await;
+            assert_ready(&out, "UpToDate");
+            assert!(
+                out.report
+                    .message
+                    .contains("edits made in ToolJet are kept"),
+                "{}",
+                out.report.message
+            );
+            let sha = w.push_new_version("v2");
+            let out = w.sync(&spec).await;
+            assert_refused(&out, "LocalChanges");
+            assert!(out.report.message.contains(&sha), "{}", out.report.message);
+            assert_eq!(w.writes_since(writes), 0, "{edit:?}");
+            let kept = w.the_app(APP);
+            assert_eq!(kept.id, app.id, "{edit:?}: the edited app is untouched");
+            assert_eq!(
+                query_code(&kept),
+                edited,
+                "{edit:?}: the query edit is kept"
+            );
+        }
+    }
+);
+
+// Item 6 of issue 13: with release: false, a person releasing the app by hand is not drift:
+// nothing is written and the app stays released.
+flavoured!(release_by_hand_with_release_false_is_not_drift, flavour, {
+    let mut w = World::new(flavour).await;
+    let spec = w.spec(json!({"editable": false, "release": false}));
+    assert_ready(&w.sync(&spec).await, "Imported");
+    let app = w.the_app(APP);
+    assert_eq!(
+        app.current_version_id, None,
+        "release: false leaves it unreleased"
+    );
+    w.client
+        .release_app(&app.id, &app.editing_version_id)
+        .await
+        .expect("released by hand");
+    assert_ne!(
+        w.the_app(APP).updated_at,
+        app.updated_at,
+        "the release moved updated_at"
+    );
+    let writes = w.standin.write_count();
+    let out = w.sync(&spec).await;
+    assert_ready(&out, "UpToDate");
+    assert!(out.report.drift.is_none(), "{:?}", out.report.drift);
+    assert_eq!(w.writes_since(writes), 0);
+    let after = w.the_app(APP);
+    assert_eq!(after.id, app.id);
+    assert_eq!(
+        after.current_version_id.as_deref(),
+        Some(app.editing_version_id.as_str())
+    );
+    // An edit after the release is still seen.
+    w.standin.edit_app_as_user(&app.id);
+    assert_ready(&w.sync(&spec).await, "DriftCorrected");
+});

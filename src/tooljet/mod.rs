@@ -14,5 +14,5 @@ pub use config::{Auth, ClientConfig};
 pub use error::{ToolJetError, TransientKind};
 pub use model::{
     AppDetails, AppSummary, AppUpdate, Constant, ConstantType, ConstantValue, Environment, Family,
-    ImportedApp, NEWEST_MAJOR, OLDEST_SUPPORTED, ServerVersion, VersionInfo,
+    ImportedApp, NEWEST_MAJOR, OLDEST_SUPPORTED, QueryInfo, ServerVersion, VersionInfo,
 };
