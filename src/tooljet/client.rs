@@ -799,6 +799,7 @@ impl ToolJetClient {
                 app_name: name,
                 tooljet_version: parts.tooljet_version,
             })?;
+            check_body_size(route, &body)?;
             let call = Call::new(
                 Method::POST,
                 route,
@@ -836,6 +837,7 @@ impl ToolJetClient {
             }],
             tooljet_database: parts.tooljet_database,
         })?;
+        check_body_size(route, &body)?;
         let call = Call::new(Method::POST, route, "/api/v2/resources/import")
             .raw_body(body, bundle_version);
         let answer: Value = self.execute_json(call).await?;
@@ -1066,6 +1068,21 @@ impl ToolJetClient {
         }
         self.execute(call).await.map(drop)
     }
+}
+
+/// ToolJet's request body limit (`limit: 52428800` in its body parser).
+pub const MAX_REQUEST_BODY: usize = 50 * 1024 * 1024;
+
+/// Refuses an import body over ToolJet's limit before sending it.
+fn check_body_size(route: &'static str, body: &[u8]) -> Result<(), ToolJetError> {
+    if body.len() > MAX_REQUEST_BODY {
+        return Err(ToolJetError::BodyTooLarge {
+            route,
+            size: body.len(),
+            limit: MAX_REQUEST_BODY,
+        });
+    }
+    Ok(())
 }
 
 /// The parts of an export bundle an import sends, borrowed verbatim from the bundle's bytes.

@@ -53,6 +53,16 @@ pub enum ToolJetError {
         /// The server's `installed_version`, or `unknown`.
         server_version: String,
     },
+    /// Refused before sending: ToolJet answers a body over its limit with a 500 (2.x) that
+    /// would look like a passing fault and be retried forever.
+    #[error(
+        "{route}: the import would send {size} bytes, over ToolJet's request limit of {limit} bytes (50 MB); nothing was written: make the app smaller (fewer or smaller components, queries or embedded files)"
+    )]
+    BodyTooLarge {
+        route: &'static str,
+        size: usize,
+        limit: usize,
+    },
     #[error(
         "{route}: ToolJet refused the credentials ({mode}, 401: {detail}); check the credentials and the workspace id"
     )]

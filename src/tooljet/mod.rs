@@ -9,7 +9,7 @@ mod config;
 mod error;
 mod model;
 
-pub use client::{RequestObserver, ToolJetClient};
+pub use client::{MAX_REQUEST_BODY, RequestObserver, ToolJetClient};
 pub use config::{Auth, ClientConfig};
 pub use error::{ToolJetError, TransientKind};
 pub use model::{
