@@ -1046,3 +1046,56 @@ flavoured!(release_by_hand_with_release_false_is_not_drift, flavour, {
     w.standin.edit_app_as_user(&app.id);
     assert_ready(&w.sync(&spec).await, "DriftCorrected");
 });
+
+// With release: true, a person releasing another version of the app is drift (the app is
+// restored and released at the git version); with release: false it is left alone.
+flavoured!(
+    another_version_released_by_hand_is_drift_only_with_release_true,
+    flavour,
+    {
+        for release in [true, false] {
+            let mut w = World::new(flavour).await;
+            // A bundle with two versions: the editing one and an older one a person can release.
+            let mut bundle: serde_json::Value =
+                serde_json::from_slice(CREDIT_CARD.1).expect("json");
+            let versions = &mut bundle["app"][0]["definition"]["appV2"]["appVersions"];
+            let mut older = versions[0].clone();
+            older["id"] = json!("00000000-0000-4000-8000-0000000000aa");
+            older["name"] = json!("v0");
+            versions.as_array_mut().expect("versions").push(older);
+            let bytes = serde_json::to_vec(&bundle).expect("json");
+            w.repo.git_sync_write("app-1", APP, "v1", &bytes);
+            w.repo.commit("two versions");
+            w.repo.publish();
+            let spec = w.spec(json!({"editable": false, "release": release}));
+            assert_ready(&w.sync(&spec).await, "Imported");
+            let app = w.the_app(APP);
+            let other = app
+                .versions
+                .iter()
+                .find(|v| v.id != app.editing_version_id)
+                .expect("a second version")
+                .id
+                .clone();
+            w.client
+                .release_app(&app.id, &other)
+                .await
+                .expect("released by hand");
+            let out = w.sync(&spec).await;
+            let after = w.the_app(APP);
+            if release {
+                assert_ready(&out, "DriftCorrected");
+                assert_ne!(after.id, app.id);
+                assert_eq!(
+                    after.current_version_id.as_deref(),
+                    Some(after.editing_version_id.as_str()),
+                    "released at the git version again"
+                );
+            } else {
+                assert_ready(&out, "UpToDate");
+                assert_eq!(after.id, app.id);
+                assert_eq!(after.current_version_id.as_deref(), Some(other.as_str()));
+            }
+        }
+    }
+);
