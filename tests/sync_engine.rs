@@ -8,12 +8,16 @@ use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec}
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
-use tooljet_standin::{AppSnapshot, Flavour, StandIn};
+use tooljet_standin::{AppSnapshot, Flavour, StandIn, leading_version};
 
 const APP: &str = CREDIT_CARD.0;
 const API_KEY: &str = "engine-test-key";
 const EMAIL: &str = "engine@example.com";
 const PASSWORD: &str = "engine-test-password";
+/// The version the 2.x stand-in claims: the newest 2.x fixture (credit card) was exported from
+/// 2.50.5, and the operator refuses a bundle newer than the server (issue 13, item 9). The
+/// stand-in still answers as 2.27.1 does.
+const V2_VERSION: &str = "2.50.5";
 
 /// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
 /// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
@@ -67,7 +71,8 @@ impl World {
             .flavour(flavour)
             .credentials(EMAIL, PASSWORD)
             .admin_api_key(API_KEY);
-        if let Some(v) = version {
+        let default = (flavour == Flavour::V2_27).then_some(V2_VERSION);
+        if let Some(v) = version.or(default) {
             builder = builder.server_version(v);
         }
         let standin = builder.start().await.expect("stand-in starts");
@@ -691,6 +696,8 @@ flavoured!(
         w.repo.commit("every fixture as a plain bundle");
         w.repo.publish();
 
+        let server = leading_version(w.standin.server_version()).expect("server version");
+        let mut refused = 0;
         for (stem, bytes) in &fixtures {
             w.key = ImportKey::new("team-a", stem);
             w.state = AppImportStatus::default();
@@ -702,7 +709,18 @@ flavoured!(
                 "appName": name,
                 "source": {"app": null, "path": format!("bundles/{stem}.json")},
             }));
+            let writes = w.standin.write_count();
             let out = w.sync(&spec).await;
+            let bundle: serde_json::Value = serde_json::from_slice(bytes).expect("json");
+            let made_by = bundle["tooljet_version"].as_str().unwrap_or_default();
+            if leading_version(made_by).is_some_and(|v| v > server) {
+                // A bundle of a later ToolJet (3.0.15 on the 2.x server) is refused, unwritten.
+                assert_refused(&out, "BundleNewerThanServer");
+                assert_eq!(w.writes_since(writes), 0, "{stem}");
+                assert!(w.apps_named(&name).is_empty(), "{stem}");
+                refused += 1;
+                continue;
+            }
             assert_ready(&out, "Imported");
             let app = w.the_app(&name);
 
@@ -721,6 +739,11 @@ flavoured!(
             got.sort();
             assert_eq!(got, want, "{stem}: numbers kept by the server");
         }
+        let expected_refusals = match flavour {
+            Flavour::V2_27 => 1,
+            Flavour::V3 => 0,
+        };
+        assert_eq!(refused, expected_refusals, "fixtures refused as too new");
     }
 );
 
@@ -744,5 +767,335 @@ flavoured!(
         assert!(!out.report.retryable);
         assert_eq!(w.standin.write_count(), 0);
         assert!(w.standin.apps().is_empty());
+    }
+);
+
+/// The credit card app with its `tooljet_version` set to `version`, pushed to git.
+fn push_made_by(w: &World, version: &str) -> String {
+    let mut bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
+    bundle["tooljet_version"] = json!(version);
+    bundle["app"][0]["definition"]["appV2"]["icon"] = json!(version);
+    let bytes = serde_json::to_vec(&bundle).expect("json");
+    w.repo.git_sync_write("app-1", APP, "v2", &bytes);
+    let sha = w.repo.commit(&format!("{APP} from ToolJet {version}"));
+    w.repo.publish();
+    sha
+}
+
+// Item 9 of issue 13: a bundle of a later ToolJet is refused with the same reason and message on
+// both families (2.x has no check of its own and would import it), before any write: neither a
+// first import nor an update writes, and the app in ToolJet stays as it was.
+flavoured!(
+    a_bundle_newer_than_the_server_is_refused_before_any_write,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let too_new = match flavour {
+            Flavour::V2_27 => "2.51.0",
+            Flavour::V3 => "3.6.0-ee-lts",
+        };
+        let server = w.standin.server_version().to_owned();
+        // A first import.
+        push_made_by(&w, too_new);
+        let spec = w.spec(json!({}));
+        for mode in [Mode::Plan, Mode::Apply] {
+            let out = w.sync_with(&spec, None, None, mode).await;
+            assert_refused(&out, "BundleNewerThanServer");
+            let message = &out.report.message;
+            for part in [
+                too_new,
+                server.as_str(),
+                "apps built on later versions of ToolJet cannot be imported",
+                "nothing was written",
+                "upgrade the ToolJet server",
+            ] {
+                assert!(message.contains(part), "{mode:?}: {part:?} in {message}");
+            }
+            assert!(
+                out.report.stalled && !out.report.retryable,
+                "{:?}",
+                out.report
+            );
+        }
+        assert_eq!(w.standin.write_count(), 0);
+        assert!(w.standin.apps().is_empty());
+
+        // An update: the app imported from an older commit stays, untouched.
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({}));
+        assert_ready(&w.sync(&spec).await, "Imported");
+        let before = w.the_app(APP);
+        push_made_by(&w, too_new);
+        let writes = w.standin.write_count();
+        let out = w.sync(&spec).await;
+        assert_refused(&out, "BundleNewerThanServer");
+        assert_eq!(w.writes_since(writes), 0);
+        assert_eq!(w.the_app(APP), before);
+        // A bundle of the server's own version goes through.
+        push_made_by(&w, &server);
+        assert_ready(&w.sync(&spec).await, "Updated");
+    }
+);
+
+// A bundle that is not JSON is refused with the same clear reason on both families, unwritten.
+flavoured!(an_invalid_bundle_is_refused_before_any_write, flavour, {
+    let mut w = World::new(flavour).await;
+    w.repo
+        .write("bundles/broken.json", b"{\"app\": [".as_slice());
+    w.repo.commit("a broken bundle");
+    w.repo.publish();
+    let spec = w
+        .spec(json!({"appName": "Broken", "source": {"app": null, "path": "bundles/broken.json"}}));
+    let out = w.sync(&spec).await;
+    assert_refused(&out, "InvalidBundle");
+    assert!(
+        out.report.message.contains("bundles/broken.json"),
+        "{}",
+        out.report.message
+    );
+    assert!(!out.report.retryable);
+    assert_eq!(w.standin.write_count(), 0);
+    assert!(w.standin.apps().is_empty());
+});
+
+/// The query edits a person can make in the ToolJet editor, by name.
+#[derive(Clone, Copy, Debug)]
+enum QueryEdit {
+    Save,
+    Add,
+}
+
+/// Makes `edit` in the app as a person would, and checks the stand-in moves the timestamps as
+/// the family does: on 2.x neither the app's nor the editing version's `updated_at` (issue 13),
+/// on 3.x the editing version's.
+fn edit_query(w: &World, app_id: &str, edit: QueryEdit) {
+    let before = w
+        .standin
+        .apps()
+        .into_iter()
+        .find(|a| a.id == app_id)
+        .expect("app");
+    match edit {
+        QueryEdit::Save => assert!(w.standin.edit_query_as_user(app_id, Some("runjs1"))),
+        QueryEdit::Add => {
+            w.standin
+                .add_query_as_user(app_id, "added_in_tooljet")
+                .expect("query added");
+        }
+    }
+    let after = w
+        .standin
+        .apps()
+        .into_iter()
+        .find(|a| a.id == app_id)
+        .expect("app");
+    assert_ne!(
+        after.queries(),
+        before.queries(),
+        "{edit:?}: the query changed"
+    );
+    assert_eq!(
+        after.updated_at, before.updated_at,
+        "{edit:?}: app updated_at"
+    );
+    let version_moved = after.versions != before.versions;
+    assert_eq!(
+        version_moved,
+        w.standin.flavour() == Flavour::V3,
+        "{edit:?}: the editing version's updated_at moves on 3.x only"
+    );
+}
+
+/// The queries as the bundle in git has them: names and code.
+fn query_code(app: &AppSnapshot) -> Vec<(String, serde_json::Value)> {
+    let mut out: Vec<_> = app
+        .queries()
+        .iter()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap_or_default().to_owned(),
+                q["options"]["code"].clone(),
+            )
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+// Item 6 of issue 13: a query saved or added in ToolJet, in an app that is not editable, is
+// drift: the git version is restored, on 2.x too, where no app or version timestamp moves.
+flavoured!(query_edit_of_a_non_editable_app_is_restored, flavour, {
+    for edit in [QueryEdit::Save, QueryEdit::Add] {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({"editable": false}));
+        assert_ready(&w.sync(&spec).await, "Imported");
+        let imported = w.the_app(APP);
+        let fingerprint = w
+            .state
+            .app
+            .as_ref()
+            .and_then(|a| a.edit_fingerprint.clone());
+        assert!(
+            fingerprint.as_ref().is_some_and(|f| f.len() == 32),
+            "{fingerprint:?}"
+        );
+        // A status written before the fingerprint existed gets one on the next quiet run.
+        if let Some(app) = w.state.app.as_mut() {
+            app.edit_fingerprint = None;
+        }
+        assert_ready(&w.sync(&spec).await, "UpToDate");
+        assert_eq!(
+            w.state
+                .app
+                .as_ref()
+                .and_then(|a| a.edit_fingerprint.clone()),
+            fingerprint
+        );
+
+        edit_query(&w, &imported.id, edit);
+        let out = w.sync(&spec).await;
+        assert_ready(&out, "DriftCorrected");
+        let drift = out.report.drift.expect("drift reported");
+        assert!(drift.corrected, "{edit:?}");
+        assert!(
+            drift.message.contains("edited in ToolJet"),
+            "{}",
+            drift.message
+        );
+        let restored = w.the_app(APP);
+        assert_ne!(restored.id, imported.id, "{edit:?}: a fresh import");
+        assert_eq!(restored.slug, imported.slug);
+        assert_eq!(query_code(&restored), query_code(&imported), "{edit:?}");
+        let writes = w.standin.write_count();
+        assert_ready(&w.sync(&spec).await, "UpToDate");
+        assert_eq!(w.writes_since(writes), 0);
+    }
+});
+
+// Item 6 of issue 13: in an editable app a query saved or added in ToolJet is kept: a quiet run
+// says so, and a new commit is refused with LocalChanges instead of overwriting it.
+flavoured!(
+    query_edit_of_an_editable_app_is_kept_with_local_changes,
+    flavour,
+    {
+        for edit in [QueryEdit::Save, QueryEdit::Add] {
+            let mut w = World::new(flavour).await;
+            let spec = w.spec(json!({"editable": true}));
+            assert_ready(&w.sync(&spec).await, "Imported");
+            let app = w.the_app(APP);
+            edit_query(&w, &app.id, edit);
+            let edited = query_code(&w.the_app(APP));
+            let writes = w.standin.write_count();
+            let out = w.sync(&spec).await;
+            assert_ready(&out, "UpToDate");
+            assert!(
+                out.report
+                    .message
+                    .contains("edits made in ToolJet are kept"),
+                "{}",
+                out.report.message
+            );
+            let sha = w.push_new_version("v2");
+            let out = w.sync(&spec).await;
+            assert_refused(&out, "LocalChanges");
+            assert!(out.report.message.contains(&sha), "{}", out.report.message);
+            assert_eq!(w.writes_since(writes), 0, "{edit:?}");
+            let kept = w.the_app(APP);
+            assert_eq!(kept.id, app.id, "{edit:?}: the edited app is untouched");
+            assert_eq!(
+                query_code(&kept),
+                edited,
+                "{edit:?}: the query edit is kept"
+            );
+        }
+    }
+);
+
+// Item 6 of issue 13: with release: false, a person releasing the app by hand is not drift:
+// nothing is written and the app stays released.
+flavoured!(release_by_hand_with_release_false_is_not_drift, flavour, {
+    let mut w = World::new(flavour).await;
+    let spec = w.spec(json!({"editable": false, "release": false}));
+    assert_ready(&w.sync(&spec).await, "Imported");
+    let app = w.the_app(APP);
+    assert_eq!(
+        app.current_version_id, None,
+        "release: false leaves it unreleased"
+    );
+    w.client
+        .release_app(&app.id, &app.editing_version_id)
+        .await
+        .expect("released by hand");
+    assert_ne!(
+        w.the_app(APP).updated_at,
+        app.updated_at,
+        "the release moved updated_at"
+    );
+    let writes = w.standin.write_count();
+    let out = w.sync(&spec).await;
+    assert_ready(&out, "UpToDate");
+    assert!(out.report.drift.is_none(), "{:?}", out.report.drift);
+    assert_eq!(w.writes_since(writes), 0);
+    let after = w.the_app(APP);
+    assert_eq!(after.id, app.id);
+    assert_eq!(
+        after.current_version_id.as_deref(),
+        Some(app.editing_version_id.as_str())
+    );
+    // An edit after the release is still seen.
+    w.standin.edit_app_as_user(&app.id);
+    assert_ready(&w.sync(&spec).await, "DriftCorrected");
+});
+
+// With release: true, a person releasing another version of the app is drift (the app is
+// restored and released at the git version); with release: false it is left alone.
+flavoured!(
+    another_version_released_by_hand_is_drift_only_with_release_true,
+    flavour,
+    {
+        for release in [true, false] {
+            let mut w = World::new(flavour).await;
+            // A bundle with two versions: the editing one and an older one a person can release.
+            let mut bundle: serde_json::Value =
+                serde_json::from_slice(CREDIT_CARD.1).expect("json");
+            let versions = &mut bundle["app"][0]["definition"]["appV2"]["appVersions"];
+            let mut older = versions[0].clone();
+            older["id"] = json!("00000000-0000-4000-8000-0000000000aa");
+            older["name"] = json!("v0");
+            versions.as_array_mut().expect("versions").push(older);
+            let bytes = serde_json::to_vec(&bundle).expect("json");
+            w.repo.git_sync_write("app-1", APP, "v1", &bytes);
+            w.repo.commit("two versions");
+            w.repo.publish();
+            let spec = w.spec(json!({"editable": false, "release": release}));
+            assert_ready(&w.sync(&spec).await, "Imported");
+            let app = w.the_app(APP);
+            let other = app
+                .versions
+                .iter()
+                .find(|v| v.id != app.editing_version_id)
+                .expect("a second version")
+                .id
+                .clone();
+            w.client
+                .release_app(&app.id, &other)
+                .await
+                .expect("released by hand");
+            let out = w.sync(&spec).await;
+            let after = w.the_app(APP);
+            if release {
+                assert_ready(&out, "DriftCorrected");
+                assert_ne!(after.id, app.id);
+                assert_eq!(
+                    after.current_version_id.as_deref(),
+                    Some(after.editing_version_id.as_str()),
+                    "released at the git version again"
+                );
+            } else {
+                assert_ready(&out, "UpToDate");
+                assert_eq!(after.id, app.id);
+                assert_eq!(after.current_version_id.as_deref(), Some(other.as_str()));
+            }
+        }
     }
 );

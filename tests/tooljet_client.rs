@@ -855,3 +855,26 @@ async fn version_2_27_specifics_reach_the_caller_clearly() {
         other => panic!("expected a 400, got {other}"),
     }
 }
+
+// An import body over ToolJet's 50 MB limit is refused by the client before it is sent: 2.x
+// answers such a body with a 500, which would read as a passing fault and be retried forever.
+flavoured!(an_import_over_the_body_limit_is_refused_unsent, flavour, {
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
+    c.check().await.unwrap();
+    let mut bundle = fixture("base64-encoder-decoder");
+    bundle["app"][0]["definition"]["appV2"]["icon"] =
+        json!("x".repeat(tooljet_operator::tooljet::MAX_REQUEST_BODY));
+    let before = s.request_log().len();
+    let err = c.import_app(&bundle, "Huge").await.unwrap_err();
+    match &err {
+        ToolJetError::BodyTooLarge { size, limit, .. } => {
+            assert!(size > limit, "{size} > {limit}")
+        }
+        other => panic!("expected BodyTooLarge, got {other}"),
+    }
+    let message = err.to_string();
+    assert!(message.contains("nothing was written"), "{message}");
+    assert_eq!(s.request_log().len(), before, "nothing sent");
+    assert!(s.apps().is_empty());
+});

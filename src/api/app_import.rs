@@ -383,6 +383,14 @@ pub struct AppStatus {
     /// The app version we imported (and released when `release: true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_id: Option<String>,
+    /// A hash (not the content) of what an edit in ToolJet changes in the app as
+    /// `GET /api/apps/:id` shows it, read right after our last write: name, slug, settings, the
+    /// editing version and its `updated_at`, each query with its own `updated_at` (on 2.x a
+    /// query edit moves no other timestamp). Releasing is left out: a release by hand is not an
+    /// edit. A change means an edit in ToolJet; when absent (older status), `updatedAt` is
+    /// compared instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit_fingerprint: Option<String>,
 }
 
 /// A temporary app created by an update swap that has not finished.

@@ -259,6 +259,12 @@ impl Run<'_, '_> {
                 .app
                 .as_ref()
                 .and_then(|a| a.updated_at.as_deref()),
+            recorded_fingerprint: self
+                .state
+                .app
+                .as_ref()
+                .and_then(|a| a.edit_fingerprint.as_deref()),
+            release: spec.release,
             name_holder: holder.as_ref(),
             target_sha: &target.sha,
             content_changed,
@@ -268,6 +274,18 @@ impl Run<'_, '_> {
         let short = CommitInfo::short_sha_of(&target.sha);
         match decision {
             Decision::Nothing { local_edits_kept } => {
+                // A status from before the edit fingerprint: record it now that the app is
+                // known unedited, so that from now on every edit is seen (2.x query edits too).
+                if let Some(app) = owned.as_ref().filter(|_| !local_edits_kept)
+                    && self.mode == Mode::Apply
+                    && self
+                        .state
+                        .app
+                        .as_ref()
+                        .is_some_and(|a| a.edit_fingerprint.is_none())
+                {
+                    self.state.app = Some(app_status(app));
+                }
                 let mut message = format!("app {wanted:?} is up to date with commit {short}");
                 if local_edits_kept {
                     message.push_str("; edits made in ToolJet are kept (editable app)");
@@ -678,10 +696,15 @@ impl Run<'_, '_> {
             id: old.id.clone(),
             name: old.name.clone(),
         });
-        let unedited =
-            self.state.app.as_ref().is_some_and(|a| {
-                a.id == old.id && a.updated_at.as_deref() == Some(&old.updated_at)
-            });
+        let unedited = self.state.app.as_ref().is_some_and(|a| {
+            a.id == old.id
+                && a.updated_at.is_some()
+                && !old.edited_since(
+                    a.edit_fingerprint.as_deref(),
+                    a.updated_at.as_deref(),
+                    false,
+                )
+        });
         if unedited {
             match self.tj.get_app(&old.id).await {
                 Ok(details) => {
@@ -723,6 +746,9 @@ impl Run<'_, '_> {
         sha: &str,
     ) -> Result<Option<PendingApp>, SyncError> {
         let app = self.read_app(spec, locator, sha).await?;
+        // ToolJet 2.x imports a bundle of a later ToolJet without a word: refuse it here, on
+        // both families, before any write (and in `plan` too).
+        self.tj.check_bundle_version(&app.bundle_bytes).await?;
         let temp = self.req.key.temp_name(sha);
         self.actions.push(Action::Import {
             name: temp.clone(),
@@ -1002,7 +1028,37 @@ fn observed(details: &AppDetails) -> ObservedApp {
         slug: details.slug.clone(),
         updated_at: edit_marker(details),
         version_id: details.editing_version.as_ref().map(|v| v.id.clone()),
+        released_version_id: details.current_version_id.clone(),
+        fingerprint: Some(edit_fingerprint(details)),
     }
+}
+
+/// A hash of what an edit made in the ToolJet editor changes in `GET /api/apps/:id`, on both
+/// families: the app's name, slug and settings; the editing version (id and `updated_at`,
+/// which pages, components, events and version settings move); and each query with its own
+/// `updated_at` (on 2.x, saving or adding a query moves no other timestamp). The app's own
+/// `updated_at` and `current_version_id` are left out: a release by hand moves them, and is
+/// not an edit (whether it matters with `release: true` is decided apart). 128 bits in hex.
+fn edit_fingerprint(details: &AppDetails) -> String {
+    use sha2::{Digest, Sha256};
+    let mut queries: Vec<_> = details
+        .data_queries
+        .iter()
+        .flatten()
+        .map(|q| (&q.id, &q.name, &q.data_source_id, &q.updated_at))
+        .collect();
+    queries.sort();
+    let seen = serde_json::json!({
+        "name": details.name,
+        "slug": details.slug,
+        "is_public": details.is_public,
+        "is_maintenance_on": details.is_maintenance_on,
+        "icon": details.icon,
+        "editing_version": details.editing_version.as_ref().map(|v| (&v.id, &v.updated_at)),
+        "queries": queries,
+    });
+    let digest = Sha256::digest(seen.to_string().as_bytes());
+    hex::encode(&digest[..16])
 }
 
 fn observed_summary(app: &AppSummary) -> ObservedApp {
@@ -1012,6 +1068,8 @@ fn observed_summary(app: &AppSummary) -> ObservedApp {
         slug: app.slug.clone(),
         updated_at: app.updated_at.clone().unwrap_or_default(),
         version_id: app.current_version_id.clone(),
+        released_version_id: app.current_version_id.clone(),
+        fingerprint: None,
     }
 }
 
@@ -1022,6 +1080,7 @@ fn app_status(app: &ObservedApp) -> AppStatus {
         slug: app.slug.clone(),
         updated_at: Some(app.updated_at.clone()),
         version_id: app.version_id.clone(),
+        edit_fingerprint: app.fingerprint.clone(),
     }
 }
 

@@ -100,6 +100,7 @@ fn tooljet_reason(e: &ToolJetError) -> &'static str {
     match e {
         ToolJetError::NameTaken { .. } | ToolJetError::SlugTaken { .. } => "NameConflict",
         ToolJetError::BundleNewerThanServer { .. } => "BundleNewerThanServer",
+        ToolJetError::BodyTooLarge { .. } => "InvalidBundle",
         ToolJetError::Unauthorized { .. } | ToolJetError::Forbidden { .. } => {
             "ToolJetAuthenticationFailed"
         }

@@ -14,6 +14,32 @@ pub struct ObservedApp {
     pub updated_at: String,
     /// The version an import created (the editing version).
     pub version_id: Option<String>,
+    /// The version end users see (`current_version_id`).
+    pub released_version_id: Option<String>,
+    /// A hash of what an edit in ToolJet changes in `GET /apps/:id`, releasing left out (see
+    /// `AppStatus::edit_fingerprint`); `None` when read from a listing.
+    pub fingerprint: Option<String>,
+}
+
+impl ObservedApp {
+    /// Whether the app was edited in ToolJet since our last write, which recorded
+    /// `recorded_fingerprint` (or, in an older status, only `recorded_updated_at`). With
+    /// `release: true`, an app no longer released at its editing version (a person released
+    /// another one) counts as edited; with `release: false` releasing is never an edit.
+    pub fn edited_since(
+        &self,
+        recorded_fingerprint: Option<&str>,
+        recorded_updated_at: Option<&str>,
+        release: bool,
+    ) -> bool {
+        let changed = match (recorded_fingerprint, self.fingerprint.as_deref()) {
+            (Some(recorded), Some(now)) => recorded != now,
+            _ => recorded_updated_at.is_some_and(|recorded| recorded != self.updated_at),
+        };
+        let unreleased =
+            release && self.version_id.is_some() && self.released_version_id != self.version_id;
+        changed || unreleased
+    }
 }
 
 /// Which commit to apply, and whether a newer one waits for approval.
@@ -76,6 +102,10 @@ pub struct Facts<'a> {
     pub owned_vanished: bool,
     /// `updated_at` recorded right after our last write to the owned app.
     pub recorded_updated_at: Option<&'a str>,
+    /// The edit fingerprint recorded right after our last write to the owned app.
+    pub recorded_fingerprint: Option<&'a str>,
+    /// `spec.release`.
+    pub release: bool,
     /// An app we do not own that holds the wanted name.
     pub name_holder: Option<&'a ObservedApp>,
     /// The commit to apply.
@@ -147,9 +177,7 @@ pub fn decide(f: &Facts<'_>) -> Decision {
         });
     }
 
-    let edited = f
-        .recorded_updated_at
-        .is_some_and(|recorded| recorded != owned.updated_at);
+    let edited = owned.edited_since(f.recorded_fingerprint, f.recorded_updated_at, f.release);
     if f.content_changed {
         if f.editable && edited {
             return if annotation_names(f.force_pull, f.target_sha) {
@@ -194,6 +222,8 @@ mod tests {
             slug: "sales".into(),
             updated_at: updated_at.into(),
             version_id: Some("v1".into()),
+            released_version_id: Some("v1".into()),
+            fingerprint: None,
         }
     }
 
@@ -206,6 +236,8 @@ mod tests {
             owned,
             owned_vanished: false,
             recorded_updated_at: Some("t1"),
+            recorded_fingerprint: None,
+            release: true,
             name_holder: None,
             target_sha: NEW,
             content_changed: false,
@@ -336,6 +368,65 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_fingerprint_decides_when_recorded() {
+        // updated_at moved (a release by hand), the fingerprint did not: no edit.
+        let mut owned = app("Sales", "t2");
+        owned.fingerprint = Some("f1".into());
+        let f = Facts {
+            recorded_fingerprint: Some("f1"),
+            ..facts(Some(&owned))
+        };
+        assert_eq!(
+            decide(&f),
+            Decision::Nothing {
+                local_edits_kept: false
+            }
+        );
+        // A query edit on 2.x moves the fingerprint alone.
+        let mut edited = app("Sales", "t1");
+        edited.fingerprint = Some("f2".into());
+        let f = Facts {
+            recorded_fingerprint: Some("f1"),
+            ..facts(Some(&edited))
+        };
+        assert!(matches!(
+            decide(&f),
+            Decision::Replace {
+                why: ReplaceReason::DriftRestore,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn another_released_version_is_an_edit_only_with_release_true() {
+        let mut owned = app("Sales", "t1");
+        owned.fingerprint = Some("f1".into());
+        owned.released_version_id = Some("v0".into());
+        let f = Facts {
+            recorded_fingerprint: Some("f1"),
+            ..facts(Some(&owned))
+        };
+        assert!(matches!(
+            decide(&f),
+            Decision::Replace {
+                why: ReplaceReason::DriftRestore,
+                ..
+            }
+        ));
+        let f = Facts {
+            release: false,
+            ..f
+        };
+        assert_eq!(
+            decide(&f),
+            Decision::Nothing {
+                local_edits_kept: false
+            }
+        );
     }
 
     #[test]

@@ -495,6 +495,9 @@ impl ToolJetClient {
                 ToolJetError::BundleNewerThanServer {
                     route,
                     bundle_version: self.scrub(bundle_version),
+                    server_version: self
+                        .known_server_version()
+                        .map_or_else(|| "unknown".into(), |v| v.raw),
                 }
             }
             401 => ToolJetError::Unauthorized {
@@ -727,6 +730,34 @@ impl ToolJetClient {
         self.execute_json(call).await
     }
 
+    /// Refuses, before any write, a bundle whose `tooljet_version` is newer than the server's
+    /// `installed_version`, as ToolJet 3.x refuses it on import. ToolJet 2.x has no such check
+    /// and imports anything, so the operator checks on both families. A bundle without a
+    /// version (old exports), or with one that cannot be read as `x.y.z`, is left to ToolJet;
+    /// so is every bundle for the external API token, which cannot read the server's version.
+    pub async fn check_bundle_version(&self, bundle: &[u8]) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Ok(());
+        }
+        let Some(text) = RawBundle::parse(bundle)?.version_text() else {
+            return Ok(());
+        };
+        let Some(bundle_version) = ServerVersion::parse(&text) else {
+            tracing::debug!("the bundle's tooljet_version cannot be read; left to ToolJet");
+            return Ok(());
+        };
+        let server = self.server_version().await?;
+        let key = |v: &ServerVersion| (v.major, v.minor, v.patch);
+        if key(&bundle_version) > key(&server) {
+            return Err(ToolJetError::BundleNewerThanServer {
+                route: "POST /api/v2/resources/import",
+                bundle_version: self.scrub(&text),
+                server_version: server.raw,
+            });
+        }
+        Ok(())
+    }
+
     /// Imports a full export bundle under `app_name`; see [`ToolJetClient::import_bundle`].
     pub async fn import_app(
         &self,
@@ -768,6 +799,7 @@ impl ToolJetClient {
                 app_name: name,
                 tooljet_version: parts.tooljet_version,
             })?;
+            check_body_size(route, &body)?;
             let call = Call::new(
                 Method::POST,
                 route,
@@ -805,6 +837,7 @@ impl ToolJetClient {
             }],
             tooljet_database: parts.tooljet_database,
         })?;
+        check_body_size(route, &body)?;
         let call = Call::new(Method::POST, route, "/api/v2/resources/import")
             .raw_body(body, bundle_version);
         let answer: Value = self.execute_json(call).await?;
@@ -1035,6 +1068,21 @@ impl ToolJetClient {
         }
         self.execute(call).await.map(drop)
     }
+}
+
+/// ToolJet's request body limit (`limit: 52428800` in its body parser).
+pub const MAX_REQUEST_BODY: usize = 50 * 1024 * 1024;
+
+/// Refuses an import body over ToolJet's limit before sending it.
+fn check_body_size(route: &'static str, body: &[u8]) -> Result<(), ToolJetError> {
+    if body.len() > MAX_REQUEST_BODY {
+        return Err(ToolJetError::BodyTooLarge {
+            route,
+            size: body.len(),
+            limit: MAX_REQUEST_BODY,
+        });
+    }
+    Ok(())
 }
 
 /// The parts of an export bundle an import sends, borrowed verbatim from the bundle's bytes.

@@ -42,12 +42,26 @@ pub enum ToolJetError {
         "{route}: this slug is already taken in the workspace; choose another slug or rename the other app's slug"
     )]
     SlugTaken { route: &'static str },
+    /// Refused by ToolJet 3.x itself, or by the operator before the import on 2.x (which has no
+    /// such check and would import it).
     #[error(
-        "{route}: the bundle comes from ToolJet {bundle_version}, newer than the server; upgrade the ToolJet server or export the app from an older ToolJet"
+        "{route}: the bundle was exported from ToolJet {bundle_version}, newer than this server (ToolJet {server_version}); apps built on later versions of ToolJet cannot be imported, and nothing was written: upgrade the ToolJet server, or export the app from a ToolJet no newer than {server_version}"
     )]
     BundleNewerThanServer {
         route: &'static str,
         bundle_version: String,
+        /// The server's `installed_version`, or `unknown`.
+        server_version: String,
+    },
+    /// Refused before sending: ToolJet answers a body over its limit with a 500 (2.x) that
+    /// would look like a passing fault and be retried forever.
+    #[error(
+        "{route}: the import would send {size} bytes, over ToolJet's request limit of {limit} bytes (50 MB); nothing was written: make the app smaller (fewer or smaller components, queries or embedded files)"
+    )]
+    BodyTooLarge {
+        route: &'static str,
+        size: usize,
+        limit: usize,
     },
     #[error(
         "{route}: ToolJet refused the credentials ({mode}, 401: {detail}); check the credentials and the workspace id"

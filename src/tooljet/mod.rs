@@ -9,10 +9,10 @@ mod config;
 mod error;
 mod model;
 
-pub use client::{RequestObserver, ToolJetClient};
+pub use client::{MAX_REQUEST_BODY, RequestObserver, ToolJetClient};
 pub use config::{Auth, ClientConfig};
 pub use error::{ToolJetError, TransientKind};
 pub use model::{
     AppDetails, AppSummary, AppUpdate, Constant, ConstantType, ConstantValue, Environment, Family,
-    ImportedApp, NEWEST_MAJOR, OLDEST_SUPPORTED, ServerVersion, VersionInfo,
+    ImportedApp, NEWEST_MAJOR, OLDEST_SUPPORTED, QueryInfo, ServerVersion, VersionInfo,
 };

@@ -37,6 +37,28 @@ pub struct AppDetails {
     pub updated_at: String,
     #[serde(default)]
     pub editing_version: Option<VersionInfo>,
+    #[serde(default)]
+    pub is_public: Option<bool>,
+    #[serde(default)]
+    pub is_maintenance_on: Option<bool>,
+    #[serde(default)]
+    pub icon: Option<String>,
+    /// The editing version's queries (2.x and 3.x answer them; `None` when a server does not).
+    #[serde(default)]
+    pub data_queries: Option<Vec<QueryInfo>>,
+}
+
+/// A query of an app's editing version, as `GET /api/apps/:id` lists it. On 2.x a query edit
+/// moves only the query's own `updated_at`, not the app's nor the version's.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct QueryInfo {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub data_source_id: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 /// The app an import created.

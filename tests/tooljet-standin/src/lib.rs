@@ -372,6 +372,79 @@ impl StandIn {
         true
     }
 
+    /// Saves an edit of a query in the ToolJet editor (the first one, or the one named
+    /// `query`): changes its options and its own `updatedAt`. On 2.27.1 that is all that moves:
+    /// neither the app's nor the editing version's `updated_at` (issue 13). On 3.x the editing
+    /// version's `updated_at` moves too, as the contract says of every edit (§ Editable).
+    /// Returns false when there is no such app or query.
+    pub fn edit_query_as_user(&self, app_id: &str, query: Option<&str>) -> bool {
+        let mut s = self.state();
+        let now = s.now();
+        let flavour = s.flavour;
+        let Some(app) = s.apps.iter_mut().find(|a| a.id == app_id) else {
+            return false;
+        };
+        let Some(q) = app
+            .definition
+            .get_mut("dataQueries")
+            .and_then(serde_json::Value::as_array_mut)
+            .and_then(|qs| {
+                qs.iter_mut().find(|q| {
+                    query.is_none_or(|n| q.get("name").and_then(|v| v.as_str()) == Some(n))
+                })
+            })
+        else {
+            return false;
+        };
+        if !q.get("options").is_some_and(serde_json::Value::is_object) {
+            q["options"] = serde_json::json!({});
+        }
+        q["options"]["code"] = serde_json::json!(format!("return 'edited in ToolJet at {now}';"));
+        q["updatedAt"] = serde_json::json!(now);
+        if flavour == Flavour::V3 {
+            touch_editing_version(app, &now);
+        }
+        true
+    }
+
+    /// Adds a query in the ToolJet editor (a RunJS query named `name`), with the same
+    /// timestamps as [`StandIn::edit_query_as_user`]. Returns its id, or `None` when there is no
+    /// such app.
+    pub fn add_query_as_user(&self, app_id: &str, name: &str) -> Option<String> {
+        let mut s = self.state();
+        let now = s.now();
+        let flavour = s.flavour;
+        let app = s.apps.iter_mut().find(|a| a.id == app_id)?;
+        let id = state::new_id();
+        let source = app
+            .queries()
+            .first()
+            .and_then(|q| q.get("dataSourceId"))
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let query = serde_json::json!({
+            "id": id,
+            "name": name,
+            "options": {"code": "return 1;"},
+            "dataSourceId": source,
+            "appVersionId": app.editing_version_id,
+            "createdAt": now,
+            "updatedAt": now,
+        });
+        match app
+            .definition
+            .get_mut("dataQueries")
+            .and_then(serde_json::Value::as_array_mut)
+        {
+            Some(qs) => qs.push(query),
+            None => app.definition["dataQueries"] = serde_json::json!([query]),
+        }
+        if flavour == Flavour::V3 {
+            touch_editing_version(app, &now);
+        }
+        Some(id)
+    }
+
     /// Ends every login session, as when ToolJet's JWTs expire.
     pub fn expire_sessions(&self) {
         self.state().sessions.clear();
@@ -386,6 +459,13 @@ impl StandIn {
 impl Drop for StandIn {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+fn touch_editing_version(app: &mut AppSnapshot, now: &str) {
+    let editing = app.editing_version_id.clone();
+    if let Some(v) = app.versions.iter_mut().find(|v| v.id == editing) {
+        v.updated_at = now.to_string();
     }
 }
 

@@ -389,6 +389,25 @@ async fn get_app(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiResul
     if let Some(v) = app.versions.iter().find(|v| v.id == app.editing_version_id) {
         body["editing_version"] = json!({"id": v.id, "name": v.name, "updated_at": v.updated_at});
     }
+    // The editing version's queries, each with its own `updated_at` (E25; on 2.27.1 the only
+    // timestamp a query edit moves).
+    body["data_queries"] = json!(
+        app.queries()
+            .iter()
+            .filter(|q| q
+                .get("appVersionId")
+                .is_none_or(|v| *v == json!(app.editing_version_id)))
+            .map(|q| json!({
+                "id": q.get("id"),
+                "name": q.get("name"),
+                "data_source_id": q.get("dataSourceId"),
+                "app_version_id": q.get("appVersionId"),
+                "options": q.get("options"),
+                "created_at": q.get("createdAt"),
+                "updated_at": q.get("updatedAt"),
+            }))
+            .collect::<Vec<_>>()
+    );
     Ok(Json(body).into_response())
 }
 

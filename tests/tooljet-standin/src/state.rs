@@ -49,6 +49,16 @@ pub struct AppSnapshot {
     pub received_definition: String,
 }
 
+impl AppSnapshot {
+    /// The queries of the app's definition (`dataQueries`), as ToolJet keeps them.
+    pub fn queries(&self) -> &[Value] {
+        self.definition
+            .get("dataQueries")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Constant {
     pub id: String,
