@@ -12,10 +12,12 @@ const EMAIL: &str = "ops@example.com";
 const PASSWORD: &str = "pw-Secret-7f3a91";
 const ADMIN_KEY: &str = "admin-Secret-5c2e88";
 const EXT_TOKEN: &str = "ext-Secret-0d4b17";
-const FIXTURES: [&str; 3] = [
+const FIXTURES: [&str; 5] = [
     "credit-card-test-data-generator",
     "base64-encoder-decoder",
     "ai-powered-code-explainer",
+    "orders-dashboard",
+    "orders-report",
 ];
 
 fn fixture(name: &str) -> Value {
