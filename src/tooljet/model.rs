@@ -37,6 +37,45 @@ pub struct AppDetails {
     pub updated_at: String,
     #[serde(default)]
     pub editing_version: Option<VersionInfo>,
+    /// The editing version's queries (`data_source_id` also for static sources).
+    #[serde(default)]
+    pub data_queries: Vec<DataQuery>,
+}
+
+/// A query of an app version, as `GET /api/apps/:id` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct DataQuery {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub data_source_id: Option<String>,
+}
+
+/// A workspace (global) data source, as the family's list route shows it. Options are left out:
+/// secrets appear there only as credential ids, but the engine needs none of them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct DataSource {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    #[serde(default, rename = "type")]
+    pub source_type: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// 2.x: the app version that created it (an import); deleting that version deletes it.
+    #[serde(default)]
+    pub app_version_id: Option<String>,
+}
+
+/// One option of a data source to create, in ToolJet's write shape `{key, value, encrypted}`.
+/// The engine sends only non-secret options (`encrypted: false`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataSourceOption {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub encrypted: bool,
 }
 
 /// The app an import created.
