@@ -882,36 +882,30 @@ flavoured!(
         let dash = w.spec_of(DASH);
         let report = w.spec_of(REPORT);
 
-        let out = w.sync(&dash).await;
+        assert_ready(&w.sync(&dash).await, "Imported");
+        let out = w.sync_as(&report_key, &mut report_state, &report).await;
         assert_ready(&out, "Imported");
+
+        w.push_dashboard("v2");
+        let out = w.sync(&dash).await;
+        // First what users would lose: B's queries, then A's, then the shared data sources.
+        w.assert_all_queries(REPORT, ORDERS_REPORT.1, "B after A's update");
+        assert_ready(&out, "Updated");
+        assert_eq!(w.the_app(DASH).definition["icon"], json!("v2"));
+        w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, "A after its update");
+        w.assert_shared_sources_global("after A's update");
+
+        // Status: A's first run created both (and they stay recorded as the operator's), B's
+        // run linked to the one it shares.
+        let created = DataSourceAction::Created;
         assert_eq!(
             recorded(&w.state),
             [
-                (
-                    "orders-db".into(),
-                    "postgresql".into(),
-                    DataSourceAction::Created
-                ),
-                (
-                    "shipping-api".into(),
-                    "restapi".into(),
-                    DataSourceAction::Created
-                ),
+                ("orders-db".into(), "postgresql".into(), created),
+                ("shipping-api".into(), "restapi".into(), created),
             ]
         );
         assert!(w.state.data_sources.iter().all(|d| d.id.is_some()));
-        let db = w.standin.data_sources();
-        let db = db
-            .iter()
-            .find(|d| d.name == "orders-db")
-            .expect("orders-db");
-        // Created without secrets; the bundle's non-secret options kept, with their types.
-        assert_eq!(db.options["host"]["value"], "orders-db.dev.internal");
-        assert_eq!(db.options["port"]["value"], 5432);
-        assert!(db.options.get("password").is_none(), "{:?}", db.options);
-
-        let out = w.sync_as(&report_key, &mut report_state, &report).await;
-        assert_ready(&out, "Imported");
         assert_eq!(
             recorded(&report_state),
             [(
@@ -924,17 +918,16 @@ flavoured!(
             report_state.data_sources[0].id, w.state.data_sources[0].id,
             "B links to the data source A's run created"
         );
-        w.assert_shared_sources_global("after both imports");
+        let db = w.standin.data_sources();
+        let db = db
+            .iter()
+            .find(|d| d.name == "orders-db")
+            .expect("orders-db");
+        // Created without secrets; the bundle's non-secret options kept, with their types.
+        assert_eq!(db.options["host"]["value"], "orders-db.dev.internal");
+        assert_eq!(db.options["port"]["value"], 5432);
+        assert!(db.options.get("password").is_none(), "{:?}", db.options);
 
-        w.push_dashboard("v2");
-        let out = w.sync(&dash).await;
-        assert_ready(&out, "Updated");
-        assert_eq!(w.the_app(DASH).definition["icon"], json!("v2"));
-        w.assert_all_queries(REPORT, ORDERS_REPORT.1, "B after A's update");
-        w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, "A after its update");
-        w.assert_shared_sources_global("after A's update");
-        // Still the operator's: recorded as created by it, not as found.
-        assert_eq!(w.state.data_sources[0].action, DataSourceAction::Created);
         assert_ready(&w.sync(&dash).await, "UpToDate");
         assert_ready(
             &w.sync_as(&report_key, &mut report_state, &report).await,
@@ -943,8 +936,6 @@ flavoured!(
     }
 );
 
-// A drift restore and a deletion with `deletionPolicy: Delete` of A: B keeps every query and the
-// data source it shares with A.
 flavoured!(
     drift_restore_and_delete_keep_the_shared_data_source_and_other_queries,
     flavour,
