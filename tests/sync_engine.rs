@@ -1180,3 +1180,106 @@ flavoured!(
         );
     }
 );
+
+/// A checkpoint that "crashes" at its `n`th save (counting from 0): that save and every later one
+/// fail, so the run stops there, and the state kept is the last one saved before, as a process
+/// killed at that point would leave it.
+struct CrashAt {
+    n: usize,
+    count: std::sync::atomic::AtomicUsize,
+    saved: std::sync::Mutex<Option<AppImportStatus>>,
+}
+
+impl CrashAt {
+    fn new(n: usize) -> CrashAt {
+        CrashAt {
+            n,
+            count: std::sync::atomic::AtomicUsize::new(0),
+            saved: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl tooljet_operator::sync::Checkpoint for CrashAt {
+    fn save<'a>(
+        &'a self,
+        state: &'a AppImportStatus,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        let i = self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let result = if i >= self.n {
+            Err("crashed here".to_owned())
+        } else {
+            *self.saved.lock().expect("lock") = Some(state.clone());
+            Ok(())
+        };
+        Box::pin(async move { result })
+    }
+}
+
+// A crash after each checkpoint of an update of A (the state kept is the one saved last), then a
+// normal run: A and B end with every query, the shared data sources are still there and global.
+flavoured!(
+    a_crash_at_each_step_of_an_update_keeps_every_query_of_both_apps,
+    flavour,
+    {
+        let mut step = 0;
+        loop {
+            let label = format!("{flavour}: crash at save #{step}");
+            let mut w = World::orders(flavour).await;
+            let report_key = ImportKey::new("team-a", "orders-report");
+            let mut report_state = AppImportStatus::default();
+            let dash = w.spec_of(DASH);
+            assert_ready(&w.sync(&dash).await, "Imported");
+            assert_ready(
+                &w.sync_as(&report_key, &mut report_state, &w.spec_of(REPORT))
+                    .await,
+                "Imported",
+            );
+            w.push_dashboard("v2");
+            let before = w.state.clone();
+            let crash = CrashAt::new(step);
+            let out = w
+                .engine
+                .sync(
+                    SyncRequest {
+                        key: &w.key,
+                        spec: &dash,
+                        instance: &w.instance,
+                        generation: Some(w.generation),
+                        approve: None,
+                        force_pull: None,
+                        git_credentials: &Credentials::Anonymous,
+                        state: w.state.clone(),
+                    },
+                    &w.client,
+                    Mode::Apply,
+                    &crash,
+                )
+                .await;
+            let saves = crash.count.load(std::sync::atomic::Ordering::SeqCst);
+            if out.report.ready {
+                // No save left to crash at: every step was covered.
+                assert!(step > 2, "{label}: an update saves state several times");
+                break;
+            }
+            assert_eq!(
+                out.report.reason, "StateNotSaved",
+                "{label}: {:?}",
+                out.report
+            );
+            w.state = crash.saved.lock().expect("lock").clone().unwrap_or(before);
+            w.assert_all_queries(REPORT, ORDERS_REPORT.1, &label);
+            let next = w.sync(&dash).await;
+            assert!(
+                next.report.ready,
+                "{label} ({saves} saves): {:?}",
+                next.report
+            );
+            assert_eq!(w.the_app(DASH).definition["icon"], json!("v2"), "{label}");
+            w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, &label);
+            w.assert_all_queries(REPORT, ORDERS_REPORT.1, &label);
+            w.assert_shared_sources_global(&label);
+            step += 1;
+        }
+    }
+);
