@@ -138,6 +138,7 @@ pub fn versions_and_sources(details: &AppDetails) -> (BTreeSet<String>, BTreeSet
     let sources = details
         .data_queries
         .iter()
+        .flatten()
         .filter_map(|q| q.data_source_id.clone())
         .collect();
     (versions, sources)

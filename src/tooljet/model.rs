@@ -37,9 +37,10 @@ pub struct AppDetails {
     pub updated_at: String,
     #[serde(default)]
     pub editing_version: Option<VersionInfo>,
-    /// The editing version's queries (`data_source_id` also for static sources).
+    /// The editing version's queries (`data_source_id` also for static sources); `None` when
+    /// the server does not list them, so that nothing is concluded from their absence.
     #[serde(default)]
-    pub data_queries: Vec<DataQuery>,
+    pub data_queries: Option<Vec<DataQuery>>,
 }
 
 /// A query of an app version, as `GET /api/apps/:id` lists it.
@@ -218,6 +219,20 @@ impl std::fmt::Display for ServerVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_absent_are_unknown_not_none() {
+        let base = serde_json::json!({"id": "a", "name": "A", "slug": "a", "updated_at": "t"});
+        let app: AppDetails = serde_json::from_value(base.clone()).unwrap();
+        assert_eq!(app.data_queries, None);
+        let mut listed = base;
+        listed["data_queries"] = serde_json::json!([
+            {"id": "q", "name": "list", "kind": "postgresql", "data_source_id": "d"}
+        ]);
+        let app: AppDetails = serde_json::from_value(listed).unwrap();
+        let queries = app.data_queries.unwrap();
+        assert_eq!(queries[0].data_source_id.as_deref(), Some("d"));
+    }
 
     #[test]
     fn versions_and_families() {
