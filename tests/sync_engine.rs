@@ -1090,8 +1090,12 @@ flavoured!(
             Flavour::V2_27 => "/api/v2/data_sources",
             Flavour::V3 => "/api/data-sources/*",
         };
+        // On 2.x the list is read before the import, after it (to free linked sources) and
+        // before the old app's deletion (to free the sources its version owns).
         let calls = [
             ("GET", list, 1),
+            ("GET", list, 2),
+            ("GET", list, 3),
             ("POST", "/api/v2/resources/import", 1),
             ("GET", "/api/apps/*", 2),
             ("PUT", "/api/apps/*", 1),
@@ -1283,3 +1287,26 @@ flavoured!(
         }
     }
 );
+
+// `plan` says which data sources a first import would create, and writes nothing.
+flavoured!(plan_names_the_data_sources_it_would_create, flavour, {
+    let mut w = World::orders(flavour).await;
+    let out = w.sync_with(&w.spec_of(DASH), None, None, Mode::Plan).await;
+    assert!(out.report.ready, "{:?}", out.report);
+    let creates: Vec<String> = out
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateDataSource { name, kind } => Some(format!("{kind}:{name}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(creates, ["postgresql:orders-db", "restapi:shipping-api"]);
+    assert!(
+        out.actions[0].to_string().contains("without secrets"),
+        "{}",
+        out.actions[0]
+    );
+    assert_eq!(w.standin.write_count(), 0);
+    assert!(w.standin.data_sources().is_empty());
+});
