@@ -2,11 +2,15 @@
 //! log counts writes; its fault knobs fail each call of a swap.
 
 use git_fixtures::TestRepo;
-use git_fixtures::tooljet::{BASE64, CODE_EXPLAINER, CREDIT_CARD};
+use git_fixtures::tooljet::{BASE64, CODE_EXPLAINER, CREDIT_CARD, ORDERS_DASHBOARD, ORDERS_REPORT};
 use serde_json::json;
-use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec};
+use tooljet_operator::api::{
+    AppImportSpec, AppImportStatus, DataSourceAction, ToolJetInstanceSpec,
+};
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
-use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest};
+use tooljet_operator::sync::{
+    Action, Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest,
+};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
 use tooljet_standin::{AppSnapshot, Flavour, StandIn, leading_version};
 
@@ -890,8 +894,8 @@ fn edit_query(w: &World, app_id: &str, edit: QueryEdit) {
         .find(|a| a.id == app_id)
         .expect("app");
     assert_ne!(
-        after.queries(),
-        before.queries(),
+        after.query_values(),
+        before.query_values(),
         "{edit:?}: the query changed"
     );
     assert_eq!(
@@ -909,7 +913,7 @@ fn edit_query(w: &World, app_id: &str, edit: QueryEdit) {
 /// The queries as the bundle in git has them: names and code.
 fn query_code(app: &AppSnapshot) -> Vec<(String, serde_json::Value)> {
     let mut out: Vec<_> = app
-        .queries()
+        .query_values()
         .iter()
         .map(|q| {
             (
@@ -1099,3 +1103,564 @@ flavoured!(
         }
     }
 );
+
+// ---- data sources (issue 13, items 3 and 5) ------------------------------------------------
+//
+// Two apps share the global PostgreSQL data source `orders-db` (the Orders fixtures). On ToolJet
+// 2.x a data source an import created belongs to the importing version and is deleted with that
+// app, and with it every query using it, in every app (config-api.md §4.2); the stand-in's 2.27
+// flavour does the same. Whatever the operator does, no data source another app uses goes, and
+// every app keeps every query of its bundle.
+
+const DASH: &str = ORDERS_DASHBOARD.0;
+const REPORT: &str = ORDERS_REPORT.0;
+
+impl World {
+    /// [`World::new`] plus the two Orders apps in the repository.
+    async fn orders(flavour: Flavour) -> World {
+        let w = World::new(flavour).await;
+        w.repo
+            .git_sync_write("app-3", DASH, "v1", ORDERS_DASHBOARD.1);
+        w.repo
+            .git_sync_write("app-4", REPORT, "v1", ORDERS_REPORT.1);
+        w.repo.commit("two apps sharing orders-db");
+        w.repo.publish();
+        w
+    }
+
+    fn spec_of(&self, app: &str) -> AppImportSpec {
+        self.spec(json!({"source": {"app": app}}))
+    }
+
+    /// Syncs as another AppImport, whose state is `state`.
+    async fn sync_as(
+        &mut self,
+        key: &ImportKey,
+        state: &mut AppImportStatus,
+        spec: &AppImportSpec,
+    ) -> SyncOutcome {
+        let own_key = std::mem::replace(&mut self.key, key.clone());
+        let own_state = std::mem::replace(&mut self.state, std::mem::take(state));
+        let out = self.sync(spec).await;
+        *state = std::mem::replace(&mut self.state, own_state);
+        self.key = own_key;
+        out
+    }
+
+    /// A new version of the dashboard pushed to git (its icon changes).
+    fn push_dashboard(&self, version: &str) {
+        let mut bundle: serde_json::Value =
+            serde_json::from_slice(ORDERS_DASHBOARD.1).expect("json");
+        bundle["app"][0]["definition"]["appV2"]["icon"] = json!(version);
+        let bytes = serde_json::to_vec(&bundle).expect("json");
+        self.repo.git_sync_write("app-3", DASH, version, &bytes);
+        self.repo.commit(&format!("{DASH} {version}"));
+        self.repo.publish();
+    }
+
+    /// The app named `name` has every query of `bundle`, each bound to a data source that
+    /// exists (a workspace one, or a static one of the app).
+    fn assert_all_queries(&self, name: &str, bundle: &[u8], label: &str) {
+        let bundle: serde_json::Value = serde_json::from_slice(bundle).expect("json");
+        let mut want: Vec<String> = bundle["app"][0]["definition"]["appV2"]["dataQueries"]
+            .as_array()
+            .expect("queries")
+            .iter()
+            .map(|q| q["name"].as_str().expect("name").to_owned())
+            .collect();
+        let named = self.apps_named(name);
+        assert_eq!(named.len(), 1, "{label}: apps named {name:?}");
+        let app = &named[0];
+        let sources: Vec<String> = self
+            .standin
+            .data_sources()
+            .into_iter()
+            .map(|d| d.id)
+            .chain(
+                app.definition["dataSources"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|d| d["type"] == "static")
+                    .filter_map(|d| d["id"].as_str().map(str::to_owned)),
+            )
+            .collect();
+        let queries = app.queries();
+        let mut got: Vec<String> = queries.iter().map(|(n, _)| n.clone()).collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "{label}: the queries of {name:?}");
+        for (q, ds) in &queries {
+            let ds = ds.as_deref().unwrap_or_default();
+            assert!(
+                sources.iter().any(|s| s == ds),
+                "{label}: query {q} of {name:?} uses {ds}, which does not exist"
+            );
+        }
+    }
+
+    /// One `orders-db` and one `shipping-api` in the workspace, neither owned by an app version.
+    fn assert_shared_sources_global(&self, label: &str) {
+        let sources = self.standin.data_sources();
+        for name in ["orders-db", "shipping-api"] {
+            let found: Vec<_> = sources.iter().filter(|d| d.name == name).collect();
+            assert_eq!(found.len(), 1, "{label}: {name}: {sources:?}");
+            assert_eq!(found[0].scope, "global", "{label}");
+            assert_eq!(
+                found[0].app_version_id, None,
+                "{label}: {name} belongs to an app version, so deleting that app would delete it"
+            );
+        }
+    }
+}
+
+fn recorded(state: &AppImportStatus) -> Vec<(String, String, DataSourceAction)> {
+    state
+        .data_sources
+        .iter()
+        .map(|d| (d.name.clone(), d.kind.clone(), d.action))
+        .collect()
+}
+
+// The headline of issue 13: an update of app A leaves app B, which shares A's data source, with
+// all its queries (on 2.27, A's swap deleted the old A and with it the data source its import had
+// created, and B's queries with it).
+flavoured!(
+    update_of_an_app_keeps_the_queries_of_an_app_sharing_its_data_source,
+    flavour,
+    {
+        let mut w = World::orders(flavour).await;
+        let report_key = ImportKey::new("team-a", "orders-report");
+        let mut report_state = AppImportStatus::default();
+        let dash = w.spec_of(DASH);
+        let report = w.spec_of(REPORT);
+
+        assert_ready(&w.sync(&dash).await, "Imported");
+        let out = w.sync_as(&report_key, &mut report_state, &report).await;
+        assert_ready(&out, "Imported");
+
+        w.push_dashboard("v2");
+        let out = w.sync(&dash).await;
+        // First what users would lose: B's queries, then A's, then the shared data sources.
+        w.assert_all_queries(REPORT, ORDERS_REPORT.1, "B after A's update");
+        assert_ready(&out, "Updated");
+        assert_eq!(w.the_app(DASH).definition["icon"], json!("v2"));
+        w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, "A after its update");
+        w.assert_shared_sources_global("after A's update");
+
+        // Status: A's first run created both (and they stay recorded as the operator's), B's
+        // run linked to the one it shares.
+        let created = DataSourceAction::Created;
+        assert_eq!(
+            recorded(&w.state),
+            [
+                ("orders-db".into(), "postgresql".into(), created),
+                ("shipping-api".into(), "restapi".into(), created),
+            ]
+        );
+        assert!(w.state.data_sources.iter().all(|d| d.id.is_some()));
+        assert_eq!(
+            recorded(&report_state),
+            [(
+                "orders-db".into(),
+                "postgresql".into(),
+                DataSourceAction::Linked
+            )]
+        );
+        assert_eq!(
+            report_state.data_sources[0].id, w.state.data_sources[0].id,
+            "B links to the data source A's run created"
+        );
+        let db = w.standin.data_sources();
+        let db = db
+            .iter()
+            .find(|d| d.name == "orders-db")
+            .expect("orders-db");
+        // Created without secrets; the bundle's non-secret options kept, with their types.
+        assert_eq!(db.options["host"]["value"], "orders-db.dev.internal");
+        assert_eq!(db.options["port"]["value"], 5432);
+        assert!(db.options.get("password").is_none(), "{:?}", db.options);
+
+        assert_ready(&w.sync(&dash).await, "UpToDate");
+        assert_ready(
+            &w.sync_as(&report_key, &mut report_state, &report).await,
+            "UpToDate",
+        );
+    }
+);
+
+flavoured!(
+    drift_restore_and_delete_keep_the_shared_data_source_and_other_queries,
+    flavour,
+    {
+        let mut w = World::orders(flavour).await;
+        let report_key = ImportKey::new("team-a", "orders-report");
+        let mut report_state = AppImportStatus::default();
+        let dash = w.spec_of(DASH);
+        assert_ready(&w.sync(&dash).await, "Imported");
+        assert_ready(
+            &w.sync_as(&report_key, &mut report_state, &w.spec_of(REPORT))
+                .await,
+            "Imported",
+        );
+
+        assert!(w.standin.edit_app_as_user(&w.the_app(DASH).id));
+        assert_ready(&w.sync(&dash).await, "DriftCorrected");
+        w.assert_all_queries(REPORT, ORDERS_REPORT.1, "B after A's drift restore");
+        w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, "A after its drift restore");
+        w.assert_shared_sources_global("after the drift restore");
+
+        w.engine
+            .release(&w.key, true, &w.state, &w.client, Mode::Apply)
+            .await
+            .expect("deletion");
+        assert!(w.apps_named(DASH).is_empty());
+        w.assert_all_queries(REPORT, ORDERS_REPORT.1, "B after A's deletion");
+        w.assert_shared_sources_global("after A's deletion");
+    }
+);
+
+// Data sources that an import made before the operator managed the app (a person imported B by
+// hand): on 2.27 B's version owns orders-db. The operator frees it after importing A, which links
+// to it, so B's later deletion by a person no longer takes A's queries; and deleting an app the
+// operator owns never takes a data source with it.
+flavoured!(
+    data_sources_owned_by_an_app_version_are_freed_before_they_can_cascade,
+    flavour,
+    {
+        let mut w = World::orders(flavour).await;
+        let bundle = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).expect("json");
+        let by_hand = w
+            .client
+            .import_app(&bundle(ORDERS_REPORT.1), "Report by hand")
+            .await
+            .expect("import by hand");
+        let owned_by_b = w.standin.data_sources();
+        assert_eq!(
+            owned_by_b[0].app_version_id.is_some(),
+            flavour == Flavour::V2_27,
+            "{owned_by_b:?}"
+        );
+
+        let out = w.sync(&w.spec_of(DASH)).await;
+        assert_ready(&out, "Imported");
+        assert_eq!(
+            recorded(&w.state),
+            [
+                (
+                    "orders-db".into(),
+                    "postgresql".into(),
+                    DataSourceAction::Linked
+                ),
+                (
+                    "shipping-api".into(),
+                    "restapi".into(),
+                    DataSourceAction::Created
+                ),
+            ]
+        );
+        let freed = out
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::FreeDataSource { name, .. } if name == "orders-db"));
+        assert_eq!(freed, flavour == Flavour::V2_27, "{:?}", out.actions);
+        w.assert_shared_sources_global("after A's import");
+        assert!(w.standin.delete_app_as_user(&by_hand.id));
+        w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, "A after B's deletion by hand");
+
+        // The operator deletes an app whose version owns a data source another app uses: D, an
+        // app an earlier operator version imported, whose import created `legacy-api` (a new
+        // name, so it is not linked to a global one), and E, imported by hand, linked to it.
+        let text = String::from_utf8(ORDERS_DASHBOARD.1.to_vec()).expect("utf-8");
+        let legacy = bundle(text.replace("shipping-api", "legacy-api").as_bytes());
+        let d = w
+            .client
+            .import_app(&legacy, "Legacy D")
+            .await
+            .expect("import by hand");
+        let legacy_source = w
+            .standin
+            .data_sources()
+            .into_iter()
+            .find(|s| s.name == "legacy-api")
+            .expect("legacy-api");
+        assert_eq!(
+            legacy_source.app_version_id.is_some(),
+            flavour == Flavour::V2_27
+        );
+        let e = w
+            .client
+            .import_app(&legacy, "Legacy E")
+            .await
+            .expect("import by hand");
+        let state = AppImportStatus {
+            app: Some(tooljet_operator::api::AppStatus {
+                id: d.id.clone(),
+                name: d.name.clone(),
+                slug: String::new(),
+                updated_at: None,
+                version_id: None,
+                edit_fingerprint: None,
+            }),
+            ..AppImportStatus::default()
+        };
+        w.engine
+            .release(
+                &ImportKey::new("team-a", "legacy"),
+                true,
+                &state,
+                &w.client,
+                Mode::Apply,
+            )
+            .await
+            .expect("deletion");
+        assert!(w.apps_named("Legacy D").is_empty());
+        assert!(
+            w.standin
+                .data_sources()
+                .iter()
+                .any(|s| s.id == legacy_source.id && s.app_version_id.is_none()),
+            "the data source D's import created is kept and freed"
+        );
+        let e_queries = w
+            .standin
+            .apps()
+            .into_iter()
+            .find(|a| a.id == e.id)
+            .expect("E")
+            .queries();
+        assert_eq!(e_queries.len(), 4, "E kept its queries: {e_queries:?}");
+    }
+);
+
+// Each ToolJet call of an update of A failed once (the run stops there, as a crash would, minus
+// the checkpoint), with B sharing A's data source: after a clean run, A and B have every query
+// and the shared data sources are still there, global.
+flavoured!(
+    failure_at_each_call_of_an_update_keeps_every_query_of_both_apps,
+    flavour,
+    {
+        let list = match flavour {
+            Flavour::V2_27 => "/api/v2/data_sources",
+            Flavour::V3 => "/api/data-sources/*",
+        };
+        // On 2.x the list is read before the import, after it (to free linked sources) and
+        // before the old app's deletion (to free the sources its version owns).
+        let calls = [
+            ("GET", list, 1),
+            ("GET", list, 2),
+            ("GET", list, 3),
+            ("POST", "/api/v2/resources/import", 1),
+            ("GET", "/api/apps/*", 2),
+            ("PUT", "/api/apps/*", 1),
+            ("PUT", "/api/apps/*", 2),
+            ("PUT", "/api/apps/*", 3),
+            ("GET", "/api/apps/*", 4),
+            ("DELETE", "/api/apps/*", 1),
+            ("GET", "/api/apps/*", 6),
+        ];
+        for (method, pattern, nth) in calls {
+            for drop in [false, true] {
+                let label = format!("{flavour}: {method} {pattern} #{nth} drop={drop}");
+                let mut w = World::orders(flavour).await;
+                let report_key = ImportKey::new("team-a", "orders-report");
+                let mut report_state = AppImportStatus::default();
+                let dash = w.spec_of(DASH);
+                assert_ready(&w.sync(&dash).await, "Imported");
+                assert_ready(
+                    &w.sync_as(&report_key, &mut report_state, &w.spec_of(REPORT))
+                        .await,
+                    "Imported",
+                );
+                w.push_dashboard("v2");
+                if drop {
+                    w.standin.faults().drop_nth(method, pattern, nth);
+                } else {
+                    w.standin.faults().fail_nth(method, pattern, nth, 500);
+                }
+                let first = w.sync(&dash).await;
+                w.standin.faults().reset();
+                assert_eq!(
+                    w.apps_named(DASH).len(),
+                    1,
+                    "{label}: {:?}",
+                    w.standin.apps()
+                );
+                w.assert_all_queries(REPORT, ORDERS_REPORT.1, &label);
+                let out = w.sync(&dash).await;
+                assert!(
+                    out.report.ready,
+                    "{label}: {:?} then {:?}",
+                    first.report, out.report
+                );
+                assert_eq!(w.the_app(DASH).definition["icon"], json!("v2"), "{label}");
+                w.the_app(REPORT);
+                w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, &label);
+                w.assert_all_queries(REPORT, ORDERS_REPORT.1, &label);
+                w.assert_shared_sources_global(&label);
+            }
+        }
+    }
+);
+
+// The first import stops after creating one of its two data sources: the next run links to it,
+// creates the other, and still reports both as created by the operator.
+flavoured!(
+    a_run_stopped_between_data_source_creations_is_finished_by_the_next,
+    flavour,
+    {
+        let mut w = World::orders(flavour).await;
+        let create = match flavour {
+            Flavour::V2_27 => "/api/v2/data_sources",
+            Flavour::V3 => "/api/data-sources",
+        };
+        w.standin.faults().fail_nth("POST", create, 2, 503);
+        let dash = w.spec_of(DASH);
+        let failed = w.sync(&dash).await;
+        assert!(
+            !failed.report.ready && failed.report.retryable,
+            "{:?}",
+            failed.report
+        );
+        assert!(w.apps_named(DASH).is_empty());
+        assert_eq!(w.standin.data_sources().len(), 1);
+        w.standin.faults().reset();
+        assert_ready(&w.sync(&dash).await, "Imported");
+        assert_eq!(w.standin.data_sources().len(), 2);
+        w.assert_shared_sources_global("after the retry");
+        w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, "after the retry");
+        let actions: Vec<DataSourceAction> =
+            w.state.data_sources.iter().map(|d| d.action).collect();
+        // Both created by the operator: the first by the stopped run, recorded before it stopped.
+        assert_eq!(
+            actions,
+            [DataSourceAction::Created, DataSourceAction::Created]
+        );
+    }
+);
+
+/// A checkpoint that "crashes" at its `n`th save (counting from 0): that save and every later one
+/// fail, so the run stops there, and the state kept is the last one saved before, as a process
+/// killed at that point would leave it.
+struct CrashAt {
+    n: usize,
+    count: std::sync::atomic::AtomicUsize,
+    saved: std::sync::Mutex<Option<AppImportStatus>>,
+}
+
+impl CrashAt {
+    fn new(n: usize) -> CrashAt {
+        CrashAt {
+            n,
+            count: std::sync::atomic::AtomicUsize::new(0),
+            saved: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl tooljet_operator::sync::Checkpoint for CrashAt {
+    fn save<'a>(
+        &'a self,
+        state: &'a AppImportStatus,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>> {
+        let i = self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let result = if i >= self.n {
+            Err("crashed here".to_owned())
+        } else {
+            *self.saved.lock().expect("lock") = Some(state.clone());
+            Ok(())
+        };
+        Box::pin(async move { result })
+    }
+}
+
+// A crash after each checkpoint of an update of A (the state kept is the one saved last), then a
+// normal run: A and B end with every query, the shared data sources are still there and global.
+flavoured!(
+    a_crash_at_each_step_of_an_update_keeps_every_query_of_both_apps,
+    flavour,
+    {
+        let mut step = 0;
+        loop {
+            let label = format!("{flavour}: crash at save #{step}");
+            let mut w = World::orders(flavour).await;
+            let report_key = ImportKey::new("team-a", "orders-report");
+            let mut report_state = AppImportStatus::default();
+            let dash = w.spec_of(DASH);
+            assert_ready(&w.sync(&dash).await, "Imported");
+            assert_ready(
+                &w.sync_as(&report_key, &mut report_state, &w.spec_of(REPORT))
+                    .await,
+                "Imported",
+            );
+            w.push_dashboard("v2");
+            let before = w.state.clone();
+            let crash = CrashAt::new(step);
+            let out = w
+                .engine
+                .sync(
+                    SyncRequest {
+                        key: &w.key,
+                        spec: &dash,
+                        instance: &w.instance,
+                        generation: Some(w.generation),
+                        approve: None,
+                        force_pull: None,
+                        git_credentials: &Credentials::Anonymous,
+                        state: w.state.clone(),
+                    },
+                    &w.client,
+                    Mode::Apply,
+                    &crash,
+                )
+                .await;
+            let saves = crash.count.load(std::sync::atomic::Ordering::SeqCst);
+            if out.report.ready {
+                // No save left to crash at: every step was covered.
+                assert!(step > 2, "{label}: an update saves state several times");
+                break;
+            }
+            assert_eq!(
+                out.report.reason, "StateNotSaved",
+                "{label}: {:?}",
+                out.report
+            );
+            w.state = crash.saved.lock().expect("lock").clone().unwrap_or(before);
+            w.assert_all_queries(REPORT, ORDERS_REPORT.1, &label);
+            let next = w.sync(&dash).await;
+            assert!(
+                next.report.ready,
+                "{label} ({saves} saves): {:?}",
+                next.report
+            );
+            assert_eq!(w.the_app(DASH).definition["icon"], json!("v2"), "{label}");
+            w.assert_all_queries(DASH, ORDERS_DASHBOARD.1, &label);
+            w.assert_all_queries(REPORT, ORDERS_REPORT.1, &label);
+            w.assert_shared_sources_global(&label);
+            step += 1;
+        }
+    }
+);
+
+// `plan` says which data sources a first import would create, and writes nothing.
+flavoured!(plan_names_the_data_sources_it_would_create, flavour, {
+    let mut w = World::orders(flavour).await;
+    let out = w.sync_with(&w.spec_of(DASH), None, None, Mode::Plan).await;
+    assert!(out.report.ready, "{:?}", out.report);
+    let creates: Vec<String> = out
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::CreateDataSource { name, kind } => Some(format!("{kind}:{name}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(creates, ["postgresql:orders-db", "restapi:shipping-api"]);
+    assert!(
+        out.actions[0].to_string().contains("without secrets"),
+        "{}",
+        out.actions[0]
+    );
+    assert_eq!(w.standin.write_count(), 0);
+    assert!(w.standin.data_sources().is_empty());
+});

@@ -12,10 +12,12 @@ const EMAIL: &str = "ops@example.com";
 const PASSWORD: &str = "pw-Secret-7f3a91";
 const ADMIN_KEY: &str = "admin-Secret-5c2e88";
 const EXT_TOKEN: &str = "ext-Secret-0d4b17";
-const FIXTURES: [&str; 3] = [
+const FIXTURES: [&str; 5] = [
     "credit-card-test-data-generator",
     "base64-encoder-decoder",
     "ai-powered-code-explainer",
+    "orders-dashboard",
+    "orders-report",
 ];
 
 fn fixture(name: &str) -> Value {
@@ -211,8 +213,12 @@ flavoured!(all_fixture_bundles_import_with_fresh_ids, flavour, {
             def["components"].as_array().map(Vec::len)
         );
     }
-    assert_eq!(s.apps().len(), 3);
-    assert_eq!(s.write_count(), 3, "three imports; exports are not writes");
+    assert_eq!(s.apps().len(), FIXTURES.len());
+    assert_eq!(
+        s.write_count(),
+        FIXTURES.len(),
+        "one import each; exports are not writes"
+    );
 });
 
 flavoured!(user_edits_move_updated_at, flavour, {
@@ -877,4 +883,69 @@ flavoured!(an_import_over_the_body_limit_is_refused_unsent, flavour, {
     assert!(message.contains("nothing was written"), "{message}");
     assert_eq!(s.request_log().len(), before, "nothing sent");
     assert!(s.apps().is_empty());
+});
+
+// Data sources with each family's routes: list, create (global, non-secret options only), free
+// from an app version; and the queries of an app with the data sources they use.
+flavoured!(data_sources_with_the_routes_of_each_family, flavour, {
+    use tooljet_operator::tooljet::DataSourceOption;
+    let s = standin_of(flavour, None).await;
+    let c = client_of(&s);
+    assert!(c.data_sources().await.unwrap().is_empty());
+    let imported = c
+        .import_app(&fixture("orders-report"), "Report")
+        .await
+        .unwrap();
+    let listed = c.data_sources().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let db = &listed[0];
+    assert_eq!(
+        (db.name.as_str(), db.kind.as_str()),
+        ("orders-db", "postgresql")
+    );
+    assert_eq!(db.scope.as_deref(), Some("global"));
+    let app = c.get_app(&imported.id).await.unwrap();
+    let version = app.editing_version.as_ref().unwrap().id.clone();
+    // 2.27: the import's version owns the data source it created; 3.x: no version.
+    assert_eq!(
+        db.app_version_id.as_deref(),
+        (flavour == Flavour::V2_27).then_some(version.as_str())
+    );
+    let queries = app.data_queries.clone().unwrap_or_default();
+    assert_eq!(queries.len(), 2);
+    assert!(
+        queries
+            .iter()
+            .all(|q| q.data_source_id.as_deref() == Some(db.id.as_str())
+                && q.kind.as_deref() == Some("postgresql")),
+        "{queries:?}"
+    );
+
+    c.make_data_source_global(&db.id).await.unwrap();
+    let listed = c.data_sources().await.unwrap();
+    assert_eq!(listed[0].app_version_id, None);
+
+    let id = c
+        .create_data_source(
+            "shipping-api",
+            "restapi",
+            &[DataSourceOption {
+                key: "url".into(),
+                value: json!("https://shipping.example.com"),
+                encrypted: false,
+            }],
+        )
+        .await
+        .unwrap();
+    let listed = c.data_sources().await.unwrap();
+    let created = listed.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(created.name, "shipping-api");
+    assert_eq!(created.scope.as_deref(), Some("global"));
+    assert_eq!(created.app_version_id, None);
+    let stored = s.data_sources();
+    let stored = stored.iter().find(|d| d.id == id).unwrap();
+    assert_eq!(
+        stored.options["url"]["value"],
+        "https://shipping.example.com"
+    );
 });

@@ -731,3 +731,247 @@ async fn flavour_3_keeps_the_contract_where_2_27_differs() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+fn orders_import(s: &StandIn, fixture: &str, name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/tooljet-apps/{fixture}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    json!({
+        "organization_id": s.workspace_id(),
+        "tooljet_version": b["tooljet_version"],
+        "app": [{"definition": b["app"][0]["definition"], "appName": name}],
+    })
+}
+
+/// `(query name, data source id)` of `GET /apps/:id`.
+async fn app_queries(s: &StandIn, c: &Client, cookie: &str, id: &str) -> Vec<(String, String)> {
+    let (status, body) = call(
+        s,
+        c,
+        cookie,
+        reqwest::Method::GET,
+        &format!("/api/apps/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["data_queries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| {
+            (
+                q["name"].as_str().unwrap().to_string(),
+                q["data_source_id"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Import binds a bundle's data sources as config-api.md §4.1 says (id, then name + kind, else a
+/// new global one without secrets); on 2.27 a data source an import created belongs to that
+/// app's version and deleting the app deletes it and every query using it, in every app (§4.2,
+/// R2–R4); 3.x keeps it. Deleting a data source deletes its queries on both (D40).
+#[tokio::test]
+async fn import_binds_data_sources_and_deletes_cascade_as_recorded() {
+    use reqwest::Method;
+    for flavour in Flavour::ALL {
+        let (s, c, cookie) = session(flavour).await;
+        let prefix = match flavour {
+            Flavour::V2_27 => "/api/v2/data_sources",
+            Flavour::V3 => "/api/data-sources",
+        };
+        let list_path = match flavour {
+            Flavour::V2_27 => prefix.to_string(),
+            Flavour::V3 => format!("{prefix}/{}", s.workspace_id()),
+        };
+        let (status, a) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::POST,
+            "/api/v2/resources/import",
+            Some(orders_import(&s, "orders-dashboard", "A")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{a}");
+        let a = a["imports"]["app"][0]["id"].as_str().unwrap().to_string();
+        let sources = s.data_sources();
+        assert_eq!(sources.len(), 2, "{flavour}: {sources:?}");
+        let db = sources.iter().find(|d| d.name == "orders-db").unwrap();
+        assert_eq!(db.kind, "postgresql");
+        assert_eq!(db.options["host"]["value"], "orders-db.dev.internal");
+        assert_eq!(db.options["port"]["value"], 5432);
+        assert_eq!(db.options["password"]["encrypted"], true);
+        assert!(db.options["password"].get("value").is_none());
+        let a_app = s.apps().into_iter().find(|x| x.id == a).unwrap();
+        assert_eq!(
+            db.app_version_id.as_deref(),
+            (flavour == Flavour::V2_27).then_some(a_app.editing_version_id.as_str()),
+            "{flavour}"
+        );
+        let qa = app_queries(&s, &c, &cookie, &a).await;
+        assert_eq!(qa.len(), 4, "{flavour}: {qa:?}");
+        assert_eq!(qa.iter().filter(|(_, d)| *d == db.id).count(), 2);
+
+        // B links to A's data source (by id here), creating nothing.
+        let (_, b) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::POST,
+            "/api/v2/resources/import",
+            Some(orders_import(&s, "orders-report", "B")),
+        )
+        .await;
+        let b = b["imports"]["app"][0]["id"].as_str().unwrap().to_string();
+        assert_eq!(s.data_sources().len(), 2);
+        let qb = app_queries(&s, &c, &cookie, &b).await;
+        assert_eq!(qb.len(), 2);
+        assert!(qb.iter().all(|(_, d)| *d == db.id), "{qb:?}");
+
+        // The list: global, non-static, with owner and options; an unknown environment: none.
+        let (status, list) = call(&s, &c, &cookie, Method::GET, &list_path, None).await;
+        assert_eq!(status, StatusCode::OK, "{list}");
+        let listed = list["data_sources"].as_array().unwrap();
+        assert_eq!(listed.len(), 2);
+        let row = listed.iter().find(|d| d["name"] == "orders-db").unwrap();
+        assert_eq!(row["scope"], "global");
+        assert_eq!(row["type"], "default");
+        assert_eq!(row["app_version_id"].as_str(), db.app_version_id.as_deref());
+        let (_, none) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::GET,
+            &format!("{list_path}?environmentId=00000000-0000-4000-8000-000000000000"),
+            None,
+        )
+        .await;
+        assert_eq!(none["data_sources"], json!([]));
+        // The other family's routes do not exist.
+        let other = match flavour {
+            Flavour::V2_27 => format!("/api/data-sources/{}", s.workspace_id()),
+            Flavour::V3 => "/api/v2/data_sources".to_string(),
+        };
+        let (status, _) = call(&s, &c, &cookie, Method::GET, &other, None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{flavour}: {other}");
+
+        // Deleting A: on 2.27 orders-db goes with it, and B's queries with orders-db.
+        let (status, _) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::DELETE,
+            &format!("/api/apps/{a}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let qb = app_queries(&s, &c, &cookie, &b).await;
+        match flavour {
+            Flavour::V2_27 => {
+                assert!(qb.is_empty(), "R4c: B lost its queries: {qb:?}");
+                assert!(s.data_sources().iter().all(|d| d.name != "orders-db"));
+            }
+            Flavour::V3 => {
+                assert_eq!(qb.len(), 2);
+                assert!(s.data_sources().iter().any(|d| d.id == db.id));
+            }
+        }
+
+        // Created through the API (no version), a data source is reused by name + kind and
+        // survives its importer's deletion; /scope frees one an import created (R7).
+        let (status, created) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::POST,
+            prefix,
+            Some(json!({"name": "orders-db", "kind": "postgresql", "scope": "global",
+                        "options": [{"key": "host", "value": "pg.prod.internal", "encrypted": false},
+                                    {"key": "password", "value": "never-kept", "encrypted": true}]})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let api_db = created["id"].as_str().unwrap().to_string();
+        assert!(!format!("{:?}", s.data_sources()).contains("never-kept"));
+        if flavour == Flavour::V3 {
+            // The earlier orders-db is still there on 3.x: drop it so the name match is unique.
+            let (status, _) = call(
+                &s,
+                &c,
+                &cookie,
+                Method::DELETE,
+                &format!("{prefix}/{}", db.id),
+                None,
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            // D40: deleting a data source deletes its queries.
+            assert!(app_queries(&s, &c, &cookie, &b).await.is_empty());
+        }
+        let (_, c_app) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::POST,
+            "/api/v2/resources/import",
+            Some(orders_import(&s, "orders-dashboard", "C")),
+        )
+        .await;
+        let c_id = c_app["imports"]["app"][0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let qc = app_queries(&s, &c, &cookie, &c_id).await;
+        assert_eq!(qc.iter().filter(|(_, d)| *d == api_db).count(), 2, "{qc:?}");
+        let shipping = s
+            .data_sources()
+            .into_iter()
+            .find(|d| d.name == "shipping-api")
+            .unwrap();
+        let (status, _) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::POST,
+            &format!("{prefix}/{}/scope", shipping.id),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED);
+        assert_eq!(
+            s.data_sources()
+                .into_iter()
+                .find(|d| d.id == shipping.id)
+                .unwrap()
+                .app_version_id,
+            None
+        );
+        assert!(s.delete_app_as_user(&c_id));
+        assert_eq!(s.data_sources().len(), 2, "{flavour}: nothing cascades now");
+        let (status, body) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::DELETE,
+            &format!("{prefix}/{api_db}"),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, _) = call(
+            &s,
+            &c,
+            &cookie,
+            Method::DELETE,
+            &format!("{prefix}/{api_db}"),
+            None,
+        )
+        .await;
+        assert!(status.is_client_error(), "{flavour}: {status}");
+    }
+}

@@ -355,6 +355,13 @@ pub struct AppImportStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 10))]
     pub history: Vec<HistoryEntry>,
+    /// The workspace data sources the app's bundle uses (static built-ins left out), as the last
+    /// import found them: created by the operator before the import (no secrets: set them in
+    /// ToolJet), or already there and linked by name and kind. The operator never deletes a
+    /// data source.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub data_sources: Vec<DataSourceStatus>,
 }
 
 impl AppImportStatus {
@@ -391,6 +398,29 @@ pub struct AppStatus {
     /// compared instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edit_fingerprint: Option<String>,
+}
+
+/// A workspace data source an app's bundle uses.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSourceStatus {
+    /// The data source's name in the bundle (and in ToolJet).
+    pub name: String,
+    /// The plugin kind, e.g. `postgresql` or `restapi`.
+    pub kind: String,
+    /// ToolJet's id of the workspace data source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub action: DataSourceAction,
+}
+
+/// What the operator did about a data source the bundle uses.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataSourceAction {
+    /// Created by the operator (global, without secrets) so that the import links to it.
+    Created,
+    /// Already in the workspace (same name and kind): the import links to it.
+    Linked,
 }
 
 /// A temporary app created by an update swap that has not finished.

@@ -10,8 +10,9 @@ mod validation_tests;
 
 pub use app_import::{
     AppImport, AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo,
-    DEFAULT_INTERVAL, DeletionPolicy, GitRef, GitSource, HISTORY_LIMIT, HistoryEntry,
-    INTERVAL_PATTERN, InstanceRef, MIN_INTERVAL, PendingApp, RefKind, UpdatePolicy,
+    DEFAULT_INTERVAL, DataSourceAction, DataSourceStatus, DeletionPolicy, GitRef, GitSource,
+    HISTORY_LIMIT, HistoryEntry, INTERVAL_PATTERN, InstanceRef, MIN_INTERVAL, PendingApp, RefKind,
+    UpdatePolicy,
 };
 pub use instance::{
     AuthMethod, InstanceAuth, SecretAuth, SecretKeyAuth, TlsConfig, ToolJetInstance,

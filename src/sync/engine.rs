@@ -16,16 +16,17 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tracing::{debug, info, warn};
 
+use super::datasources::{self, bundle_query_count, versions_and_sources};
 use super::error::SyncError;
 use super::names::ImportKey;
 use super::outcome::{Action, Drift, Report, SyncOutcome};
 use super::plan::{Decision, Facts, ObservedApp, Refusal, ReplaceReason, choose_target, decide};
 use crate::api::{
-    AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo, HistoryEntry, PendingApp,
-    RefKind, ToolJetInstanceSpec,
+    AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo, DataSourceAction,
+    DataSourceStatus, HistoryEntry, PendingApp, RefKind, ToolJetInstanceSpec,
 };
 use crate::source::{self, AppLocator, AppSource, Credentials, GitRef, SourceCache, SourceSpec};
-use crate::tooljet::{AppDetails, AppSummary, AppUpdate, ToolJetClient, ToolJetError};
+use crate::tooljet::{AppDetails, AppSummary, AppUpdate, Family, ToolJetClient, ToolJetError};
 
 /// Whether a run writes (`sync`) or only says what it would do (`plan`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -670,7 +671,156 @@ impl Run<'_, '_> {
             return Err(e);
         }
         self.own_pending(&new).await?;
-        self.delete(&old.id, &old.name).await
+        self.delete(&old.id, &old.name).await?;
+        self.verify_queries_kept(spec, locator, &new, sha).await
+    }
+
+    /// After the old app is gone: the new app still has every query of its bundle (nothing the
+    /// deletion cascaded to). Otherwise the applied hash is forgotten, so the next run imports
+    /// the app again, and the run fails with the count.
+    async fn verify_queries_kept(
+        &mut self,
+        spec: &SourceSpec,
+        locator: &AppLocator,
+        new: &PendingApp,
+        sha: &str,
+    ) -> Result<(), SyncError> {
+        let app = self.read_app(spec, locator, sha).await?;
+        let expected = bundle_query_count(&app.bundle);
+        let details = self.tj.get_app(&new.id).await?;
+        let Some(found) = details.data_queries.as_ref().map(Vec::len) else {
+            debug!("the server does not list an app's queries; the check is skipped");
+            return Ok(());
+        };
+        if found >= expected {
+            return Ok(());
+        }
+        self.state.last_applied_hash = None;
+        self.save().await?;
+        Err(SyncError::QueriesMissing {
+            app: details.name,
+            expected,
+            found,
+        })
+    }
+
+    /// Before an import: creates the bundle's data sources that the workspace lacks (global, by
+    /// name and kind, non-secret options only), so that the import links to them and creates
+    /// none (on 2.x an import-created one would be deleted with the app). Records in status
+    /// what was created and what was already there.
+    async fn prepare_data_sources(&mut self, app: &AppSource) -> Result<(), SyncError> {
+        let wanted = datasources::bundle_sources(&app.bundle);
+        if wanted.is_empty() {
+            self.state.data_sources.clear();
+            return Ok(());
+        }
+        let existing = match self.tj.data_sources().await {
+            Ok(list) => list,
+            Err(ToolJetError::Unsupported { .. }) => {
+                warn!(import = %self.req.key, "the external API token cannot list data sources; the import binds them itself");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut report = Vec::new();
+        for src in wanted {
+            let found = existing
+                .iter()
+                .find(|d| d.id == src.id && d.kind == src.kind)
+                .or_else(|| {
+                    existing
+                        .iter()
+                        .find(|d| d.name == src.name && d.kind == src.kind)
+                });
+            let (id, action) = match found {
+                Some(d) => {
+                    // Created by an earlier run (one that stopped before its import, say).
+                    let ours = self.state.data_sources.iter().any(|s| {
+                        s.id.as_deref() == Some(d.id.as_str())
+                            && s.action == DataSourceAction::Created
+                    });
+                    let action = if ours {
+                        DataSourceAction::Created
+                    } else {
+                        DataSourceAction::Linked
+                    };
+                    (Some(d.id.clone()), action)
+                }
+                None => {
+                    self.actions.push(Action::CreateDataSource {
+                        name: src.name.clone(),
+                        kind: src.kind.clone(),
+                    });
+                    let id = if self.mode == Mode::Apply {
+                        let created = self
+                            .tj
+                            .create_data_source(&src.name, &src.kind, &src.options)
+                            .await;
+                        let id = match created {
+                            Ok(id) => id,
+                            Err(e) => {
+                                // Keep what this run created on record (as created by us).
+                                self.record_data_sources(report).await;
+                                return Err(e.into());
+                            }
+                        };
+                        info!(import = %self.req.key, data_source = %src.name, kind = %src.kind, id = %id,
+                            "created a data source the bundle uses (global, without secrets)");
+                        Some(id)
+                    } else {
+                        None
+                    };
+                    (id, DataSourceAction::Created)
+                }
+            };
+            report.push(DataSourceStatus {
+                name: src.name,
+                kind: src.kind,
+                id,
+                action,
+            });
+        }
+        self.state.data_sources = report;
+        self.save().await
+    }
+
+    /// Saves the data sources handled so far by a run that stops, keeping the earlier record
+    /// of the others.
+    async fn record_data_sources(&mut self, mut report: Vec<DataSourceStatus>) {
+        for earlier in std::mem::take(&mut self.state.data_sources) {
+            if !report
+                .iter()
+                .any(|r| r.name == earlier.name && r.kind == earlier.kind)
+            {
+                report.push(earlier);
+            }
+        }
+        self.state.data_sources = report;
+        if let Err(e) = self.save().await {
+            warn!(error = %e, "could not save the data sources created so far");
+        }
+    }
+
+    /// After an import on 2.x: frees every data source the new app's queries use that belongs
+    /// to an app version (one an import created, before the operator or by hand), so that no
+    /// app deletion can take it and its queries away.
+    async fn free_linked_data_sources(&mut self, details: &AppDetails) -> Result<(), SyncError> {
+        if self.state.data_sources.is_empty() || !matches!(self.tj.family().await, Ok(Family::V2)) {
+            return Ok(());
+        }
+        let (_, used) = versions_and_sources(details);
+        for ds in self.tj.data_sources().await? {
+            if ds.app_version_id.is_some() && used.contains(&ds.id) {
+                self.tj.make_data_source_global(&ds.id).await?;
+                info!(import = %self.req.key, data_source = %ds.name, id = %ds.id,
+                    "freed a data source from the app version that created it");
+                self.actions.push(Action::FreeDataSource {
+                    id: ds.id,
+                    name: ds.name,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Puts the old app back under its name and slug after a failed swap; false when that failed
@@ -749,6 +899,7 @@ impl Run<'_, '_> {
         // ToolJet 2.x imports a bundle of a later ToolJet without a word: refuse it here, on
         // both families, before any write (and in `plan` too).
         self.tj.check_bundle_version(&app.bundle_bytes).await?;
+        self.prepare_data_sources(&app).await?;
         let temp = self.req.key.temp_name(sha);
         self.actions.push(Action::Import {
             name: temp.clone(),
@@ -774,6 +925,19 @@ impl Run<'_, '_> {
         };
         self.state.pending_app = Some(pending.clone());
         self.save().await?;
+        self.free_linked_data_sources(&details).await?;
+        let expected = bundle_query_count(&app.bundle);
+        if let Some(found) = details.data_queries.as_ref().map(Vec::len)
+            && found < expected
+        {
+            // The import did not bind every query: nothing is swapped; the next run retries.
+            self.drop_pending(&pending).await;
+            return Err(SyncError::QueriesMissing {
+                app: details.name.clone(),
+                expected,
+                found,
+            });
+        }
         if self.req.spec.release {
             match self.release(&details).await {
                 Ok(version_id) => self.actions.push(Action::Release {
@@ -944,7 +1108,11 @@ impl Run<'_, '_> {
                         .await?
                 }
                 Action::Delete { id, .. } => delete_if_present(self.tj, id).await?,
-                Action::Import { .. } | Action::Release { .. } | Action::MoveAside { .. } => {
+                Action::Import { .. }
+                | Action::Release { .. }
+                | Action::MoveAside { .. }
+                | Action::CreateDataSource { .. }
+                | Action::FreeDataSource { .. } => {
                     return Err(SyncError::InvalidSpec(format!(
                         "internal: {action} is not a single write"
                     )));
@@ -967,10 +1135,39 @@ async fn leftovers(tj: &ToolJetClient, key: &ImportKey) -> Result<Vec<AppSummary
 }
 
 async fn delete_if_present(tj: &ToolJetClient, id: &str) -> Result<(), SyncError> {
+    free_owned_data_sources(tj, id).await?;
     match tj.delete_app(id).await {
         Ok(()) | Err(ToolJetError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// On 2.x, before an app is deleted: frees the data sources its versions created, which ToolJet
+/// would delete with it, and with them every query using them in every app. Nothing on 3.x.
+async fn free_owned_data_sources(tj: &ToolJetClient, app_id: &str) -> Result<(), SyncError> {
+    match tj.family().await {
+        Ok(Family::V2) => {}
+        Ok(Family::V3) | Err(ToolJetError::Unsupported { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    let details = match tj.get_app(app_id).await {
+        Ok(details) => details,
+        Err(ToolJetError::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let (versions, _) = versions_and_sources(&details);
+    for ds in tj.data_sources().await? {
+        if ds
+            .app_version_id
+            .as_ref()
+            .is_some_and(|v| versions.contains(v))
+        {
+            tj.make_data_source_global(&ds.id).await?;
+            info!(app = %app_id, data_source = %ds.name, id = %ds.id,
+                "freed a data source from the app about to be deleted, which would take it and its queries along");
+        }
+    }
+    Ok(())
 }
 
 /// The git side of a spec; refuses specs the CRD would refuse (files read by `sync -f` did not

@@ -39,6 +39,15 @@ pub enum SyncError {
         "could not save the sync state: {0}; the next run recovers from what it finds in ToolJet"
     )]
     Checkpoint(String),
+
+    #[error(
+        "app {app:?} has {found} of the {expected} queries of its bundle in ToolJet: a data source they use is missing or was deleted (on ToolJet 2.x, deleting an app deletes the data sources its import created, with every query using them, in every app); the next run imports the app again and creates the missing data sources; check other apps using them"
+    )]
+    QueriesMissing {
+        app: String,
+        expected: usize,
+        found: usize,
+    },
 }
 
 impl SyncError {
@@ -52,6 +61,7 @@ impl SyncError {
             SyncError::Source(e) => source_reason(e),
             SyncError::ToolJet(e) => tooljet_reason(e),
             SyncError::Checkpoint(_) => "StateNotSaved",
+            SyncError::QueriesMissing { .. } => "QueriesMissing",
         }
     }
 
@@ -66,7 +76,7 @@ impl SyncError {
                     | SourceError::Internal(_)
             ),
             SyncError::ToolJet(e) => e.is_retryable(),
-            SyncError::Checkpoint(_) => true,
+            SyncError::Checkpoint(_) | SyncError::QueriesMissing { .. } => true,
             _ => false,
         }
     }

@@ -8,6 +8,7 @@
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
 
 pub mod connect;
+mod datasources;
 pub mod engine;
 mod error;
 pub mod names;

@@ -33,6 +33,11 @@ pub enum Action {
     Delete { id: String, name: String },
     /// Put an app moved aside by an interrupted swap back under its name.
     RestoreAside { id: String, name: String },
+    /// Created a global data source the bundle uses (without secrets), before the import.
+    CreateDataSource { name: String, kind: String },
+    /// Freed a data source from the app version that created it (ToolJet 2.x), so that deleting
+    /// that app no longer deletes it.
+    FreeDataSource { id: String, name: String },
 }
 
 impl fmt::Display for Action {
@@ -58,6 +63,18 @@ impl fmt::Display for Action {
             Action::Delete { id, name } => write!(f, "delete app {name:?} ({id})"),
             Action::RestoreAside { id, name } => {
                 write!(f, "put app {id} back under its name {name:?}")
+            }
+            Action::CreateDataSource { name, kind } => {
+                write!(
+                    f,
+                    "create the {kind} data source {name:?} (global, without secrets)"
+                )
+            }
+            Action::FreeDataSource { id, name } => {
+                write!(
+                    f,
+                    "free the data source {name:?} ({id}) from the app version that created it"
+                )
             }
         }
     }

@@ -14,8 +14,8 @@ use url::Url;
 use super::config::{Auth, ClientConfig};
 use super::error::{ToolJetError, TransientKind};
 use super::model::{
-    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, Environment, Family, ImportedApp,
-    ServerVersion,
+    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, DataSource, DataSourceOption,
+    Environment, Family, ImportedApp, ServerVersion,
 };
 
 const SESSION_COOKIE: &str = "tj_auth_token";
@@ -970,6 +970,97 @@ impl ToolJetClient {
             });
         }
         Ok(app)
+    }
+
+    /// The workspace's global data sources (static built-ins are never listed): 2.x
+    /// `GET /api/v2/data_sources`, 3.x `GET /api/data-sources/:workspaceId`.
+    pub async fn data_sources(&self) -> Result<Vec<DataSource>, ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("listing data sources"));
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Answer {
+            Wrapped { data_sources: Vec<DataSource> },
+            Bare(Vec<DataSource>),
+        }
+        let call = match self.family().await? {
+            Family::V2 => Call::new(
+                Method::GET,
+                "GET /api/v2/data_sources",
+                "/api/v2/data_sources",
+            ),
+            Family::V3 => {
+                let route = "GET /api/data-sources/:workspaceId";
+                let ws = match self.workspace_opt() {
+                    Some(ws) => ws,
+                    None => self.check().await?,
+                };
+                Call::new(
+                    Method::GET,
+                    route,
+                    format!("/api/data-sources/{}", seg(&ws)),
+                )
+            }
+        };
+        Ok(match self.execute_json::<Answer>(call).await? {
+            Answer::Wrapped { data_sources } | Answer::Bare(data_sources) => data_sources,
+        })
+    }
+
+    /// Creates a global data source (`scope: "global"`, tied to no app version) with `options`;
+    /// 2.x `POST /api/v2/data_sources`, 3.x `POST /api/data-sources`. Returns its id.
+    pub async fn create_data_source(
+        &self,
+        name: &str,
+        kind: &str,
+        options: &[DataSourceOption],
+    ) -> Result<String, ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("creating data sources"));
+        }
+        let body = json!({"name": name, "kind": kind, "options": options, "scope": "global"});
+        let call = match self.family().await? {
+            Family::V2 => Call::new(
+                Method::POST,
+                "POST /api/v2/data_sources",
+                "/api/v2/data_sources",
+            ),
+            Family::V3 => Call::new(Method::POST, "POST /api/data-sources", "/api/data-sources"),
+        }
+        .body(&body);
+        let route = call.route;
+        let answer: Value = self.execute_json(call).await?;
+        answer
+            .get("id")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| ToolJetError::InvalidResponse {
+                route,
+                detail: "the created data source has no id".into(),
+            })
+    }
+
+    /// Frees a data source from the app version that created it (`app_version_id` null,
+    /// `scope: "global"`), so deleting that app no longer deletes it: 2.x
+    /// `POST /api/v2/data_sources/:id/scope`, 3.x `POST /api/data-sources/:id/scope`.
+    pub async fn make_data_source_global(&self, id: &str) -> Result<(), ToolJetError> {
+        if self.ext_only() {
+            return Err(self.unsupported("changing data sources"));
+        }
+        let call = match self.family().await? {
+            Family::V2 => Call::new(
+                Method::POST,
+                "POST /api/v2/data_sources/:id/scope",
+                format!("/api/v2/data_sources/{}/scope", seg(id)),
+            ),
+            Family::V3 => Call::new(
+                Method::POST,
+                "POST /api/data-sources/:id/scope",
+                format!("/api/data-sources/{}/scope", seg(id)),
+            ),
+        };
+        self.execute(call).await.map(drop)
     }
 
     pub async fn environments(&self) -> Result<Vec<Environment>, ToolJetError> {

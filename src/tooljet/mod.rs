@@ -13,6 +13,7 @@ pub use client::{MAX_REQUEST_BODY, RequestObserver, ToolJetClient};
 pub use config::{Auth, ClientConfig};
 pub use error::{ToolJetError, TransientKind};
 pub use model::{
-    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, ConstantValue, Environment, Family,
-    ImportedApp, NEWEST_MAJOR, OLDEST_SUPPORTED, QueryInfo, ServerVersion, VersionInfo,
+    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, ConstantValue, DataQuery,
+    DataSource, DataSourceOption, Environment, Family, ImportedApp, NEWEST_MAJOR, OLDEST_SUPPORTED,
+    ServerVersion, VersionInfo,
 };

@@ -43,22 +43,50 @@ pub struct AppDetails {
     pub is_maintenance_on: Option<bool>,
     #[serde(default)]
     pub icon: Option<String>,
-    /// The editing version's queries (2.x and 3.x answer them; `None` when a server does not).
+    /// The editing version's queries (`data_source_id` also for static sources); `None` when
+    /// the server does not list them, so that nothing is concluded from their absence.
     #[serde(default)]
-    pub data_queries: Option<Vec<QueryInfo>>,
+    pub data_queries: Option<Vec<DataQuery>>,
 }
 
 /// A query of an app's editing version, as `GET /api/apps/:id` lists it. On 2.x a query edit
 /// moves only the query's own `updated_at`, not the app's nor the version's.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-pub struct QueryInfo {
+pub struct DataQuery {
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
+    pub kind: Option<String>,
+    #[serde(default)]
     pub data_source_id: Option<String>,
     #[serde(default)]
     pub updated_at: Option<String>,
+}
+
+/// A workspace (global) data source, as the family's list route shows it. Options are left out:
+/// secrets appear there only as credential ids, but the engine needs none of them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct DataSource {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    #[serde(default, rename = "type")]
+    pub source_type: Option<String>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    /// 2.x: the app version that created it (an import); deleting that version deletes it.
+    #[serde(default)]
+    pub app_version_id: Option<String>,
+}
+
+/// One option of a data source to create, in ToolJet's write shape `{key, value, encrypted}`.
+/// The engine sends only non-secret options (`encrypted: false`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataSourceOption {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub encrypted: bool,
 }
 
 /// The app an import created.
@@ -201,6 +229,20 @@ impl std::fmt::Display for ServerVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queries_absent_are_unknown_not_none() {
+        let base = serde_json::json!({"id": "a", "name": "A", "slug": "a", "updated_at": "t"});
+        let app: AppDetails = serde_json::from_value(base.clone()).unwrap();
+        assert_eq!(app.data_queries, None);
+        let mut listed = base;
+        listed["data_queries"] = serde_json::json!([
+            {"id": "q", "name": "list", "kind": "postgresql", "data_source_id": "d"}
+        ]);
+        let app: AppDetails = serde_json::from_value(listed).unwrap();
+        let queries = app.data_queries.unwrap();
+        assert_eq!(queries[0].data_source_id.as_deref(), Some("d"));
+    }
 
     #[test]
     fn versions_and_families() {

@@ -1,4 +1,4 @@
-//! Real ToolJet export bundles (see `tests/fixtures/tooljet-apps/README.md`) and ToolJet Git Sync's layout.
+//! ToolJet export bundles, real and made in ToolJet's shape (see `tests/fixtures/tooljet-apps/README.md`) and ToolJet Git Sync's layout.
 
 use crate::TestRepo;
 
@@ -14,6 +14,17 @@ pub const BASE64: (&str, &[u8]) = (
 pub const CODE_EXPLAINER: (&str, &[u8]) = (
     "AI Code Explainer",
     include_bytes!("../../fixtures/tooljet-apps/ai-powered-code-explainer.json"),
+);
+/// An app using the workspace's global PostgreSQL data source `orders-db` (3 queries on it and on
+/// the REST API source `shipping-api`, one runjs), in the shape of a ToolJet 2.27.1 export.
+pub const ORDERS_DASHBOARD: (&str, &[u8]) = (
+    "Orders Dashboard",
+    include_bytes!("../../fixtures/tooljet-apps/orders-dashboard.json"),
+);
+/// Another app of the same workspace sharing `orders-db` (2 queries on it).
+pub const ORDERS_REPORT: (&str, &[u8]) = (
+    "Orders Report",
+    include_bytes!("../../fixtures/tooljet-apps/orders-report.json"),
 );
 
 impl TestRepo {

@@ -25,8 +25,8 @@ pub use auth::{ADMIN_KEY_HEADER, SESSION_COOKIE, WORKSPACE_HEADER};
 pub use error::nest_body;
 pub use faults::Faults;
 pub use state::{
-    AppSnapshot, MAX_APP_NAME, MSG_NAME_TAKEN, MSG_SLUG_TAKEN, MSG_TOO_NEW, PAGE_SIZE,
-    VersionSnapshot, leading_version,
+    AppSnapshot, DataSourceSnapshot, MAX_APP_NAME, MSG_NAME_TAKEN, MSG_SLUG_TAKEN, MSG_TOO_NEW,
+    PAGE_SIZE, VersionSnapshot, leading_version,
 };
 
 use faults::Verdict;
@@ -355,6 +355,23 @@ impl StandIn {
         self.state().apps.clone()
     }
 
+    /// The workspace data sources (user ones; the static built-ins live in each app).
+    pub fn data_sources(&self) -> Vec<DataSourceSnapshot> {
+        self.state().data_sources.clone()
+    }
+
+    /// Deletes an app as a person would in the dashboard, with the server's cascades (2.27: the
+    /// data sources its versions created and every query using them). False when there is no
+    /// such app.
+    pub fn delete_app_as_user(&self, app_id: &str) -> bool {
+        let mut s = self.state();
+        if !s.apps.iter().any(|a| a.id == app_id) {
+            return false;
+        }
+        s.delete_app(app_id);
+        true
+    }
+
     /// Saves an edit in the ToolJet editor: bumps `updated_at` of the app and of
     /// its editing version. Returns false when there is no such app.
     pub fn edit_app_as_user(&self, app_id: &str) -> bool {
@@ -417,7 +434,7 @@ impl StandIn {
         let app = s.apps.iter_mut().find(|a| a.id == app_id)?;
         let id = state::new_id();
         let source = app
-            .queries()
+            .query_values()
             .first()
             .and_then(|q| q.get("dataSourceId"))
             .cloned()

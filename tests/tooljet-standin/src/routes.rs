@@ -7,7 +7,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use crate::Flavour;
 use crate::auth::{self, SESSION_COOKIE};
 use crate::error::ApiError;
-use crate::state::{self, AppSnapshot, Constant, NameCheck, PAGE_SIZE, State, new_id};
+use crate::state::{
+    self, AppSnapshot, Constant, DataSourceSnapshot, NameCheck, PAGE_SIZE, State, new_id,
+};
 
 /// ToolJet's body-parser limit.
 pub const BODY_LIMIT: usize = 50 * 1024 * 1024;
@@ -106,6 +108,21 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/apps/{id}/release", put(release))
         .route("/api/app-environments", get(environments))
+        .route(
+            "/api/v2/data_sources",
+            get(list_data_sources_v2).post(create_data_source_v2),
+        )
+        .route("/api/v2/data_sources/{id}", delete(delete_data_source_v2))
+        .route(
+            "/api/v2/data_sources/{id}/scope",
+            post(scope_data_source_v2),
+        )
+        .route("/api/data-sources", post(create_data_source_v3))
+        .route(
+            "/api/data-sources/{id}",
+            get(list_data_sources_v3).delete(delete_data_source_v3),
+        )
+        .route("/api/data-sources/{id}/scope", post(scope_data_source_v3))
         .route(
             "/api/organization-constants",
             get(list_constants).post(create_constant),
@@ -391,24 +408,42 @@ async fn get_app(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiResul
     }
     // The editing version's queries, each with its own `updated_at` (E25; on 2.27.1 the only
     // timestamp a query edit moves).
-    body["data_queries"] = json!(
-        app.queries()
-            .iter()
-            .filter(|q| q
-                .get("appVersionId")
-                .is_none_or(|v| *v == json!(app.editing_version_id)))
-            .map(|q| json!({
+    body["data_queries"] = json!(data_queries(&s, app));
+    Ok(Json(body).into_response())
+}
+
+/// The editing version's queries as `GET /apps/:id` shows them (config-api.md §5, I2, A3):
+/// `data_source_id` also for static sources, the source's kind inline.
+fn data_queries(s: &State, app: &AppSnapshot) -> Vec<Value> {
+    let queries = app
+        .definition
+        .get("dataQueries")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    queries
+        .iter()
+        .filter(|q| {
+            q.get("appVersionId")
+                .and_then(Value::as_str)
+                .is_none_or(|v| v == app.editing_version_id)
+        })
+        .map(|q| {
+            let source = state::query_source(q).map(str::to_string);
+            let kind = source.as_deref().and_then(|id| s.source_kind(app, id));
+            json!({
                 "id": q.get("id"),
                 "name": q.get("name"),
-                "data_source_id": q.get("dataSourceId"),
-                "app_version_id": q.get("appVersionId"),
+                "kind": kind,
+                "data_source_id": source,
+                "app_version_id": app.editing_version_id,
                 "options": q.get("options"),
+                "data_source": {"kind": kind},
                 "created_at": q.get("createdAt"),
                 "updated_at": q.get("updatedAt"),
-            }))
-            .collect::<Vec<_>>()
-    );
-    Ok(Json(body).into_response())
+            })
+        })
+        .collect()
 }
 
 async fn update_app(
@@ -474,7 +509,7 @@ async fn delete_app(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiRe
     let mut s = lock(&st);
     let ws = auth::internal(&s, &headers)?;
     s.app(&ws, &id)?;
-    s.apps.retain(|a| a.id != id);
+    s.delete_app(&id);
     Ok(StatusCode::OK.into_response())
 }
 
@@ -670,4 +705,243 @@ async fn ext_list(st: St, headers: HeaderMap, Path(ws): Path<String>) -> ApiResu
         })
         .collect();
     Ok(Json(Value::Array(apps)).into_response())
+}
+
+// ---- data sources (config-api.md §3.2; 2.27 `/api/v2/data_sources`, 3.x `/api/data-sources`)
+
+fn data_source_json(d: &DataSourceSnapshot) -> Value {
+    json!({
+        "id": d.id,
+        "name": d.name,
+        "kind": d.kind,
+        "type": "default",
+        "plugin_id": null,
+        "app_version_id": d.app_version_id,
+        "organization_id": d.workspace_id,
+        "scope": d.scope,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+        "plugin": null,
+        "options": d.options,
+    })
+}
+
+/// The workspace's global data sources; an unknown environment lists nothing (D39).
+fn list_data_sources(s: &State, ws: &str, environment: Option<&str>) -> Response {
+    let known = environment.is_none_or(|e| s.environments.iter().any(|x| x.id == e));
+    let list: Vec<Value> = s
+        .data_sources
+        .iter()
+        .filter(|d| known && d.workspace_id == ws && d.scope == "global")
+        .map(data_source_json)
+        .collect();
+    Json(json!({ "data_sources": list })).into_response()
+}
+
+/// `POST` of a data source: `{name, kind, options:[{key, value, encrypted}], scope}`. A secret
+/// becomes a credential id (the stand-in keeps no value); a row without `scope:"global"` is a
+/// hidden local one on 2.27 (D31); 3.x always creates global ones.
+fn create_data_source(s: &mut State, ws: &str, body: &Value) -> ApiResult {
+    let name = str_field(body, "name")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        return Err(ApiError::validation("name should not be empty"));
+    }
+    let Some(kind) = str_field(body, "kind").filter(|k| !k.is_empty()) else {
+        return Err(ApiError::validation("kind should not be empty"));
+    };
+    let mut options = serde_json::Map::new();
+    for entry in body
+        .get("options")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(key) = str_field(entry, "key") else {
+            continue;
+        };
+        let value = if entry.get("encrypted").and_then(Value::as_bool) == Some(true) {
+            json!({"credential_id": new_id(), "encrypted": true})
+        } else {
+            json!({"value": entry.get("value").cloned().unwrap_or(Value::Null), "encrypted": false})
+        };
+        options.insert(key.to_string(), value);
+    }
+    let scope = match (s.flavour, str_field(body, "scope")) {
+        (Flavour::V3, _) | (Flavour::V2_27, Some("global")) => "global",
+        (Flavour::V2_27, _) => "local",
+    };
+    let now = s.now();
+    let d = DataSourceSnapshot {
+        id: new_id(),
+        name,
+        kind: kind.to_string(),
+        scope: scope.into(),
+        app_version_id: None,
+        workspace_id: ws.to_string(),
+        options,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let body = json!({
+        "id": d.id, "name": d.name, "kind": d.kind, "type": "default", "scope": d.scope,
+        "organization_id": d.workspace_id, "created_at": d.created_at, "updated_at": d.updated_at,
+    });
+    s.data_sources.push(d);
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// `/scope`: makes the data source global and frees it from its app version (R7).
+fn scope_data_source(s: &mut State, ws: &str, id: &str) -> ApiResult {
+    let now = s.now();
+    let Some(d) = s
+        .data_sources
+        .iter_mut()
+        .find(|d| d.id == id && d.workspace_id == ws)
+    else {
+        return Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Could not find any entity of type \"DataSource\" matching: {id}"),
+        ));
+    };
+    d.app_version_id = None;
+    d.scope = "global".into();
+    d.updated_at = now;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+fn delete_data_source(s: &mut State, ws: &str, id: &str, missing: ApiError) -> ApiResult {
+    if !s
+        .data_sources
+        .iter()
+        .any(|d| d.id == id && d.workspace_id == ws)
+    {
+        return Err(missing);
+    }
+    s.delete_data_sources(&[id.to_string()]);
+    Ok(StatusCode::OK.into_response())
+}
+
+fn only_on(s: &State, flavour: Flavour, method: &str, uri: &Uri) -> Result<(), ApiError> {
+    if s.flavour == flavour {
+        Ok(())
+    } else {
+        Err(ApiError::route_missing(method, uri.path()))
+    }
+}
+
+#[derive(Deserialize)]
+struct DataSourceQuery {
+    /// camelCase on 2.27 (`environment_id` is ignored, D38).
+    #[serde(rename = "environmentId")]
+    environment_id: Option<String>,
+}
+
+async fn list_data_sources_v2(
+    st: St,
+    headers: HeaderMap,
+    uri: Uri,
+    Query(q): Query<DataSourceQuery>,
+) -> ApiResult {
+    let s = lock(&st);
+    only_on(&s, Flavour::V2_27, "GET", &uri)?;
+    let ws = auth::internal(&s, &headers)?;
+    Ok(list_data_sources(&s, &ws, q.environment_id.as_deref()))
+}
+
+async fn create_data_source_v2(
+    st: St,
+    headers: HeaderMap,
+    uri: Uri,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    let mut s = lock(&st);
+    only_on(&s, Flavour::V2_27, "POST", &uri)?;
+    let ws = auth::internal(&s, &headers)?;
+    create_data_source(&mut s, &ws, &body)
+}
+
+async fn scope_data_source_v2(
+    st: St,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let mut s = lock(&st);
+    only_on(&s, Flavour::V2_27, "POST", &uri)?;
+    let ws = auth::internal(&s, &headers)?;
+    scope_data_source(&mut s, &ws, &id)
+}
+
+async fn delete_data_source_v2(
+    st: St,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let mut s = lock(&st);
+    only_on(&s, Flavour::V2_27, "DELETE", &uri)?;
+    let ws = auth::internal(&s, &headers)?;
+    // D35: a second delete answers 400 "Bad Request".
+    delete_data_source(&mut s, &ws, &id, ApiError::bad_request("Bad Request"))
+}
+
+/// 3.x `GET /api/data-sources/:organizationId`.
+async fn list_data_sources_v3(
+    st: St,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(organization): Path<String>,
+    Query(q): Query<DataSourceQuery>,
+) -> ApiResult {
+    let s = lock(&st);
+    only_on(&s, Flavour::V3, "GET", &uri)?;
+    let ws = auth::internal(&s, &headers)?;
+    if organization != ws {
+        return Err(ApiError::forbidden("Forbidden resource"));
+    }
+    Ok(list_data_sources(&s, &ws, q.environment_id.as_deref()))
+}
+
+async fn create_data_source_v3(
+    st: St,
+    headers: HeaderMap,
+    uri: Uri,
+    JsonBody(body): JsonBody,
+) -> ApiResult {
+    let mut s = lock(&st);
+    only_on(&s, Flavour::V3, "POST", &uri)?;
+    let ws = auth::internal(&s, &headers)?;
+    create_data_source(&mut s, &ws, &body)
+}
+
+async fn scope_data_source_v3(
+    st: St,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let mut s = lock(&st);
+    only_on(&s, Flavour::V3, "POST", &uri)?;
+    let ws = auth::internal(&s, &headers)?;
+    scope_data_source(&mut s, &ws, &id)
+}
+
+async fn delete_data_source_v3(
+    st: St,
+    headers: HeaderMap,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let mut s = lock(&st);
+    only_on(&s, Flavour::V3, "DELETE", &uri)?;
+    let ws = auth::internal(&s, &headers)?;
+    delete_data_source(
+        &mut s,
+        &ws,
+        &id,
+        ApiError::not_found("Data source not found"),
+    )
 }

@@ -49,13 +49,56 @@ pub struct AppSnapshot {
     pub received_definition: String,
 }
 
+/// A workspace data source (`data_sources` row with its options), for tests to inspect.
+///
+/// Only user data sources live here (`type:"default"`); the static per-version built-ins
+/// (runjsdefault, …) stay inside each app's definition, as ToolJet lists them nowhere.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSourceSnapshot {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    /// `global`, or `local` for a row created through the API without `scope` (hidden in lists).
+    pub scope: String,
+    /// On 2.27 a data source created by an import belongs to the importing version and is
+    /// deleted with it (config-api.md §4.2); `None` for API-created ones and on 3.x.
+    pub app_version_id: Option<String>,
+    pub workspace_id: String,
+    /// The options in the list shape: `{value, encrypted:false}`, or for secrets
+    /// `{credential_id, encrypted:true}` (the stand-in keeps no secret value).
+    pub options: serde_json::Map<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 impl AppSnapshot {
     /// The queries of the app's definition (`dataQueries`), as ToolJet keeps them.
-    pub fn queries(&self) -> &[Value] {
+    pub fn query_values(&self) -> &[Value] {
         self.definition
             .get("dataQueries")
             .and_then(Value::as_array)
             .map_or(&[], Vec::as_slice)
+    }
+
+    /// The app's queries as `(name, data source id)`, in definition order.
+    pub fn queries(&self) -> Vec<(String, Option<String>)> {
+        self.definition
+            .get("dataQueries")
+            .and_then(Value::as_array)
+            .map(|qs| {
+                qs.iter()
+                    .map(|q| {
+                        (
+                            q.get("name")
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_string(),
+                            query_source(q).map(str::to_string),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -88,6 +131,7 @@ pub struct State {
     pub apps: Vec<AppSnapshot>,
     pub environments: Vec<Environment>,
     pub constants: Vec<Constant>,
+    pub data_sources: Vec<DataSourceSnapshot>,
     pub flavour: Flavour,
     /// What 3.x's `GET /api/metadata` answers as `instance_id`.
     pub instance_id: String,
@@ -130,6 +174,7 @@ impl State {
             apps: Vec::new(),
             environments,
             constants: Vec::new(),
+            data_sources: Vec::new(),
             flavour,
             instance_id: new_id(),
             last_timestamp: jiff::Timestamp::UNIX_EPOCH,
@@ -328,6 +373,12 @@ impl State {
             })
             .unwrap_or_else(|| versions[versions.len() - 1].id.clone());
 
+        // Bind the bundle's user data sources to workspace ones (config-api.md §4.1): the same
+        // id, else the same name + kind, else a new global one (on 2.27 owned by the importing
+        // version). Queries follow through the id replacement below.
+        let created =
+            self.bind_data_sources(workspace, app_v2, &editing_new, &now, &mut replacements);
+
         let mut text = app_v2.to_string();
         // Longest first, so an id that contains another is replaced whole.
         replacements.sort_by_key(|(old, _)| std::cmp::Reverse(old.len()));
@@ -336,6 +387,7 @@ impl State {
         }
         let mut def: Value = serde_json::from_str(&text)
             .map_err(|_| ApiError::bad_request("Invalid app definition"))?;
+        self.data_sources.extend(created);
         if let Some(obj) = def.as_object_mut() {
             obj.insert("name".into(), json!(name));
             obj.insert("slug".into(), json!(new_app_id));
@@ -367,6 +419,166 @@ impl State {
         self.apps.push(app.clone());
         Ok(app)
     }
+}
+
+impl State {
+    /// Chooses the workspace data source for each user data source of a bundle; returns the
+    /// ones to create and pushes `(bundle id, chosen id)` onto `replacements`.
+    fn bind_data_sources(
+        &self,
+        workspace: &str,
+        app_v2: &Value,
+        version_id: &str,
+        now: &str,
+        replacements: &mut Vec<(String, String)>,
+    ) -> Vec<DataSourceSnapshot> {
+        let mut created: Vec<DataSourceSnapshot> = Vec::new();
+        let sources = app_v2
+            .get("dataSources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for ds in &sources {
+            let field = |k: &str| ds.get(k).and_then(Value::as_str).unwrap_or_default();
+            let (old_id, name, kind) = (field("id"), field("name"), field("kind"));
+            if matches!(field("type"), "static" | "sample") || old_id.is_empty() {
+                continue;
+            }
+            let usable = |d: &&DataSourceSnapshot| {
+                d.workspace_id == workspace && d.scope == "global" && d.kind == kind
+            };
+            let chosen = self
+                .data_sources
+                .iter()
+                .chain(created.iter())
+                .filter(usable)
+                .find(|d| d.id == old_id)
+                .or_else(|| {
+                    self.data_sources
+                        .iter()
+                        .chain(created.iter())
+                        .filter(usable)
+                        .find(|d| d.name == name)
+                })
+                .map(|d| d.id.clone());
+            let id = match chosen {
+                Some(id) => id,
+                None => {
+                    let id = new_id();
+                    created.push(DataSourceSnapshot {
+                        id: id.clone(),
+                        name: name.to_string(),
+                        kind: kind.to_string(),
+                        scope: "global".into(),
+                        app_version_id: (self.flavour == Flavour::V2_27)
+                            .then(|| version_id.to_string()),
+                        workspace_id: workspace.to_string(),
+                        options: imported_options(app_v2, old_id),
+                        created_at: now.to_string(),
+                        updated_at: now.to_string(),
+                    });
+                    id
+                }
+            };
+            if id != old_id {
+                replacements.push((old_id.to_string(), id));
+            }
+        }
+        created
+    }
+
+    /// Deletes data sources and, as `ON DELETE CASCADE` does, every query using them in every
+    /// app (config-api.md §3.5).
+    pub fn delete_data_sources(&mut self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.data_sources.retain(|d| !ids.contains(&d.id));
+        for app in &mut self.apps {
+            if let Some(queries) = app
+                .definition
+                .get_mut("dataQueries")
+                .and_then(Value::as_array_mut)
+            {
+                queries.retain(|q| query_source(q).is_none_or(|id| !ids.iter().any(|x| x == id)));
+            }
+        }
+    }
+
+    /// Deletes an app. On 2.27 the data sources its versions created go with it, and with them
+    /// every query using them in every app (config-api.md §4.2, R4).
+    pub fn delete_app(&mut self, id: &str) {
+        let versions: Vec<String> = self
+            .apps
+            .iter()
+            .filter(|a| a.id == id)
+            .flat_map(|a| a.versions.iter().map(|v| v.id.clone()))
+            .collect();
+        self.apps.retain(|a| a.id != id);
+        if self.flavour == Flavour::V2_27 {
+            let owned: Vec<String> = self
+                .data_sources
+                .iter()
+                .filter(|d| {
+                    d.app_version_id
+                        .as_ref()
+                        .is_some_and(|v| versions.contains(v))
+                })
+                .map(|d| d.id.clone())
+                .collect();
+            self.delete_data_sources(&owned);
+        }
+    }
+
+    /// The kind of the data source `id` as seen from `app`: a workspace one, or a static one of
+    /// the app's definition.
+    pub fn source_kind(&self, app: &AppSnapshot, id: &str) -> Option<String> {
+        if let Some(d) = self.data_sources.iter().find(|d| d.id == id) {
+            return Some(d.kind.clone());
+        }
+        app.definition
+            .get("dataSources")
+            .and_then(Value::as_array)?
+            .iter()
+            .find(|d| d.get("id").and_then(Value::as_str) == Some(id))
+            .and_then(|d| d.get("kind").and_then(Value::as_str))
+            .map(str::to_string)
+    }
+}
+
+/// The data source a query of a definition uses.
+pub fn query_source(q: &Value) -> Option<&str> {
+    q.get("dataSourceId")
+        .or_else(|| q.get("data_source_id"))
+        .and_then(Value::as_str)
+}
+
+/// The options an import gives a data source it creates: the bundle's non-secret options (of
+/// the first environment that has them), every secret an empty credential (R2, R2d).
+fn imported_options(app_v2: &Value, bundle_id: &str) -> serde_json::Map<String, Value> {
+    let found = app_v2
+        .get("dataSourceOptions")
+        .and_then(Value::as_array)
+        .and_then(|rows| {
+            rows.iter().find(|r| {
+                r.get("dataSourceId").and_then(Value::as_str) == Some(bundle_id)
+                    && r.get("options").is_some_and(Value::is_object)
+            })
+        })
+        .and_then(|r| r.get("options").and_then(Value::as_object).cloned())
+        .unwrap_or_default();
+    found
+        .into_iter()
+        .map(|(k, v)| {
+            let secret = v.get("encrypted").and_then(Value::as_bool) == Some(true);
+            let v = if secret {
+                json!({"credential_id": new_id(), "encrypted": true})
+            } else {
+                json!({"value": v.get("value").cloned().unwrap_or(Value::Null), "encrypted": false})
+            };
+            (k, v)
+        })
+        .collect()
 }
 
 pub fn new_id() -> String {
