@@ -260,6 +260,12 @@ fn import_all(
     let mut imported = Vec::new();
     for (i, (def, name, _)) in plan.into_iter().enumerate() {
         let mut app = s.import_app(ws, def, &name)?;
+        if let Some(damage) = s.import_damage.take()
+            && let Some(stored) = s.apps.iter_mut().find(|a| a.id == app.id)
+        {
+            state::damage(stored, damage);
+            app.definition = stored.definition.clone();
+        }
         if let Some(Some(text)) = received.get(i) {
             app.received_definition = text.clone();
             if let Some(stored) = s.apps.iter_mut().find(|a| a.id == app.id) {
@@ -481,6 +487,10 @@ async fn update_app(
         (Flavour::V2_27, Some(Value::Null)) => Some(None),
         _ => None,
     };
+    if name.is_some() && s.ignore_rename_to.is_some() && s.ignore_rename_to == name {
+        s.ignore_rename_to = None;
+        return Ok(update_result());
+    }
     let now = s.now();
     let app = s.app_mut(&ws, &id)?;
     if let Some(name) = name {
