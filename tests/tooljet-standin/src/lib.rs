@@ -371,6 +371,11 @@ impl StandIn {
         self.state().ignore_rename_to = Some(name.to_owned());
     }
 
+    /// A fault knob: the next rename of an app to `name` also clears its release.
+    pub fn unrelease_on_next_rename_to(&self, name: &str) {
+        self.state().unrelease_on_rename_to = Some(name.to_owned());
+    }
+
     /// Deletes an app as a person would in the dashboard, with the server's cascades (2.27: the
     /// data sources its versions created and every query using them). False when there is no
     /// such app.

@@ -491,8 +491,17 @@ async fn update_app(
         s.ignore_rename_to = None;
         return Ok(update_result());
     }
+    let unrelease =
+        name.is_some() && s.unrelease_on_rename_to.is_some() && s.unrelease_on_rename_to == name;
+    if unrelease {
+        s.unrelease_on_rename_to = None;
+    }
     let now = s.now();
     let app = s.app_mut(&ws, &id)?;
+    if unrelease {
+        app.definition["currentVersionId"] = Value::Null;
+        app.current_version_id = None;
+    }
     if let Some(name) = name {
         app.definition["name"] = json!(name);
         app.name = name;

@@ -139,6 +139,8 @@ pub struct State {
     pub import_damage: Option<ImportDamage>,
     /// A fault knob: the next rename to this name answers success and changes nothing.
     pub ignore_rename_to: Option<String>,
+    /// A fault knob: the next rename to this name also clears the app's release.
+    pub unrelease_on_rename_to: Option<String>,
     last_timestamp: jiff::Timestamp,
 }
 
@@ -197,6 +199,7 @@ impl State {
             instance_id: new_id(),
             import_damage: None,
             ignore_rename_to: None,
+            unrelease_on_rename_to: None,
             last_timestamp: jiff::Timestamp::UNIX_EPOCH,
         }
     }
