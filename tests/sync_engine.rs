@@ -1822,3 +1822,28 @@ flavoured!(
         w.the_app(APP);
     }
 );
+
+flavoured!(
+    a_swap_whose_new_app_lost_its_release_keeps_the_old_app,
+    flavour,
+    {
+        let mut w = imported_then_pushed(flavour).await;
+        // The rename to the real name also clears the release: with release: true the final check
+        // refuses the new app before the old one is deleted.
+        w.standin.unrelease_on_next_rename_to(APP);
+        let message = update_check_fails(&mut w, "ImportIncomplete").await;
+        assert!(message.contains("no released version"), "{message}");
+    }
+);
+
+flavoured!(
+    with_release_false_an_unreleased_new_app_is_taken,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({"release": false}));
+        w.standin.unrelease_on_next_rename_to(APP);
+        assert_ready(&w.sync(&spec).await, "Imported");
+        assert!(w.the_app(APP).current_version_id.is_none());
+    }
+);

@@ -687,8 +687,29 @@ impl Run<'_, '_> {
             Ok(details) => details,
             Err(e) => {
                 // A failed read leaves both apps for the next run, which finishes the swap.
-                if matches!(e, SyncError::ImportIncomplete { .. }) && self.put_back(old).await {
-                    self.drop_pending(&new).await;
+                // A failed check: the new app gives the name back (it may hold it), the old
+                // app is put back, then the new one is removed.
+                if matches!(e, SyncError::ImportIncomplete { .. }) {
+                    let back = self
+                        .tj
+                        .update_app(
+                            &new.id,
+                            &AppUpdate {
+                                name: Some(new.name.clone()),
+                                slug: Some(new.slug.clone()),
+                            },
+                        )
+                        .await;
+                    match back {
+                        Ok(()) => {
+                            if self.put_back(old).await {
+                                self.drop_pending(&new).await;
+                            }
+                        }
+                        Err(r) => {
+                            warn!(error = %r, "could not move the new app off the name; the next run will")
+                        }
+                    }
                 }
                 return Err(e);
             }
