@@ -1847,3 +1847,31 @@ flavoured!(
         assert!(w.the_app(APP).current_version_id.is_none());
     }
 );
+
+flavoured!(
+    only_writes_are_verified_a_no_op_reads_nothing_more,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({}));
+        assert_ready(&w.sync(&spec).await, "Imported");
+        let verifying = |w: &World| {
+            w.standin
+                .request_log()
+                .iter()
+                .filter(|r| r.path.ends_with("/resources/export"))
+                .count()
+        };
+        assert_eq!(verifying(&w), 1, "the import was read back once");
+        w.standin.clear_request_log();
+        assert_ready(&w.sync(&spec).await, "UpToDate");
+        let log = w.standin.request_log();
+        assert_eq!(verifying(&w), 0, "{log:?}");
+        assert!(
+            !log.iter()
+                .any(|r| r.path.contains("data_sources") || r.path.contains("data-sources")),
+            "{log:?}"
+        );
+        assert_eq!(log.len(), 2, "a no-op costs two requests: {log:?}");
+    }
+);
