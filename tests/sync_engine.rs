@@ -12,7 +12,7 @@ use tooljet_operator::sync::{
     Action, Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest,
 };
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
-use tooljet_standin::{AppSnapshot, Flavour, StandIn, leading_version};
+use tooljet_standin::{AppSnapshot, Flavour, ImportDamage, StandIn, leading_version};
 
 const APP: &str = CREDIT_CARD.0;
 const API_KEY: &str = "engine-test-key";
@@ -1664,3 +1664,214 @@ flavoured!(plan_names_the_data_sources_it_would_create, flavour, {
     assert_eq!(w.standin.write_count(), 0);
     assert!(w.standin.data_sources().is_empty());
 });
+
+// Item 7: every write is verified before success is reported.
+
+/// A failed check of a first import: a clear retryable reason, nothing left in ToolJet, and the
+/// next run imports the app whole.
+async fn first_import_check_fails(flavour: Flavour, damage: ImportDamage, reason: &str) -> String {
+    let mut w = World::new(flavour).await;
+    let spec = w.spec(json!({}));
+    w.standin.damage_next_import(damage);
+    let out = w.sync(&spec).await;
+    assert_refused(&out, reason);
+    assert!(
+        out.report.retryable && !out.report.stalled,
+        "{:?}",
+        out.report
+    );
+    assert!(
+        w.standin.apps().is_empty(),
+        "the import was removed: {:?}",
+        w.standin.apps()
+    );
+    assert!(w.state.app.is_none() && w.state.pending_app.is_none());
+    assert_ready(&w.sync(&spec).await, "Imported");
+    let app = w.the_app(APP);
+    let bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
+    let def = &bundle["app"][0]["definition"]["appV2"];
+    for key in ["pages", "components", "dataQueries"] {
+        assert_eq!(
+            app.definition[key].as_array().map(Vec::len),
+            def[key].as_array().map(Vec::len),
+            "{key} of the retried import"
+        );
+    }
+    out.report.message
+}
+
+flavoured!(
+    an_import_without_a_page_s_components_is_removed_and_retried,
+    flavour,
+    {
+        let message = first_import_check_fails(
+            flavour,
+            ImportDamage::LastPageComponents,
+            "ImportIncomplete",
+        )
+        .await;
+        assert!(
+            message.contains("component") && message.contains("of page"),
+            "{message}"
+        );
+    }
+);
+
+flavoured!(an_import_without_a_page_is_removed_and_retried, flavour, {
+    let message =
+        first_import_check_fails(flavour, ImportDamage::LastPage, "ImportIncomplete").await;
+    assert!(message.contains("page \""), "{message}");
+});
+
+flavoured!(
+    an_import_with_a_query_on_a_missing_data_source_is_removed,
+    flavour,
+    {
+        let message = first_import_check_fails(
+            flavour,
+            ImportDamage::DanglingDataSource,
+            "ImportIncomplete",
+        )
+        .await;
+        assert!(message.contains("not in the workspace"), "{message}");
+    }
+);
+
+flavoured!(an_import_without_a_query_is_removed_and_retried, flavour, {
+    first_import_check_fails(flavour, ImportDamage::LastQuery, "QueriesMissing").await;
+});
+
+/// A failed check of an update: the app users see is untouched, the new import removed, and
+/// the next run swaps.
+async fn update_check_fails(w: &mut World, reason: &str) -> String {
+    let spec = w.spec(json!({}));
+    let out = w.sync(&spec).await;
+    assert_refused(&out, reason);
+    assert!(out.report.retryable, "{:?}", out.report);
+    let app = w.the_app(APP);
+    assert_eq!(
+        app.definition["icon"],
+        json!("v1"),
+        "the old app is untouched"
+    );
+    assert!(app.current_version_id.is_some(), "and still released");
+    assert_eq!(w.standin.apps().len(), 1, "{:?}", w.standin.apps());
+    assert_ready(&w.sync(&spec).await, "Updated");
+    let after = w.the_app(APP);
+    assert_ne!(after.id, app.id);
+    assert_eq!(after.slug, app.slug);
+    assert_eq!(after.definition["icon"], json!("v2"));
+    out.report.message
+}
+
+async fn imported_then_pushed(flavour: Flavour) -> World {
+    let mut w = World::new(flavour).await;
+    let spec = w.spec(json!({}));
+    assert_ready(&w.sync(&spec).await, "Imported");
+    w.push_new_version("v1");
+    assert_ready(&w.sync(&spec).await, "Updated");
+    w.push_new_version("v2");
+    w
+}
+
+flavoured!(an_incomplete_update_keeps_the_old_app, flavour, {
+    let mut w = imported_then_pushed(flavour).await;
+    w.standin
+        .damage_next_import(ImportDamage::LastPageComponents);
+    let message = update_check_fails(&mut w, "ImportIncomplete").await;
+    assert!(message.contains("component"), "{message}");
+});
+
+flavoured!(
+    an_update_with_a_dangling_data_source_keeps_the_old_app,
+    flavour,
+    {
+        let mut w = imported_then_pushed(flavour).await;
+        w.standin
+            .damage_next_import(ImportDamage::DanglingDataSource);
+        let message = update_check_fails(&mut w, "ImportIncomplete").await;
+        assert!(message.contains("data source"), "{message}");
+    }
+);
+
+flavoured!(
+    a_swap_whose_new_app_did_not_take_the_name_keeps_the_old_app,
+    flavour,
+    {
+        let mut w = imported_then_pushed(flavour).await;
+        // The rename answers success and changes nothing: the final check sees the new app
+        // still under its temporary name, puts the old app back and removes the new one.
+        w.standin.ignore_next_rename_to(APP);
+        let message = update_check_fails(&mut w, "ImportIncomplete").await;
+        assert!(message.contains("still named"), "{message}");
+    }
+);
+
+flavoured!(
+    a_first_import_that_did_not_take_the_name_is_removed,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({}));
+        w.standin.ignore_next_rename_to(APP);
+        let out = w.sync(&spec).await;
+        assert_refused(&out, "ImportIncomplete");
+        assert!(out.report.retryable, "{:?}", out.report);
+        assert!(w.standin.apps().is_empty(), "{:?}", w.standin.apps());
+        assert_ready(&w.sync(&spec).await, "Imported");
+        w.the_app(APP);
+    }
+);
+
+flavoured!(
+    a_swap_whose_new_app_lost_its_release_keeps_the_old_app,
+    flavour,
+    {
+        let mut w = imported_then_pushed(flavour).await;
+        // The rename to the real name also clears the release: with release: true the final check
+        // refuses the new app before the old one is deleted.
+        w.standin.unrelease_on_next_rename_to(APP);
+        let message = update_check_fails(&mut w, "ImportIncomplete").await;
+        assert!(message.contains("no released version"), "{message}");
+    }
+);
+
+flavoured!(
+    with_release_false_an_unreleased_new_app_is_taken,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({"release": false}));
+        w.standin.unrelease_on_next_rename_to(APP);
+        assert_ready(&w.sync(&spec).await, "Imported");
+        assert!(w.the_app(APP).current_version_id.is_none());
+    }
+);
+
+flavoured!(
+    only_writes_are_verified_a_no_op_reads_nothing_more,
+    flavour,
+    {
+        let mut w = World::new(flavour).await;
+        let spec = w.spec(json!({}));
+        assert_ready(&w.sync(&spec).await, "Imported");
+        let verifying = |w: &World| {
+            w.standin
+                .request_log()
+                .iter()
+                .filter(|r| r.path.ends_with("/resources/export"))
+                .count()
+        };
+        assert_eq!(verifying(&w), 1, "the import was read back once");
+        w.standin.clear_request_log();
+        assert_ready(&w.sync(&spec).await, "UpToDate");
+        let log = w.standin.request_log();
+        assert_eq!(verifying(&w), 0, "{log:?}");
+        assert!(
+            !log.iter()
+                .any(|r| r.path.contains("data_sources") || r.path.contains("data-sources")),
+            "{log:?}"
+        );
+        assert_eq!(log.len(), 2, "a no-op costs two requests: {log:?}");
+    }
+);

@@ -21,6 +21,7 @@ use super::error::SyncError;
 use super::names::ImportKey;
 use super::outcome::{Action, Drift, Report, SyncOutcome};
 use super::plan::{Decision, Facts, ObservedApp, Refusal, ReplaceReason, choose_target, decide};
+use super::verify;
 use crate::api::{
     AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo, DataSourceAction,
     DataSourceStatus, HistoryEntry, PendingApp, RefKind, ToolJetInstanceSpec,
@@ -615,7 +616,18 @@ impl Run<'_, '_> {
                 other => other,
             });
         }
-        self.own_pending(&new).await
+        let details = match self.verify_named(&new, wanted).await {
+            Ok(details) => details,
+            Err(e) => {
+                // A failed read leaves the app for the next run, which finds it by state.
+                if matches!(e, SyncError::ImportIncomplete { .. }) {
+                    self.drop_pending(&new).await;
+                }
+                return Err(e);
+            }
+        };
+        self.record_owned(&details, &new);
+        self.save().await
     }
 
     /// Update: import under a temporary name, swap it in for `old`, delete `old`.
@@ -670,7 +682,40 @@ impl Run<'_, '_> {
             }
             return Err(e);
         }
-        self.own_pending(&new).await?;
+        // The old app is deleted only once the new one holds the name (and the release).
+        let details = match self.verify_named(&new, wanted).await {
+            Ok(details) => details,
+            Err(e) => {
+                // A failed read leaves both apps for the next run, which finishes the swap.
+                // A failed check: the new app gives the name back (it may hold it), the old
+                // app is put back, then the new one is removed.
+                if matches!(e, SyncError::ImportIncomplete { .. }) {
+                    let back = self
+                        .tj
+                        .update_app(
+                            &new.id,
+                            &AppUpdate {
+                                name: Some(new.name.clone()),
+                                slug: Some(new.slug.clone()),
+                            },
+                        )
+                        .await;
+                    match back {
+                        Ok(()) => {
+                            if self.put_back(old).await {
+                                self.drop_pending(&new).await;
+                            }
+                        }
+                        Err(r) => {
+                            warn!(error = %r, "could not move the new app off the name; the next run will")
+                        }
+                    }
+                }
+                return Err(e);
+            }
+        };
+        self.record_owned(&details, &new);
+        self.save().await?;
         self.delete(&old.id, &old.name).await?;
         self.verify_queries_kept(spec, locator, &new, sha).await
     }
@@ -938,6 +983,10 @@ impl Run<'_, '_> {
                 found,
             });
         }
+        if let Err(e) = self.verify_import(&app.bundle, &details).await {
+            self.drop_pending(&pending).await;
+            return Err(e);
+        }
         if self.req.spec.release {
             match self.release(&details).await {
                 Ok(version_id) => self.actions.push(Action::Release {
@@ -953,6 +1002,71 @@ impl Run<'_, '_> {
             }
         }
         Ok(Some(pending))
+    }
+
+    /// After an import: the stored app (as `POST /v2/resources/export` shows it, on both
+    /// families) holds the bundle's pages, each page's components and the queries, and every
+    /// query's data source (other than the static built-ins) exists in the workspace. Skipped,
+    /// with a warning, when the credentials cannot export or list data sources (the external
+    /// API token).
+    async fn verify_import(
+        &self,
+        bundle: &serde_json::Value,
+        details: &AppDetails,
+    ) -> Result<(), SyncError> {
+        let exported = match self.tj.export_app(&details.id, None).await {
+            Ok(exported) => exported,
+            Err(ToolJetError::Unsupported { .. }) => {
+                warn!(import = %self.req.key, "these ToolJet credentials cannot export an app; the imported app's pages and components are not checked");
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let found = verify::shape(&exported);
+        let mut missing = verify::missing(&verify::shape(bundle), &found);
+        match self.tj.data_sources().await {
+            Ok(workspace) => missing.extend(verify::dangling(&found, &workspace)),
+            Err(ToolJetError::Unsupported { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        const SHOWN: usize = 5;
+        let more = missing.len().saturating_sub(SHOWN);
+        missing.truncate(SHOWN);
+        let mut text = missing.join(", ");
+        if more > 0 {
+            text.push_str(&format!(" and {more} more"));
+        }
+        warn!(import = %self.req.key, app = %details.name, missing = %text, "the import is incomplete");
+        Err(SyncError::ImportIncomplete {
+            app: details.name.clone(),
+            missing: text,
+        })
+    }
+
+    /// After the app took its real name: it holds the name, and is released when the spec says
+    /// so. The app is read again (by id) and recorded as the owned one only when it passes.
+    async fn verify_named(&self, new: &PendingApp, wanted: &str) -> Result<AppDetails, SyncError> {
+        let details = self.tj.get_app(&new.id).await?;
+        let mut missing = Vec::new();
+        if details.name != wanted {
+            missing.push(format!(
+                "the name {wanted:?} (the new app is still named {:?})",
+                details.name
+            ));
+        }
+        if self.req.spec.release && details.current_version_id.is_none() {
+            missing.push("the release (the new app has no released version)".to_owned());
+        }
+        if missing.is_empty() {
+            return Ok(details);
+        }
+        Err(SyncError::ImportIncomplete {
+            app: wanted.to_owned(),
+            missing: missing.join(", "),
+        })
     }
 
     /// Releases the imported app's editing version (verified by the client); returns its id.
@@ -979,13 +1093,6 @@ impl Run<'_, '_> {
             slug: slug.to_owned(),
         })
         .await
-    }
-
-    /// Records the pending app as the owned one, with what it was imported from.
-    async fn own_pending(&mut self, new: &PendingApp) -> Result<(), SyncError> {
-        let details = self.tj.get_app(&new.id).await?;
-        self.record_owned(&details, new);
-        self.save().await
     }
 
     fn record_owned(&mut self, details: &AppDetails, from: &PendingApp) {

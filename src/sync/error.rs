@@ -48,6 +48,11 @@ pub enum SyncError {
         expected: usize,
         found: usize,
     },
+
+    #[error(
+        "app {app:?} did not come out of the import as its bundle says: missing {missing}; nothing was swapped (the app users see is untouched), the imported copy was removed, and the next run imports it again; if this repeats, check the ToolJet server's logs for the import"
+    )]
+    ImportIncomplete { app: String, missing: String },
 }
 
 impl SyncError {
@@ -62,6 +67,7 @@ impl SyncError {
             SyncError::ToolJet(e) => tooljet_reason(e),
             SyncError::Checkpoint(_) => "StateNotSaved",
             SyncError::QueriesMissing { .. } => "QueriesMissing",
+            SyncError::ImportIncomplete { .. } => "ImportIncomplete",
         }
     }
 
@@ -76,7 +82,9 @@ impl SyncError {
                     | SourceError::Internal(_)
             ),
             SyncError::ToolJet(e) => e.is_retryable(),
-            SyncError::Checkpoint(_) | SyncError::QueriesMissing { .. } => true,
+            SyncError::Checkpoint(_)
+            | SyncError::QueriesMissing { .. }
+            | SyncError::ImportIncomplete { .. } => true,
             _ => false,
         }
     }

@@ -5,6 +5,7 @@
 //! - [`plan`]: the pure decision (create, update, restore, rename, refuse, nothing).
 //! - [`engine`]: observation and the crash-safe write order (import under a temporary name, swap).
 //! - [`names`]: the names of temporary and moved-aside apps, by which leftovers are recognised.
+//! - [`verify`]: what an imported app must hold before a run reports success.
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
 
 pub mod connect;
@@ -14,6 +15,7 @@ mod error;
 pub mod names;
 mod outcome;
 pub mod plan;
+mod verify;
 
 pub use connect::{Secrets, git_credentials, tooljet_config};
 pub use engine::{Checkpoint, Engine, Mode, NoCheckpoint, SyncRequest, commit_status};

@@ -25,8 +25,8 @@ pub use auth::{ADMIN_KEY_HEADER, SESSION_COOKIE, WORKSPACE_HEADER};
 pub use error::nest_body;
 pub use faults::Faults;
 pub use state::{
-    AppSnapshot, DataSourceSnapshot, MAX_APP_NAME, MSG_NAME_TAKEN, MSG_SLUG_TAKEN, MSG_TOO_NEW,
-    PAGE_SIZE, VersionSnapshot, leading_version,
+    AppSnapshot, DataSourceSnapshot, ImportDamage, MAX_APP_NAME, MSG_NAME_TAKEN, MSG_SLUG_TAKEN,
+    MSG_TOO_NEW, PAGE_SIZE, VersionSnapshot, leading_version,
 };
 
 use faults::Verdict;
@@ -358,6 +358,22 @@ impl StandIn {
     /// The workspace data sources (user ones; the static built-ins live in each app).
     pub fn data_sources(&self) -> Vec<DataSourceSnapshot> {
         self.state().data_sources.clone()
+    }
+
+    /// A fault knob: the next import (of one app) stores it without `damage`'s part of the
+    /// bundle, and still answers success.
+    pub fn damage_next_import(&self, damage: ImportDamage) {
+        self.state().import_damage = Some(damage);
+    }
+
+    /// A fault knob: the next rename of an app to `name` answers success and changes nothing.
+    pub fn ignore_next_rename_to(&self, name: &str) {
+        self.state().ignore_rename_to = Some(name.to_owned());
+    }
+
+    /// A fault knob: the next rename of an app to `name` also clears its release.
+    pub fn unrelease_on_next_rename_to(&self, name: &str) {
+        self.state().unrelease_on_rename_to = Some(name.to_owned());
     }
 
     /// Deletes an app as a person would in the dashboard, with the server's cascades (2.27: the

@@ -260,6 +260,12 @@ fn import_all(
     let mut imported = Vec::new();
     for (i, (def, name, _)) in plan.into_iter().enumerate() {
         let mut app = s.import_app(ws, def, &name)?;
+        if let Some(damage) = s.import_damage.take()
+            && let Some(stored) = s.apps.iter_mut().find(|a| a.id == app.id)
+        {
+            state::damage(stored, damage);
+            app.definition = stored.definition.clone();
+        }
         if let Some(Some(text)) = received.get(i) {
             app.received_definition = text.clone();
             if let Some(stored) = s.apps.iter_mut().find(|a| a.id == app.id) {
@@ -481,8 +487,21 @@ async fn update_app(
         (Flavour::V2_27, Some(Value::Null)) => Some(None),
         _ => None,
     };
+    if name.is_some() && s.ignore_rename_to.is_some() && s.ignore_rename_to == name {
+        s.ignore_rename_to = None;
+        return Ok(update_result());
+    }
+    let unrelease =
+        name.is_some() && s.unrelease_on_rename_to.is_some() && s.unrelease_on_rename_to == name;
+    if unrelease {
+        s.unrelease_on_rename_to = None;
+    }
     let now = s.now();
     let app = s.app_mut(&ws, &id)?;
+    if unrelease {
+        app.definition["currentVersionId"] = Value::Null;
+        app.current_version_id = None;
+    }
     if let Some(name) = name {
         app.definition["name"] = json!(name);
         app.name = name;

@@ -135,7 +135,27 @@ pub struct State {
     pub flavour: Flavour,
     /// What 3.x's `GET /api/metadata` answers as `instance_id`.
     pub instance_id: String,
+    /// A fault knob: the next import stores its app without this part of the bundle.
+    pub import_damage: Option<ImportDamage>,
+    /// A fault knob: the next rename to this name answers success and changes nothing.
+    pub ignore_rename_to: Option<String>,
+    /// A fault knob: the next rename to this name also clears the app's release.
+    pub unrelease_on_rename_to: Option<String>,
     last_timestamp: jiff::Timestamp,
+}
+
+/// Part of a bundle an import can lose while still answering success (a fault knob: a bug or
+/// a crash inside ToolJet's import service). Damage applies to the editing version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportDamage {
+    /// The last page keeps none of its components.
+    LastPageComponents,
+    /// The last page is not stored, nor its components.
+    LastPage,
+    /// The last query is not stored.
+    LastQuery,
+    /// The last query points at a data source that does not exist.
+    DanglingDataSource,
 }
 
 /// Where a name is being checked: ToolJet validates import and rename differently.
@@ -177,6 +197,9 @@ impl State {
             data_sources: Vec::new(),
             flavour,
             instance_id: new_id(),
+            import_damage: None,
+            ignore_rename_to: None,
+            unrelease_on_rename_to: None,
             last_timestamp: jiff::Timestamp::UNIX_EPOCH,
         }
     }
@@ -543,6 +566,54 @@ impl State {
             .find(|d| d.get("id").and_then(Value::as_str) == Some(id))
             .and_then(|d| d.get("kind").and_then(Value::as_str))
             .map(str::to_string)
+    }
+}
+
+/// Applies an [`ImportDamage`] to an app as stored.
+pub fn damage(app: &mut AppSnapshot, damage: ImportDamage) {
+    let editing = app.editing_version_id.clone();
+    let of_editing = |v: &Value| {
+        v.get("appVersionId")
+            .and_then(Value::as_str)
+            .is_none_or(|x| x == editing)
+    };
+    let def = &mut app.definition;
+    let last_page = def
+        .get("pages")
+        .and_then(Value::as_array)
+        .and_then(|ps| ps.iter().rev().find(|p| of_editing(p)))
+        .and_then(|p| p.get("id").and_then(Value::as_str))
+        .map(str::to_string);
+    let last_query = def
+        .get("dataQueries")
+        .and_then(Value::as_array)
+        .and_then(|qs| qs.iter().rposition(of_editing));
+    match damage {
+        ImportDamage::LastPageComponents | ImportDamage::LastPage => {
+            let Some(page) = last_page else { return };
+            if let Some(cs) = def.get_mut("components").and_then(Value::as_array_mut) {
+                cs.retain(|c| c.get("pageId").and_then(Value::as_str) != Some(page.as_str()));
+            }
+            if damage == ImportDamage::LastPage
+                && let Some(ps) = def.get_mut("pages").and_then(Value::as_array_mut)
+            {
+                ps.retain(|p| p.get("id").and_then(Value::as_str) != Some(page.as_str()));
+            }
+        }
+        ImportDamage::LastQuery => {
+            if let (Some(i), Some(qs)) = (
+                last_query,
+                def.get_mut("dataQueries").and_then(Value::as_array_mut),
+            ) {
+                qs.remove(i);
+            }
+        }
+        ImportDamage::DanglingDataSource => {
+            if let Some(q) = last_query.and_then(|i| def.pointer_mut(&format!("/dataQueries/{i}")))
+            {
+                q["dataSourceId"] = json!(new_id());
+            }
+        }
     }
 }
 
