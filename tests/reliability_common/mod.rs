@@ -9,9 +9,50 @@ use std::process::Output;
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::CREDIT_CARD;
 use serde_json::json;
-use tooljet_standin::{AppSnapshot, StandIn};
+use tooljet_standin::{AppSnapshot, Flavour, StandIn};
 
 pub const APP: &str = CREDIT_CARD.0;
+/// The login of the 2.27 stand-in (no admin API key there).
+pub const EMAIL: &str = "reliability@example.com";
+pub const PASSWORD: &str = "reliability-test-password-5521";
+/// The version the 2.x stand-in claims: the credit card bundle was exported from 2.50.5, and the
+/// operator refuses a bundle newer than the server (issue 13, item 9). It still answers as 2.27.1.
+pub const V2_VERSION: &str = "2.50.5";
+
+/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
+/// `<name>::on_3_x`; the attributes (the test attribute, docs) go on both, the body sees the
+/// flavour as `$flavour`.
+#[allow(unused_macros)]
+macro_rules! flavoured {
+    ($(#[$m:meta])* $name:ident, $flavour:ident, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$m])*
+            async fn on_2_27() {
+                run(Flavour::V2_27).await
+            }
+            $(#[$m])*
+            async fn on_3_x() {
+                run(Flavour::V3).await
+            }
+            async fn run($flavour: Flavour) $body
+        }
+    };
+}
+
+/// A stand-in of `flavour` with both logins (the admin API key `api_key`, used on 3.x, and
+/// [`EMAIL`]/[`PASSWORD`], used on 2.27); a 2.x one claims [`V2_VERSION`].
+pub async fn start_standin(flavour: Flavour, api_key: &str) -> StandIn {
+    let mut builder = StandIn::builder()
+        .flavour(flavour)
+        .credentials(EMAIL, PASSWORD)
+        .admin_api_key(api_key);
+    if flavour == Flavour::V2_27 {
+        builder = builder.server_version(V2_VERSION);
+    }
+    builder.start().await.expect("stand-in starts")
+}
 
 /// A small seeded generator (splitmix64): reproducible draws without another crate.
 pub struct Rng(u64);
@@ -54,23 +95,39 @@ pub fn push_version(repo: &TestRepo, version: &str) -> String {
 pub struct Pipeline {
     pub dir: tempfile::TempDir,
     pub api_key: String,
+    /// The instance logs in with the admin API key on 3.x, with [`EMAIL`]/[`PASSWORD`] on 2.27.
+    pub flavour: Flavour,
 }
 
 impl Pipeline {
     pub fn new(api_key: &str) -> Pipeline {
+        Pipeline::flavoured(api_key, Flavour::V3)
+    }
+
+    pub fn flavoured(api_key: &str, flavour: Flavour) -> Pipeline {
         Pipeline {
             dir: tempfile::tempdir().expect("tempdir"),
             api_key: api_key.to_owned(),
+            flavour,
         }
     }
 
     /// Writes the manifests (Secret, ToolJetInstance, AppImport `ci/credit-card`).
     pub fn manifests(&self, standin: &StandIn, git_url: &str, app_import_extra: &str) -> PathBuf {
+        let auth = match self.flavour {
+            Flavour::V2_27 => "{password: {secretRef: {name: tj-login}}}",
+            Flavour::V3 => "{adminApiKey: {secretRef: {name: tj-admin, key: api-key}}}",
+        };
         let yaml = format!(
             r#"apiVersion: v1
 kind: Secret
 metadata: {{name: tj-admin, namespace: ci}}
 stringData: {{api-key: {key}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: tj-login, namespace: ci}}
+stringData: {{email: {EMAIL}, password: {PASSWORD}}}
 ---
 apiVersion: gitops.tooljet.dev/v1alpha1
 kind: ToolJetInstance
@@ -79,7 +136,7 @@ spec:
   url: {url}
   environment: staging
   workspaceId: {ws}
-  auth: {{adminApiKey: {{secretRef: {{name: tj-admin, key: api-key}}}}}}
+  auth: {auth}
 ---
 apiVersion: gitops.tooljet.dev/v1alpha1
 kind: AppImport
