@@ -176,6 +176,8 @@ fn create_calls(flavour: Flavour) -> Vec<Call> {
             "import under a temporary name",
         ),
         ("GET", "/api/apps/*", 1, "read the imported app"),
+        export_to_verify(),
+        list_data_sources(flavour, 1),
         release(flavour),
         ("GET", "/api/apps/*", 2, "verify the release"),
         (
@@ -184,9 +186,48 @@ fn create_calls(flavour: Flavour) -> Vec<Call> {
             rename(flavour, 1),
             "take the real name",
         ),
-        ("GET", "/api/apps/*", 3, "read the app to record it"),
+        (
+            "GET",
+            "/api/apps/*",
+            3,
+            "check the app under the real name, record it",
+        ),
     ]);
     calls
+}
+
+/// After an import: its export, compared with the bundle (pages, components, queries).
+fn export_to_verify() -> Call {
+    (
+        "POST",
+        "/api/v2/resources/export",
+        1,
+        "export the import to verify its pages, components and queries",
+    )
+}
+
+/// The n-th listing of the workspace's data sources (the family's route).
+fn list_data_sources(flavour: Flavour, n: u64) -> Call {
+    match (flavour, n) {
+        (Flavour::V2_27, 1) => (
+            "GET",
+            "/api/v2/data_sources",
+            1,
+            "list data sources: every query's exists",
+        ),
+        (Flavour::V2_27, _) => (
+            "GET",
+            "/api/v2/data_sources",
+            n,
+            "list the data sources to free",
+        ),
+        (Flavour::V3, _) => (
+            "GET",
+            "/api/data-sources/*",
+            n,
+            "list data sources: every query's exists",
+        ),
+    }
 }
 
 /// The calls of an update (swap), in order, as a clean run makes them (the client is logged in and
@@ -204,6 +245,8 @@ fn update_calls(flavour: Flavour) -> Vec<Call> {
             "import under a temporary name",
         ),
         ("GET", "/api/apps/*", 2, "read the imported app"),
+        export_to_verify(),
+        list_data_sources(flavour, 1),
         release(flavour),
         ("GET", "/api/apps/*", 3, "verify the release"),
         (
@@ -218,7 +261,12 @@ fn update_calls(flavour: Flavour) -> Vec<Call> {
             rename(flavour, 2),
             "give the new app the real name",
         ),
-        ("GET", "/api/apps/*", 4, "read the new app to record it"),
+        (
+            "GET",
+            "/api/apps/*",
+            4,
+            "check the new app under the real name, record it",
+        ),
     ];
     let mut reads = 4;
     if flavour == Flavour::V2_27 {
@@ -230,12 +278,7 @@ fn update_calls(flavour: Flavour) -> Vec<Call> {
                 reads,
                 "read the old app's data sources",
             ),
-            (
-                "GET",
-                "/api/v2/data_sources",
-                1,
-                "list the data sources to free",
-            ),
+            list_data_sources(flavour, 2),
         ]);
     }
     calls.extend([
