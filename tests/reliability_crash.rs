@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use git_fixtures::TestRepo;
 use reliability_common::*;
 use tooljet_standin::Flavour;
+use tooljet_standin::flavoured;
 
 const API_KEY: &str = "crash-test-admin-key-7731";
 /// Per flavour.

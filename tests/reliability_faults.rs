@@ -17,6 +17,7 @@ use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec}
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
+use tooljet_standin::flavoured;
 use tooljet_standin::{Flavour, StandIn};
 
 const API_KEY: &str = "faults-test-admin-key";

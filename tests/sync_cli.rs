@@ -7,32 +7,13 @@ use std::process::Output;
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::CREDIT_CARD;
 use serde_json::json;
+use tooljet_standin::flavoured;
 use tooljet_standin::{Flavour, StandIn};
 
 const APP: &str = CREDIT_CARD.0;
 const API_KEY: &str = "cli-test-admin-key-0451";
 const EMAIL: &str = "ci@example.com";
 const PASSWORD: &str = "cli-test-password-7730";
-
-/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
-/// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
-macro_rules! flavoured {
-    ($name:ident, $flavour:ident, $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test]
-            async fn on_2_27() {
-                run(Flavour::V2_27).await
-            }
-            #[tokio::test]
-            async fn on_3_x() {
-                run(Flavour::V3).await
-            }
-            async fn run($flavour: Flavour) $body
-        }
-    };
-}
 
 struct Pipeline {
     flavour: Flavour,

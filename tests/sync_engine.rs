@@ -12,6 +12,7 @@ use tooljet_operator::sync::{
     Action, Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest,
 };
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
+use tooljet_standin::flavoured;
 use tooljet_standin::{AppSnapshot, Flavour, ImportDamage, StandIn, leading_version};
 
 const APP: &str = CREDIT_CARD.0;
@@ -22,26 +23,6 @@ const PASSWORD: &str = "engine-test-password";
 /// 2.50.5, and the operator refuses a bundle newer than the server (issue 13, item 9). The
 /// stand-in still answers as 2.27.1 does.
 const V2_VERSION: &str = "2.50.5";
-
-/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
-/// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
-macro_rules! flavoured {
-    ($name:ident, $flavour:ident, $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test]
-            async fn on_2_27() {
-                run(Flavour::V2_27).await
-            }
-            #[tokio::test]
-            async fn on_3_x() {
-                run(Flavour::V3).await
-            }
-            async fn run($flavour: Flavour) $body
-        }
-    };
-}
 
 struct World {
     standin: StandIn,

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use tooljet_operator::tooljet::{
     AppUpdate, Auth, ClientConfig, ConstantType, Family, ToolJetClient, ToolJetError, TransientKind,
 };
+use tooljet_standin::flavoured;
 use tooljet_standin::{Flavour, MSG_NAME_TAKEN, StandIn};
 
 const EMAIL: &str = "ops@example.com";
@@ -44,26 +45,6 @@ fn config(s: &StandIn, auth: Auth) -> ClientConfig {
     c.workspace_id = Some(s.workspace_id().to_string());
     c.request_timeout = Duration::from_secs(10);
     c
-}
-
-/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
-/// `<name>::on_3_x`; the body sees the flavour as `$flavour`.
-macro_rules! flavoured {
-    ($name:ident, $flavour:ident, $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            #[tokio::test]
-            async fn on_2_27() {
-                run(Flavour::V2_27).await
-            }
-            #[tokio::test]
-            async fn on_3_x() {
-                run(Flavour::V3).await
-            }
-            async fn run($flavour: Flavour) $body
-        }
-    };
 }
 
 /// A client as an operator would configure it for the stand-in's flavour: the admin API key on

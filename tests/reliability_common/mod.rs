@@ -19,28 +19,6 @@ pub const PASSWORD: &str = "reliability-test-password-5521";
 /// operator refuses a bundle newer than the server (issue 13, item 9). It still answers as 2.27.1.
 pub const V2_VERSION: &str = "2.50.5";
 
-/// Runs a test once against each stand-in flavour (2.27 and 3.x), as `<name>::on_2_27` and
-/// `<name>::on_3_x`; the attributes (the test attribute, docs) go on both, the body sees the
-/// flavour as `$flavour`.
-#[allow(unused_macros)]
-macro_rules! flavoured {
-    ($(#[$m:meta])* $name:ident, $flavour:ident, $body:block) => {
-        mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-            $(#[$m])*
-            async fn on_2_27() {
-                run(Flavour::V2_27).await
-            }
-            $(#[$m])*
-            async fn on_3_x() {
-                run(Flavour::V3).await
-            }
-            async fn run($flavour: Flavour) $body
-        }
-    };
-}
-
 /// A stand-in of `flavour` with both logins (the admin API key `api_key`, used on 3.x, and
 /// [`EMAIL`]/[`PASSWORD`], used on 2.27); a 2.x one claims [`V2_VERSION`].
 pub async fn start_standin(flavour: Flavour, api_key: &str) -> StandIn {

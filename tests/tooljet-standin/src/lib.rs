@@ -673,3 +673,28 @@ fn default_message(status: axum::http::StatusCode) -> String {
         status.canonical_reason().unwrap_or("Error").to_string()
     }
 }
+
+/// Runs a test once against each flavour (2.27 and 3.x), as `<name>::on_2_27` and
+/// `<name>::on_3_x`; the body sees the flavour as `$flavour`. Attributes before the name (the
+/// test attribute, docs) go on both; without any, `#[tokio::test]`.
+#[macro_export]
+macro_rules! flavoured {
+    ($name:ident, $flavour:ident, $body:block) => {
+        $crate::flavoured!(#[tokio::test] $name, $flavour, $body);
+    };
+    ($(#[$m:meta])+ $name:ident, $flavour:ident, $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            $(#[$m])+
+            async fn on_2_27() {
+                run($crate::Flavour::V2_27).await
+            }
+            $(#[$m])+
+            async fn on_3_x() {
+                run($crate::Flavour::V3).await
+            }
+            async fn run($flavour: $crate::Flavour) $body
+        }
+    };
+}
