@@ -17,7 +17,7 @@ mod http_probe;
 use git_fixtures::tooljet::BASE64;
 use harness::{
     APP, ENVIRONMENTS, Harness, TIMEOUT, cond, create_namespace, delete_namespace, has_cond,
-    kube_client, wait_for,
+    kube_client, wait_for, wait_for_or_none,
 };
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -956,24 +956,6 @@ async fn the_binary_reconciles_and_is_ready_within_10s_of_every_start() {
     let operator = OperatorProcess::start(&h.ns, h.cache.path(), log);
     h.finish().await;
     drop(operator);
-}
-
-/// Polls `check` every 100 ms until it returns `Some` or `limit` passes.
-async fn wait_for_or_none<T, F, Fut>(limit: std::time::Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// A random duration below `max` (std's randomly seeded hasher; no dependency).
