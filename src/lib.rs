@@ -2,6 +2,7 @@
 pub mod api;
 pub mod controller;
 pub mod offline;
+pub mod process;
 pub mod source;
 pub mod sync;
 pub mod tooljet;

@@ -41,11 +41,9 @@ fn main() -> ExitCode {
             tooljet_operator::controller::ServeOptions {
                 metrics_addr: Some(metrics_addr),
                 leader_election: leader_elect.then(|| {
-                    tooljet_operator::controller::leader::LeaderConfig::new(
-                        leader_election_namespace,
-                    )
+                    tooljet_operator::process::leader::LeaderConfig::new(leader_election_namespace)
                 }),
-                webhook_secrets: tooljet_operator::controller::webhook::WebhookSecrets::from_env(),
+                webhook_secrets: tooljet_operator::process::webhook::WebhookSecrets::from_env(),
             },
         ),
         Command::Sync { input, cache_dir } => run_offline(input, cache_dir, Mode::Apply),

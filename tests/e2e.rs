@@ -773,8 +773,8 @@ async fn wait_for_returns_the_first_value_that_holds() {
 #[tokio::test]
 async fn two_replicas_elect_one_leader_and_fail_over() {
     use k8s_openapi::api::coordination::v1::Lease;
-    use tooljet_operator::controller::leader::LeaderConfig;
     use tooljet_operator::controller::{RunOptions, ServeOptions};
+    use tooljet_operator::process::leader::LeaderConfig;
 
     let Some(client) = kube_client().await else {
         return;

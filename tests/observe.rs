@@ -23,10 +23,11 @@ use sha2::Sha256;
 use tokio::sync::mpsc;
 use tooljet_operator::api::{AppImport, ToolJetInstance};
 use tooljet_operator::controller::app_import::{Context, reconcile};
-use tooljet_operator::controller::leader::{LeaderConfig, LeaderElector, Standing};
-use tooljet_operator::controller::metrics::Metrics;
-use tooljet_operator::controller::server::{self, Readiness};
-use tooljet_operator::controller::webhook::{Enqueue, HookTarget, WebhookSecrets, WebhookState};
+use tooljet_operator::controller::watch::Enqueue;
+use tooljet_operator::process::leader::{LeaderConfig, LeaderElector, Standing};
+use tooljet_operator::process::metrics::Metrics;
+use tooljet_operator::process::server::{self, Readiness};
+use tooljet_operator::process::webhook::{HookTarget, WebhookSecrets, WebhookState};
 use tooljet_operator::source::{CacheConfig, SourceCache};
 use tooljet_operator::sync::Engine;
 use tooljet_standin::StandIn;
@@ -799,7 +800,7 @@ fn never_shut_down() -> futures::future::Shared<futures::future::BoxFuture<'stat
 async fn a_leader_that_finds_another_holder_stops_its_controllers_and_fails() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use tooljet_operator::controller::ControllerError;
-    use tooljet_operator::controller::leader::run_when_leader;
+    use tooljet_operator::controller::run_when_leader;
 
     let gets = Arc::new(AtomicUsize::new(0));
     let gets_in_mock = gets.clone();
@@ -848,7 +849,7 @@ async fn a_leader_that_finds_another_holder_stops_its_controllers_and_fails() {
 #[tokio::test(start_paused = true)]
 async fn a_standby_is_ready_and_takes_over_once_the_lease_is_released() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use tooljet_operator::controller::leader::run_when_leader;
+    use tooljet_operator::controller::run_when_leader;
 
     let gets = Arc::new(AtomicUsize::new(0));
     let gets_in_mock = gets.clone();
@@ -901,7 +902,7 @@ async fn slow_lease_renewals_do_not_stall_the_controllers() {
     use kube::client::Body;
     use std::sync::Mutex;
     use tokio::time::{Duration, Instant};
-    use tooljet_operator::controller::leader::run_when_leader;
+    use tooljet_operator::controller::run_when_leader;
 
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let api = tokio::spawn(async move {

@@ -31,12 +31,12 @@ use tracing::{info, warn};
 use super::ControllerError;
 use super::caches::Cache;
 use super::conditions::{self, preflight_report};
-use super::metrics::{Metrics, ReconcileResult};
 use super::resolve::{CACHE_WAIT, ClientCache, Refusal, not_listed, read_secrets, select_instance};
 use crate::api::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, AppImport,
     AppImportStatus, DeletionPolicy, FINALIZER, ToolJetInstance,
 };
+use crate::process::metrics::{Metrics, ReconcileResult};
 use crate::sync::{
     self, Checkpoint, Engine, ImportKey, Mode, Report, SyncOutcome, SyncRequest, git_credentials,
 };

@@ -31,7 +31,7 @@ impl Default for CacheSynced {
 impl CacheSynced {
     /// Passes `events` (a reflected watch stream) through, marking the cache synced when the
     /// reflector reports its first full list.
-    pub fn track<K, S>(&self, events: S) -> impl Stream<Item = S::Item> + Send + 'static
+    pub fn track<K, S>(&self, events: S) -> impl Stream<Item = S::Item> + Send + 'static + use<K, S>
     where
         K: Send + 'static,
         S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,

@@ -1,15 +1,23 @@
 //! Which objects a change re-enqueues: AppImports that use a ToolJetInstance or a Secret, and
-//! ToolJetInstances that use a Secret. Matching is by reference, not by resolution, so a deleted
-//! instance still re-enqueues the AppImports that pointed at it (they then report InstanceNotFound).
+//! ToolJetInstances that use a Secret ([`SecretUsers`]); AppImports of a pushed repository
+//! ([`Enqueue`], the webhooks' [`PushTarget`]). Matching is by reference, not by resolution, so a
+//! deleted instance still re-enqueues the AppImports that pointed at it (they then report
+//! InstanceNotFound).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use tokio::sync::mpsc;
+use tracing::warn;
 
 use super::resolve::instance_secret_names;
 use crate::api::{AppImport, ToolJetInstance};
+use crate::process::webhook::{PushTarget, matching_apps};
+use crate::source::SourceCache;
 
 /// True when `app` targets `instance`: through `instanceRef`, or by environment in its namespace.
 pub fn app_uses_instance(app: &AppImport, instance: &ToolJetInstance) -> bool {
@@ -71,6 +79,64 @@ pub fn apps_using_secret(
         })
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
+}
+
+/// The running AppImport controller's queue and store: where verified webhook pushes go.
+#[derive(Clone)]
+pub struct Enqueue {
+    pub apps: Store<AppImport>,
+    pub queue: mpsc::Sender<ObjectRef<AppImport>>,
+    /// The controller's git cache: a verified push makes its cached ref listings of the
+    /// repository unusable, so the reconcile sees the new commit.
+    pub source: SourceCache,
+}
+
+impl PushTarget for Enqueue {
+    /// Puts the matching AppImports in the controller's queue without waiting.
+    fn pushed(&self, repos: &HashSet<String>) -> usize {
+        let apps = self.apps.state();
+        let mut count = 0;
+        for app in matching_apps(apps.iter().map(|a| a.as_ref()), repos) {
+            self.source.forget_ref_checks(&app.spec.source.url);
+            match self.queue.try_send(ObjectRef::from_obj(app)) {
+                Ok(()) => count += 1,
+                // Full: the controller is far behind; the object's interval still covers it.
+                Err(error) => {
+                    warn!(appimport = %app.name_any(), %error, "webhook could not enqueue a reconcile")
+                }
+            }
+        }
+        count
+    }
+}
+
+/// The objects that read a changed Secret, and the queues that re-enqueue them.
+#[derive(Clone)]
+pub struct SecretUsers {
+    pub instances: Store<ToolJetInstance>,
+    pub apps: Store<AppImport>,
+    pub instance_queue: mpsc::Sender<ObjectRef<ToolJetInstance>>,
+    pub app_queue: mpsc::Sender<ObjectRef<AppImport>>,
+}
+
+impl SecretUsers {
+    pub async fn notify(self, secret: Result<Secret, watcher::Error>) {
+        let secret = match secret {
+            Ok(secret) => secret,
+            Err(error) => {
+                warn!(%error, "Secret watch");
+                return;
+            }
+        };
+        let instances = self.instances.state();
+        for instance in instances_using_secret(&instances, &secret) {
+            // Closed only when the controller stopped.
+            let _ = self.instance_queue.send(instance).await;
+        }
+        for app in apps_using_secret(&self.apps.state(), &instances, &secret) {
+            let _ = self.app_queue.send(app).await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease (`--leader-elect`): only the holder runs
-//! the controllers.
+//! the controllers. The Lease is held by its own task ([`LeaseTask`]), which publishes
+//! [`Leadership`] on a watch channel; the controllers ([`when_leader`]) and the readiness probe
+//! ([`Readiness::follow`]) subscribe to it.
 //!
 //! A small loop of our own rather than a crate: the one crate that supports kube 5
 //! (kube-lease-manager) keeps reporting leadership while renewals fail, so a leader cut off from
@@ -11,8 +13,7 @@
 //!   (holder, renewTime) has not changed for `lease_duration` since we first saw it, so clock skew
 //!   between nodes does not matter;
 //! - a leader that cannot renew for `renew_deadline` (2/3 of the lease), or finds another holder,
-//!   has lost: the controllers are dropped at once and `run` returns
-//!   [`ControllerError::LeadershipLost`], so the process exits non-zero and the pod restarts as a
+//!   has lost: the controllers are dropped at once and `run` returns [`LeadershipLost`], so the process exits non-zero and the pod restarts as a
 //!   standby. The other replica takes over within the lease duration (15s) plus one retry period;
 //! - on shutdown the leader releases the Lease (clears the holder), so a standby takes over at its
 //!   next retry (5s) instead of waiting for expiry.
@@ -20,17 +21,18 @@
 use std::future::Future;
 use std::time::Duration;
 
-use futures::future::{BoxFuture, Shared};
 use jiff::Timestamp;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use super::ControllerError;
 use super::server::Readiness;
+use super::shutdown::{AbortOnDrop, Shutdown};
 
 /// Name of the Lease.
 pub const LEASE_NAME: &str = "tooljet-operator";
@@ -276,23 +278,85 @@ impl LeaderElector {
     }
 }
 
-/// Waits to become leader, then runs `controllers` while renewing the Lease. Returns when
-/// `shutdown` resolves (Lease released) or with [`ControllerError::LeadershipLost`].
-/// `readiness` is set once the leader is known (this replica or another).
-pub async fn run_when_leader<F, Fut>(
+/// This replica held the Lease and lost it (another replica took it, or it was not renewed in time).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "leadership of Lease {lease} lost (taken by another replica, or not renewed in time); exiting so this replica restarts as a standby"
+)]
+pub struct LeadershipLost {
+    pub lease: String,
+}
+
+/// Where this replica stands, as the Lease task publishes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Leadership {
+    /// Not known yet: the Lease has not been read (or cannot be).
+    Unknown,
+    /// Another replica holds the Lease.
+    Standby { holder: String },
+    /// This replica holds the Lease and renews it.
+    Leading,
+    /// This replica held the Lease and lost it; final.
+    Lost,
+}
+
+/// The Lease, held by its own task: it acquires the Lease, renews it, publishes where this replica
+/// stands on a watch channel, and releases the Lease when told to stop.
+///
+/// Renewal runs beside the controllers, never inside their future: there it would stall every
+/// reconcile for as long as a renewal takes (up to a retry period when the API server is slow).
+pub struct LeaseTask {
+    leadership: watch::Receiver<Leadership>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), LeadershipLost>>,
+    lease: String,
+}
+
+impl LeaseTask {
+    /// Starts holding the Lease. Until leading, the task ends when `shutdown` resolves.
+    pub fn spawn(elector: LeaderElector, shutdown: Shutdown) -> Self {
+        let (publish, leadership) = watch::channel(Leadership::Unknown);
+        let (stop, stopped) = oneshot::channel();
+        let lease = elector.config().lease_name.clone();
+        let task = tokio::spawn(hold_lease(elector, publish, shutdown, stopped));
+        LeaseTask {
+            leadership,
+            stop,
+            task,
+            lease,
+        }
+    }
+
+    /// Where this replica stands, now and as it changes.
+    pub fn subscribe(&self) -> watch::Receiver<Leadership> {
+        self.leadership.clone()
+    }
+
+    /// Stops renewing and releases the Lease if this replica holds it, so a standby takes over
+    /// now. `Err` when leadership had been lost meanwhile.
+    pub async fn release(self) -> Result<(), LeadershipLost> {
+        let _ = self.stop.send(());
+        match self.task.await {
+            Ok(result) => result,
+            Err(error) => {
+                warn!(lease = %self.lease, %error, "leader lease task failed");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The Lease task: acquire (publishing Standby while another leads), then renew until told to
+/// stop (then release) or until leadership is lost (published as Lost).
+async fn hold_lease(
     mut elector: LeaderElector,
-    readiness: Readiness,
-    shutdown: Shared<BoxFuture<'static, ()>>,
-    controllers: F,
-) -> Result<(), ControllerError>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<(), ControllerError>>,
-{
+    publish: watch::Sender<Leadership>,
+    shutdown: Shutdown,
+    mut stop: oneshot::Receiver<()>,
+) -> Result<(), LeadershipLost> {
     let retry = elector.config().retry_period();
     let lease = elector.config().lease_name.clone();
     let identity = elector.config().identity.clone();
-    // Acquire.
     let mut last_holder = String::new();
     loop {
         match step_within(&mut elector, retry).await {
@@ -300,10 +364,9 @@ where
             Ok(Standing::Following { holder }) => {
                 if holder != last_holder {
                     info!(%lease, leader = %holder, "another replica leads; standing by");
-                    last_holder = holder;
+                    last_holder.clone_from(&holder);
                 }
-                // Standby: ready to serve metrics and webhooks (by annotation).
-                readiness.set(true);
+                publish.send_replace(Leadership::Standby { holder });
             }
             Err(error) => {
                 warn!(%lease, %error, "leader election: cannot read or write the Lease; retrying")
@@ -311,65 +374,97 @@ where
         }
         tokio::select! {
             _ = shutdown.clone() => return Ok(()),
+            _ = &mut stop => return Ok(()),
             _ = tokio::time::sleep(retry) => {}
         }
     }
     info!(%lease, %identity, "leader elected: starting the controllers");
-
-    // Renewal runs as its own task: inside the controllers' future it would stall every reconcile
-    // for as long as a renewal takes (up to a retry period when the API server is slow).
-    let (stop_renewing, stopped) = tokio::sync::oneshot::channel();
-    let mut renewal = tokio::spawn(keep_renewing(elector, stopped));
-    let controllers = controllers();
-    tokio::pin!(controllers);
-    tokio::select! {
-        result = &mut controllers => {
-            // The controllers stopped (shutdown): let a standby take over now.
-            let _ = stop_renewing.send(());
-            match renewal.await {
-                Ok(Ok(mut elector)) => {
-                    if let Err(error) = elector.release().await {
-                        warn!(%lease, %error, "cannot release the leader lease; a standby takes over when it expires");
-                    }
-                }
-                Ok(Err(lost)) => return Err(lost),
-                Err(error) => warn!(%lease, %error, "leader lease renewal task failed"),
+    publish.send_replace(Leadership::Leading);
+    match keep_renewing(&mut elector, stop).await {
+        Ok(()) => {
+            if let Err(error) = elector.release().await {
+                warn!(%lease, %error, "cannot release the leader lease; a standby takes over when it expires");
             }
-            result
+            Ok(())
         }
-        renewed = &mut renewal => match renewed {
-            // Leadership lost: the controllers are dropped here, at once.
-            Ok(Err(lost)) => Err(lost),
-            Ok(Ok(_)) | Err(_) => Err(ControllerError::LeadershipLost { lease }),
-        },
+        Err(lost) => {
+            publish.send_replace(Leadership::Lost);
+            Err(lost)
+        }
     }
 }
 
-/// Renews the Lease every retry period until told to stop (then hands the elector back for the
-/// release) or until leadership is lost.
+/// Waits to become leader, then runs `controllers` while the [`LeaseTask`] renews the Lease
+/// (`controller::run_when_leader` is this with the controller's error type).
+/// Returns when `shutdown` resolves before leading, when the controllers end (Lease released), or
+/// with [`LeadershipLost`] (the controllers are dropped at once). `readiness` follows the Lease
+/// task (ready on a standby).
+pub async fn when_leader<F, Fut, E>(
+    elector: LeaderElector,
+    readiness: Readiness,
+    shutdown: Shutdown,
+    controllers: F,
+) -> Result<(), E>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: From<LeadershipLost>,
+{
+    let lease = LeaseTask::spawn(elector, shutdown);
+    let _readiness = AbortOnDrop(tokio::spawn(readiness.follow(lease.subscribe())));
+    let mut leadership = lease.subscribe();
+    if leadership
+        .wait_for(|l| *l == Leadership::Leading)
+        .await
+        .is_err()
+    {
+        // The Lease task ended before leading: shutdown.
+        return lease.release().await.map_err(E::from);
+    }
+    tokio::select! {
+        result = controllers() => {
+            // The controllers stopped (shutdown): let a standby take over now.
+            lease.release().await?;
+            result
+        }
+        // Leadership lost (or the Lease task died): the controllers are dropped here, at once.
+        () = lost(&mut leadership) => Err(E::from(LeadershipLost { lease: lease.lease })),
+    }
+}
+
+/// Resolves once leadership is lost, or the Lease task ended without saying so (it failed).
+async fn lost(leadership: &mut watch::Receiver<Leadership>) {
+    // The guard `wait_for` returns must not be held across an await.
+    let _ = leadership
+        .wait_for(|l| *l == Leadership::Lost)
+        .await
+        .is_ok();
+}
+
+/// Renews the Lease every retry period until told to stop or until leadership is lost.
 async fn keep_renewing(
-    mut elector: LeaderElector,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
-) -> Result<LeaderElector, ControllerError> {
+    elector: &mut LeaderElector,
+    mut stop: oneshot::Receiver<()>,
+) -> Result<(), LeadershipLost> {
     let retry = elector.config().retry_period();
     let renew_deadline = elector.config().renew_deadline();
     let lease = elector.config().lease_name.clone();
     let mut last_renewed = Instant::now();
     loop {
         tokio::select! {
-            _ = &mut stop => return Ok(elector),
+            _ = &mut stop => return Ok(()),
             _ = tokio::time::sleep(retry) => {}
         }
-        match step_within(&mut elector, retry).await {
+        match step_within(elector, retry).await {
             Ok(Standing::Leading) => last_renewed = Instant::now(),
             Ok(Standing::Following { holder }) => {
                 warn!(%lease, leader = %holder, "leadership lost to another replica; stopping");
-                return Err(ControllerError::LeadershipLost { lease });
+                return Err(LeadershipLost { lease });
             }
             Err(error) => {
                 warn!(%lease, %error, "cannot renew the leader lease");
                 if last_renewed.elapsed() >= renew_deadline {
-                    return Err(ControllerError::LeadershipLost { lease });
+                    return Err(LeadershipLost { lease });
                 }
             }
         }

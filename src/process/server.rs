@@ -10,9 +10,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use futures::future::{BoxFuture, Shared};
+use tokio::sync::watch;
 
+use super::leader::Leadership;
 use super::metrics::{CONTENT_TYPE, Metrics};
+use super::shutdown::{AbortOnDrop, Shutdown};
 use super::webhook::{self, WebhookState};
 
 /// Set once this replica can do its job: controllers' caches synced, or (standby) the leader known.
@@ -26,6 +28,19 @@ impl Readiness {
 
     pub fn is_ready(&self) -> bool {
         self.0.load(Ordering::SeqCst)
+    }
+
+    /// Follows the Lease task: a standby (another replica leads) is ready, to serve metrics and
+    /// webhooks; it stays ready when it takes over. Ends when the Lease task does.
+    pub async fn follow(self, mut leadership: watch::Receiver<Leadership>) {
+        loop {
+            if matches!(*leadership.borrow_and_update(), Leadership::Standby { .. }) {
+                self.set(true);
+            }
+            if leadership.changed().await.is_err() {
+                return;
+            }
+        }
     }
 }
 
@@ -62,9 +77,20 @@ async fn render_metrics(State(metrics): State<Arc<Metrics>>) -> impl IntoRespons
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
-    shutdown: Shared<BoxFuture<'static, ()>>,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Listens on `addr` and serves `router` in its own task until `shutdown` resolves, or until the
+/// returned handle is dropped.
+pub async fn start(
+    addr: std::net::SocketAddr,
+    router: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<AbortOnDrop<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    Ok(AbortOnDrop(tokio::spawn(serve(listener, router, shutdown))))
 }

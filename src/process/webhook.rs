@@ -9,8 +9,8 @@
 //! never waits for a reconcile.
 //!
 //! Where the reconcile requests go:
-//! - on the replica running the controllers: straight into the AppImport controller's queue
-//!   (`Controller::reconcile_on`), matching against its reflector store;
+//! - on the replica running the controllers: to its [`PushTarget`], the AppImport controller's
+//!   queue (`Controller::reconcile_on`), matching against its reflector store;
 //! - on a standby replica (leader election; the Service may route a webhook to it): the matching
 //!   AppImports are listed from the API server and annotated with
 //!   `gitops.tooljet.dev/reconcile-requested-at`, which makes the leader reconcile them.
@@ -26,18 +26,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
-use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use super::metrics::Metrics;
 use super::urls::repo_key;
 use crate::api::{ANNOTATION_RECONCILE_REQUESTED_AT, AppImport};
-use crate::source::SourceCache;
 
 /// GitHub allows payloads up to 25 MB; push payloads are far smaller.
 const MAX_BODY: usize = 25 * 1024 * 1024;
@@ -78,26 +75,29 @@ impl WebhookSecrets {
     }
 }
 
-/// The running AppImport controller's queue and store.
-#[derive(Clone)]
-pub struct Enqueue {
-    pub apps: Store<AppImport>,
-    pub queue: mpsc::Sender<ObjectRef<AppImport>>,
-    /// The controller's git cache: a verified push makes its cached ref listings of the
-    /// repository unusable, so the reconcile sees the new commit.
-    pub source: SourceCache,
+/// Where verified pushes go while the controllers run on this replica: the AppImport controller
+/// implements it over its queue. The webhook knows repositories, not how they are reconciled.
+pub trait PushTarget: Send + Sync {
+    /// Requests, without waiting, a reconcile of every AppImport whose source is one of `repos`
+    /// (keys from [`repo_key`]); returns how many were requested.
+    fn pushed(&self, repos: &HashSet<String>) -> usize;
 }
 
-/// Where verified pushes go: the controller's queue while the controllers run on this replica.
+/// The current [`PushTarget`]: set while the controllers run on this replica, unset on a standby.
 #[derive(Clone, Default)]
-pub struct HookTarget(Arc<RwLock<Option<Enqueue>>>);
+pub struct HookTarget(Arc<RwLock<Option<Arc<dyn PushTarget>>>>);
 
 impl HookTarget {
-    pub fn set(&self, target: Option<Enqueue>) {
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = target;
+    pub fn set(&self, target: Option<impl PushTarget + 'static>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) =
+            target.map(|t| Arc::new(t) as Arc<dyn PushTarget>);
     }
 
-    fn get(&self) -> Option<Enqueue> {
+    pub fn clear(&self) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    fn get(&self) -> Option<Arc<dyn PushTarget>> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
@@ -266,7 +266,7 @@ async fn handle(
         return bad_request(s, provider, "the payload names no repository URL".into());
     }
     let count = match s.target.get() {
-        Some(target) => enqueue(&target, &keys),
+        Some(target) => target.pushed(&keys),
         None => match request_by_annotation(s, &keys).await {
             Ok(n) => n,
             Err(error) => {
@@ -297,23 +297,6 @@ pub fn matching_apps<'a>(
     apps.into_iter()
         .filter(|a| repo_key(&a.spec.source.url).is_some_and(|k| keys.contains(&k)))
         .collect()
-}
-
-/// Puts the matching AppImports in the controller's queue without waiting.
-fn enqueue(target: &Enqueue, keys: &HashSet<String>) -> usize {
-    let apps = target.apps.state();
-    let mut count = 0;
-    for app in matching_apps(apps.iter().map(|a| a.as_ref()), keys) {
-        target.source.forget_ref_checks(&app.spec.source.url);
-        match target.queue.try_send(ObjectRef::from_obj(app)) {
-            Ok(()) => count += 1,
-            // Full: the controller is far behind; the object's interval still covers it.
-            Err(error) => {
-                warn!(appimport = %app.name_any(), %error, "webhook could not enqueue a reconcile")
-            }
-        }
-    }
-    count
 }
 
 /// Standby replica: annotate the matching AppImports so the leader reconciles them. The patches
