@@ -4,6 +4,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::instance_config::{ConstantSpec, DataSourceConfig, UNIQUE_NAMES};
 use super::shared::{Environment, SecretKeyRef, SecretRef};
 
 /// One ToolJet server serving one environment (development, staging or production).
@@ -78,6 +79,21 @@ pub struct ToolJetInstanceSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
     pub allowed_namespaces: Vec<String>,
+
+    /// Workspace constants of this environment (never in git). The instance owns the ones it
+    /// created or adopted: it prunes one removed from this list and never touches another.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    #[x_kube(validation = kube::core::Rule::new(UNIQUE_NAMES)
+        .message("two constants have the same name; each constant name may appear once"))]
+    pub constants: Vec<ConstantSpec>,
+
+    /// Options (credentials included) of workspace data sources for this environment, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = kube::core::Rule::new(UNIQUE_NAMES)
+        .message("two dataSources entries have the same name; each data source may appear once"))]
+    pub data_sources: Vec<DataSourceConfig>,
 }
 
 impl ToolJetInstanceSpec {
