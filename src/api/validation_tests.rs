@@ -469,7 +469,10 @@ fn constants_and_data_sources_as_api_md_shows_them_are_accepted() {
     let parsed: ToolJetInstance = serde_json::from_value(obj).expect("parses");
     let c = &parsed.spec.constants;
     assert_eq!(c[0].kind, ConstantKind::Global, "Global is the default");
-    assert_eq!(c[0].source(), Some(ValueSource::Inline("https://api.acme.io")));
+    assert_eq!(
+        c[0].source(),
+        Some(ValueSource::Inline("https://api.acme.io"))
+    );
     assert_eq!(c[1].kind, ConstantKind::Secret);
     assert!(matches!(c[1].source(), Some(ValueSource::Secret(r)) if r.name == "pay"));
     assert!(!c[0].adopt_existing && c[2].adopt_existing);
@@ -487,14 +490,7 @@ fn constant_names_follow_tooljets_rule() {
         assert_accepted(&s, &obj(good));
     }
     // K7, K8, K17 (no trim), K10 (length; 3.x allows 50), a dot, unicode.
-    for bad in [
-        "db-host",
-        "1db",
-        " padded ",
-        "a.b",
-        "é",
-        &"a".repeat(51),
-    ] {
+    for bad in ["db-host", "1db", " padded ", "a.b", "é", &"a".repeat(51)] {
         assert_cel_rejects(&s, &obj(bad), msg);
     }
     assert_openapi_rejects(&s, &obj("db-host"), "/spec/constants/0/name");
@@ -524,7 +520,10 @@ fn a_constant_has_a_value_or_a_secret_key_not_both() {
         &with_constants(json!([{"name": "x", "value": "v", "valueFrom": from}])),
         msg,
     );
-    assert_accepted(&s, &with_constants(json!([{"name": "x", "valueFrom": from}])));
+    assert_accepted(
+        &s,
+        &with_constants(json!([{"name": "x", "valueFrom": from}])),
+    );
     // A secret key reference needs both parts.
     assert_openapi_rejects(
         &s,
@@ -549,14 +548,19 @@ fn two_entries_with_one_name_are_refused() {
     // Case-sensitive, as ToolJet's unique constraint (K6).
     assert_accepted(
         &s,
-        &with_constants(json!([{"name": "DB_HOST", "value": "1"}, {"name": "db_host", "value": "2"}])),
+        &with_constants(
+            json!([{"name": "DB_HOST", "value": "1"}, {"name": "db_host", "value": "2"}]),
+        ),
     );
     assert_cel_rejects(
         &s,
         &with_data_sources(json!([{"name": "db"}, {"name": "db", "kind": "postgresql"}])),
         "two dataSources entries have the same name; each data source may appear once",
     );
-    assert_accepted(&s, &with_data_sources(json!([{"name": "db"}, {"name": "db2"}])));
+    assert_accepted(
+        &s,
+        &with_data_sources(json!([{"name": "db"}, {"name": "db2"}])),
+    );
 }
 
 #[test]
@@ -592,7 +596,10 @@ fn data_source_entries_are_checked() {
         "data-source option keys are plugin option names such as host or password: letters, digits, '.', '_' and '-', at most 100 characters",
     );
     // An empty option value is allowed: it clears a non-secret option.
-    assert_accepted(&s, &obj(json!({"name": "db", "options": {"database": {"value": ""}}})));
+    assert_accepted(
+        &s,
+        &obj(json!({"name": "db", "options": {"database": {"value": ""}}})),
+    );
     assert_openapi_rejects(
         &s,
         &obj(json!({"name": "db", "options": {"ca_cert": {"value": "x".repeat(65_537)}}})),
