@@ -347,7 +347,7 @@ fn a_foreign_constant_is_a_conflict_unless_adopted() {
         adopt_existing: true,
         ..global("API", "ours")
     };
-    let p = plan(Family::V3, &[adopt.clone()], &[], &server).unwrap();
+    let p = plan(Family::V3, std::slice::from_ref(&adopt), &[], &server).unwrap();
     assert_eq!(p.adopted, ["API"]);
     assert_eq!(p.update.len(), 1);
     assert_eq!(p.record[0].name, "API", "owned from now on");
