@@ -1034,25 +1034,7 @@ impl ToolJetClient {
             return Err(self.unsupported("creating data sources"));
         }
         let body = json!({"name": name, "kind": kind, "options": options, "scope": "global"});
-        let call = match self.family().await? {
-            Family::V2 => Call::new(
-                Method::POST,
-                "POST /api/v2/data_sources",
-                "/api/v2/data_sources",
-            ),
-            Family::V3 => Call::new(Method::POST, "POST /api/data-sources", "/api/data-sources"),
-        }
-        .body(&body);
-        let route = call.route;
-        let answer: Value = self.execute_json(call).await?;
-        answer
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| ToolJetError::InvalidResponse {
-                route,
-                detail: "the created data source has no id".into(),
-            })
+        self.post_data_source(&body, &[]).await
     }
 
     /// Frees a data source from the app version that created it (`app_version_id` null,

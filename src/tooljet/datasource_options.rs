@@ -264,6 +264,16 @@ impl ToolJetClient {
             "scope": "global",
             "environment_id": environment_id,
         });
+        self.post_data_source(&body, &options.secret_values()).await
+    }
+
+    /// `POST`s a new global data source (2.x `/api/v2/data_sources`, 3.x `/api/data-sources`)
+    /// and returns its id; `secrets` are kept out of errors.
+    pub(super) async fn post_data_source(
+        &self,
+        body: &Value,
+        secrets: &[&str],
+    ) -> Result<String, ToolJetError> {
         let call = match self.family().await? {
             Family::V2 => Call::new(
                 Method::POST,
@@ -272,12 +282,12 @@ impl ToolJetClient {
             ),
             Family::V3 => Call::new(Method::POST, "POST /api/data-sources", "/api/data-sources"),
         }
-        .body(&body);
+        .body(body);
         let route = call.route_name();
         let answer: Value = self
             .execute_json(call)
             .await
-            .map_err(|e| e.redacted(&options.secret_values()))?;
+            .map_err(|e| e.redacted(secrets))?;
         answer
             .get("id")
             .and_then(Value::as_str)
