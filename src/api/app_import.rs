@@ -412,6 +412,10 @@ pub struct DataSourceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub action: DataSourceAction,
+    /// Whether the instance configures it (`spec.dataSources` of the ToolJetInstance names
+    /// it); absent until checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub configured: Option<bool>,
 }
 
 /// What the operator did about a data source the bundle uses.

@@ -4,6 +4,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+use super::instance_config::{
+    ConfiguredDataSource, ConstantSpec, DataSourceConfig, OwnedConstant, UNIQUE_NAMES,
+};
 use super::shared::{Environment, SecretKeyRef, SecretRef};
 
 /// One ToolJet server serving one environment (development, staging or production).
@@ -78,6 +81,21 @@ pub struct ToolJetInstanceSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(length(min = 1, max = 63)))]
     pub allowed_namespaces: Vec<String>,
+
+    /// Workspace constants of this environment (never in git). The instance owns the ones it
+    /// created or adopted: it prunes one removed from this list and never touches another.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    #[x_kube(validation = kube::core::Rule::new(UNIQUE_NAMES)
+        .message("two constants have the same name; each constant name may appear once"))]
+    pub constants: Vec<ConstantSpec>,
+
+    /// Options (credentials included) of workspace data sources for this environment, by name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = kube::core::Rule::new(UNIQUE_NAMES)
+        .message("two dataSources entries have the same name; each data source may appear once"))]
+    pub data_sources: Vec<DataSourceConfig>,
 }
 
 impl ToolJetInstanceSpec {
@@ -177,6 +195,14 @@ pub struct ToolJetInstanceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 64))]
     pub server_version: Option<String>,
+    /// The constants this object owns (names and a hash of what was written; never values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub constants: Vec<OwnedConstant>,
+    /// The data sources this object configures, with the last connection test.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub data_sources: Vec<ConfiguredDataSource>,
 }
 
 #[cfg(test)]
@@ -217,5 +243,38 @@ mod tests {
         assert!(s.namespace_allowed("tooljet", "tooljet"));
         assert!(s.namespace_allowed("tooljet", "team-a"));
         assert!(!s.namespace_allowed("tooljet", "team-b"));
+    }
+
+    #[test]
+    fn configuration_status_has_the_shape_api_md_names() {
+        use crate::api::{ConnectionState, ConstantKind};
+        let status = ToolJetInstanceStatus {
+            constants: vec![OwnedConstant {
+                name: "API_BASE".into(),
+                kind: ConstantKind::Global,
+                written_hash: Some("hmac-sha256:00".into()),
+            }],
+            data_sources: vec![ConfiguredDataSource {
+                name: "sales-db".into(),
+                id: Some("d1".into()),
+                connection: ConnectionState::Failed,
+                message: Some("password authentication failed".into()),
+                written_hash: None,
+            }],
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&status).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "constants": [{"name": "API_BASE", "type": "Global", "writtenHash": "hmac-sha256:00"}],
+                "dataSources": [{"name": "sales-db", "id": "d1", "connection": "Failed",
+                                 "message": "password authentication failed"}],
+            })
+        );
+        let back: ToolJetInstanceStatus =
+            serde_json::from_value(serde_json::json!({"dataSources": [{"name": "x"}]}))
+                .expect("parses");
+        assert_eq!(back.data_sources[0].connection, ConnectionState::Untested);
     }
 }

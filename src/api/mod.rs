@@ -3,6 +3,7 @@
 
 mod app_import;
 mod instance;
+mod instance_config;
 mod matching;
 mod shared;
 #[cfg(test)]
@@ -17,6 +18,12 @@ pub use app_import::{
 pub use instance::{
     AuthMethod, InstanceAuth, SecretAuth, SecretKeyAuth, TlsConfig, ToolJetInstance,
     ToolJetInstanceSpec, ToolJetInstanceStatus,
+};
+pub use instance_config::{
+    CONSTANT_NAME_PATTERN, ConfiguredDataSource, ConnectionState, ConstantKind, ConstantSpec,
+    DataSourceConfig, DataSourceOptionSpec, MAX_CONSTANT_NAME, MAX_CONSTANT_NAME_V2,
+    MAX_CONSTANT_VALUE, MAX_CONSTANTS, MAX_DATA_SOURCES, MAX_OPTION_VALUE, MAX_OPTIONS,
+    OwnedConstant, ValueFrom, ValueSource,
 };
 pub use matching::{InstanceChoiceError, select_instance};
 pub use shared::{

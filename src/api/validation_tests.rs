@@ -433,3 +433,197 @@ fn defaults_are_filled_in() {
     let named: AppImport = serde_json::from_value(named).expect("parses");
     assert_eq!(named.spec.wanted_app_name("Sales Dashboard"), "Sales");
 }
+
+// ---- spec.constants and spec.dataSources (issue 15) ----------------------------------------
+
+fn with_constants(constants: Value) -> Value {
+    with(good_instance(), "/spec/constants", constants)
+}
+
+fn with_data_sources(sources: Value) -> Value {
+    with(good_instance(), "/spec/dataSources", sources)
+}
+
+#[test]
+fn constants_and_data_sources_as_api_md_shows_them_are_accepted() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let obj = with_data_sources(json!([{
+        "name": "sales-db",
+        "kind": "postgresql",
+        "options": {
+            "host": {"value": "db.prod.svc"},
+            "port": {"value": "5432"},
+            "password": {"valueFrom": {"secretKeyRef": {"name": "sales-db", "key": "password"}}, "encrypted": true}
+        }
+    }]));
+    let obj = with(
+        obj,
+        "/spec/constants",
+        json!([
+            {"name": "API_BASE", "value": "https://api.acme.io"},
+            {"name": "PAYMENT_KEY", "type": "Secret", "valueFrom": {"secretKeyRef": {"name": "pay", "key": "key"}}},
+            {"name": "_legacy_1", "value": "x", "adoptExisting": true}
+        ]),
+    );
+    assert_accepted(&s, &obj);
+    let parsed: ToolJetInstance = serde_json::from_value(obj).expect("parses");
+    let c = &parsed.spec.constants;
+    assert_eq!(c[0].kind, ConstantKind::Global, "Global is the default");
+    assert_eq!(
+        c[0].source(),
+        Some(ValueSource::Inline("https://api.acme.io"))
+    );
+    assert_eq!(c[1].kind, ConstantKind::Secret);
+    assert!(matches!(c[1].source(), Some(ValueSource::Secret(r)) if r.name == "pay"));
+    assert!(!c[0].adopt_existing && c[2].adopt_existing);
+    let ds = &parsed.spec.data_sources[0];
+    assert_eq!(ds.kind.as_deref(), Some("postgresql"));
+    assert!(ds.options["password"].encrypted && !ds.options["host"].encrypted);
+}
+
+#[test]
+fn constant_names_follow_tooljets_rule() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let msg = "constant names start with a letter or underscore, contain only letters, digits and underscores, and have at most 50 characters (32 on ToolJet 2.x)";
+    let obj = |n: &str| with_constants(json!([{"name": n, "value": "v"}]));
+    for good in ["a", "_x1", "DB_HOST", "db_host", &"a".repeat(50)] {
+        assert_accepted(&s, &obj(good));
+    }
+    // K7, K8, K17 (no trim), K10 (length; 3.x allows 50), a dot, unicode.
+    for bad in ["db-host", "1db", " padded ", "a.b", "é", &"a".repeat(51)] {
+        assert_cel_rejects(&s, &obj(bad), msg);
+    }
+    assert_openapi_rejects(&s, &obj("db-host"), "/spec/constants/0/name");
+    assert_openapi_rejects(&s, &obj(""), "/spec/constants/0/name");
+}
+
+#[test]
+fn constant_values_have_1_to_10000_characters() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let msg = "a constant value must have 1 to 10,000 characters";
+    let obj = |v: String| with_constants(json!([{"name": "x", "value": v}]));
+    assert_accepted(&s, &obj("x".repeat(10_000)));
+    assert_accepted(&s, &obj("  a b\nc ü {{x}} ".into()));
+    assert_cel_rejects(&s, &obj("x".repeat(10_001)), msg);
+    assert_cel_rejects(&s, &obj(String::new()), msg);
+    assert_openapi_rejects(&s, &obj("x".repeat(10_001)), "/spec/constants/0/value");
+}
+
+#[test]
+fn a_constant_has_a_value_or_a_secret_key_not_both() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let msg = "a constant must set exactly one of value or valueFrom.secretKeyRef";
+    let from = json!({"secretKeyRef": {"name": "pay", "key": "key"}});
+    assert_cel_rejects(&s, &with_constants(json!([{"name": "x"}])), msg);
+    assert_cel_rejects(
+        &s,
+        &with_constants(json!([{"name": "x", "value": "v", "valueFrom": from}])),
+        msg,
+    );
+    assert_accepted(
+        &s,
+        &with_constants(json!([{"name": "x", "valueFrom": from}])),
+    );
+    // A secret key reference needs both parts.
+    assert_openapi_rejects(
+        &s,
+        &with_constants(json!([{"name": "x", "valueFrom": {"secretKeyRef": {"name": "pay"}}}])),
+        "/spec/constants/0/valueFrom/secretKeyRef",
+    );
+    assert_openapi_rejects(
+        &s,
+        &with_constants(json!([{"name": "x", "value": "v", "type": "Private"}])),
+        "/spec/constants/0/type",
+    );
+}
+
+#[test]
+fn two_entries_with_one_name_are_refused() {
+    let s = openapi_schema::<ToolJetInstance>();
+    assert_cel_rejects(
+        &s,
+        &with_constants(json!([{"name": "x", "value": "1"}, {"name": "x", "value": "2"}])),
+        "two constants have the same name; each constant name may appear once",
+    );
+    // Case-sensitive, as ToolJet's unique constraint (K6).
+    assert_accepted(
+        &s,
+        &with_constants(
+            json!([{"name": "DB_HOST", "value": "1"}, {"name": "db_host", "value": "2"}]),
+        ),
+    );
+    assert_cel_rejects(
+        &s,
+        &with_data_sources(json!([{"name": "db"}, {"name": "db", "kind": "postgresql"}])),
+        "two dataSources entries have the same name; each data source may appear once",
+    );
+    assert_accepted(
+        &s,
+        &with_data_sources(json!([{"name": "db"}, {"name": "db2"}])),
+    );
+}
+
+#[test]
+fn data_source_entries_are_checked() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let obj = |ds: Value| with_data_sources(json!([ds]));
+    assert_cel_rejects(
+        &s,
+        &obj(json!({"name": "  "})),
+        "a data source name must not be blank",
+    );
+    assert_openapi_rejects(&s, &obj(json!({"name": ""})), "/spec/dataSources/0/name");
+    assert_cel_rejects(
+        &s,
+        &obj(json!({"name": "db", "kind": "postgre sql"})),
+        "a data source kind is a plugin name such as postgresql or restapi: letters, digits, '.', '_' and '-'",
+    );
+    let option_msg = "a data-source option must set exactly one of value or valueFrom.secretKeyRef";
+    assert_cel_rejects(
+        &s,
+        &obj(json!({"name": "db", "options": {"password": {"encrypted": true}}})),
+        option_msg,
+    );
+    assert_cel_rejects(
+        &s,
+        &obj(json!({"name": "db", "options": {"password": {"value": "a",
+            "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}, "encrypted": true}}})),
+        option_msg,
+    );
+    assert_cel_rejects(
+        &s,
+        &obj(json!({"name": "db", "options": {"bad key": {"value": "a"}}})),
+        "data-source option keys are plugin option names such as host or password: letters, digits, '.', '_' and '-', at most 100 characters",
+    );
+    // An empty option value is allowed: it clears a non-secret option.
+    assert_accepted(
+        &s,
+        &obj(json!({"name": "db", "options": {"database": {"value": ""}}})),
+    );
+    assert_openapi_rejects(
+        &s,
+        &obj(json!({"name": "db", "options": {"ca_cert": {"value": "x".repeat(65_537)}}})),
+        "/spec/dataSources/0/options/ca_cert/value",
+    );
+}
+
+#[test]
+fn lists_are_bounded() {
+    let s = openapi_schema::<ToolJetInstance>();
+    let many: Vec<Value> = (0..=MAX_CONSTANTS)
+        .map(|i| json!({"name": format!("c{i}"), "value": "v"}))
+        .collect();
+    assert_openapi_rejects(&s, &with_constants(json!(many)), "/spec/constants");
+    let many: Vec<Value> = (0..=MAX_DATA_SOURCES)
+        .map(|i| json!({"name": format!("d{i}")}))
+        .collect();
+    assert_openapi_rejects(&s, &with_data_sources(json!(many)), "/spec/dataSources");
+    let options: serde_json::Map<String, Value> = (0..=MAX_OPTIONS)
+        .map(|i| (format!("k{i}"), json!({"value": "v"})))
+        .collect();
+    assert_openapi_rejects(
+        &s,
+        &with_data_sources(json!([{"name": "db", "options": options}])),
+        "/spec/dataSources/0/options",
+    );
+}

@@ -121,6 +121,9 @@ pub fn status_for(obj: &ToolJetInstance, check: &Check, now: Timestamp) -> ToolJ
         // Keep the last known workspace while ToolJet is down: AppImports may still name it.
         workspace_id: check.workspace_id.clone().or(previous.workspace_id),
         server_version: check.server_version.clone().or(previous.server_version),
+        // The configuration record (owned constants, data sources) is not the check's to change.
+        constants: previous.constants,
+        data_sources: previous.data_sources,
     }
 }
 

@@ -823,6 +823,7 @@ impl Run<'_, '_> {
                 kind: src.kind,
                 id,
                 action,
+                configured: None,
             });
         }
         self.state.data_sources = report;

@@ -131,5 +131,7 @@ fn tooljet_reason(e: &ToolJetError) -> &'static str {
         ToolJetError::Rejected { .. } | ToolJetError::InvalidResponse { .. } => "ToolJetError",
         ToolJetError::Unsupported { .. } => "ToolJetUnsupported",
         ToolJetError::Tls { .. } | ToolJetError::Config(_) => "ToolJetConfigInvalid",
+        ToolJetError::ConstantExists { .. } => "ConstantConflict",
+        ToolJetError::SecretConstantUnsupported { .. } => "SecretConstantUnsupported",
     }
 }

@@ -7,7 +7,9 @@
 //! - [`names`]: the names of temporary and moved-aside apps, by which leftovers are recognised.
 //! - [`verify`]: what an imported app must hold before a run reports success.
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
+//! - [`config_plan`]: what to write for an instance's constants and data-source options (pure).
 
+pub mod config_plan;
 pub mod connect;
 mod datasources;
 pub mod engine;

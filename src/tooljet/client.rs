@@ -14,8 +14,8 @@ use url::Url;
 use super::config::{Auth, ClientConfig};
 use super::error::{ToolJetError, TransientKind};
 use super::model::{
-    AppDetails, AppSummary, AppUpdate, Constant, ConstantType, DataSource, DataSourceOption,
-    Environment, Family, ImportedApp, ServerVersion,
+    AppDetails, AppSummary, AppUpdate, DataSource, DataSourceOption, Environment, Family,
+    ImportedApp, ServerVersion,
 };
 
 const SESSION_COOKIE: &str = "tj_auth_token";
@@ -60,7 +60,7 @@ impl std::fmt::Debug for ToolJetClient {
 }
 
 /// A request ready to send (and to send again after a re-login).
-struct Call<'a> {
+pub(super) struct Call<'a> {
     method: Method,
     route: &'static str,
     path: String,
@@ -73,7 +73,7 @@ struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    fn new(method: Method, route: &'static str, path: impl Into<String>) -> Self {
+    pub(super) fn new(method: Method, route: &'static str, path: impl Into<String>) -> Self {
         Call {
             method,
             route,
@@ -84,11 +84,15 @@ impl<'a> Call<'a> {
             bundle_version: None,
         }
     }
-    fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
+    pub(super) fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.query.push((key, value.into()));
         self
     }
-    fn body(mut self, body: &'a Value) -> Self {
+    /// The route template, for errors.
+    pub(super) fn route_name(&self) -> &'static str {
+        self.route
+    }
+    pub(super) fn body(mut self, body: &'a Value) -> Self {
         self.body = Some(body);
         self
     }
@@ -184,7 +188,7 @@ impl ToolJetClient {
         self
     }
 
-    fn workspace_opt(&self) -> Option<String> {
+    pub(super) fn workspace_opt(&self) -> Option<String> {
         self.workspace
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -225,11 +229,11 @@ impl ToolJetClient {
         out
     }
 
-    fn ext_only(&self) -> bool {
+    pub(super) fn ext_only(&self) -> bool {
         matches!(self.auth, Auth::ExternalToken(_))
     }
 
-    fn unsupported(&self, operation: &'static str) -> ToolJetError {
+    pub(super) fn unsupported(&self, operation: &'static str) -> ToolJetError {
         ToolJetError::Unsupported {
             operation,
             mode: self.auth.mode(),
@@ -357,7 +361,7 @@ impl ToolJetClient {
 
     /// Sends a call with authentication, logging in again once on a 401 in
     /// password mode, and maps failures to [`ToolJetError`].
-    async fn execute(&self, call: Call<'_>) -> Result<Vec<u8>, ToolJetError> {
+    pub(super) async fn execute(&self, call: Call<'_>) -> Result<Vec<u8>, ToolJetError> {
         let body = match (&call.raw_body, call.body) {
             (Some(raw), _) => Some(raw.clone()),
             (None, Some(v)) => Some(serde_json::to_vec(v).map_err(|e| {
@@ -394,7 +398,10 @@ impl ToolJetClient {
         }
     }
 
-    async fn execute_json<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, ToolJetError> {
+    pub(super) async fn execute_json<T: DeserializeOwned>(
+        &self,
+        call: Call<'_>,
+    ) -> Result<T, ToolJetError> {
         let route = call.route;
         let bytes = self.execute(call).await?;
         serde_json::from_slice(&bytes).map_err(|e| ToolJetError::InvalidResponse {
@@ -518,6 +525,13 @@ impl ToolJetClient {
             404 if is_route_missing(&message) => ToolJetError::RouteMissing { route, detail },
             404 => ToolJetError::NotFound { route, detail },
             451 => ToolJetError::PlanLimit { route, detail },
+            // 2.x answers an unknown constant, data source or environment with a 500 from its
+            // ORM (K28, K29, D23, D24): not a passing fault, so not worth retrying.
+            500 if lower.contains("constant not found")
+                || lower.starts_with("could not find any entity of type") =>
+            {
+                ToolJetError::NotFound { route, detail }
+            }
             408 | 429 | 500..=599 => ToolJetError::Transient {
                 route,
                 kind: TransientKind::Status(code),
@@ -1020,25 +1034,7 @@ impl ToolJetClient {
             return Err(self.unsupported("creating data sources"));
         }
         let body = json!({"name": name, "kind": kind, "options": options, "scope": "global"});
-        let call = match self.family().await? {
-            Family::V2 => Call::new(
-                Method::POST,
-                "POST /api/v2/data_sources",
-                "/api/v2/data_sources",
-            ),
-            Family::V3 => Call::new(Method::POST, "POST /api/data-sources", "/api/data-sources"),
-        }
-        .body(&body);
-        let route = call.route;
-        let answer: Value = self.execute_json(call).await?;
-        answer
-            .get("id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| ToolJetError::InvalidResponse {
-                route,
-                detail: "the created data source has no id".into(),
-            })
+        self.post_data_source(&body, &[]).await
     }
 
     /// Frees a data source from the app version that created it (`app_version_id` null,
@@ -1077,87 +1073,6 @@ impl ToolJetClient {
             "/api/app-environments",
         );
         Ok(self.execute_json::<Answer>(call).await?.environments)
-    }
-
-    pub async fn constants(&self) -> Result<Vec<Constant>, ToolJetError> {
-        if self.ext_only() {
-            return Err(self.unsupported("listing workspace constants"));
-        }
-        #[derive(serde::Deserialize)]
-        struct Answer {
-            constants: Vec<Constant>,
-        }
-        let call = Call::new(
-            Method::GET,
-            "GET /api/organization-constants",
-            "/api/organization-constants",
-        );
-        Ok(self.execute_json::<Answer>(call).await?.constants)
-    }
-
-    /// Creates a workspace constant in `environment_ids` (CE writes all environments).
-    pub async fn create_constant(
-        &self,
-        name: &str,
-        value: &str,
-        kind: ConstantType,
-        environment_ids: &[String],
-    ) -> Result<(), ToolJetError> {
-        if self.ext_only() {
-            return Err(self.unsupported("writing workspace constants"));
-        }
-        let body = json!({
-            "constant_name": name,
-            "value": value,
-            "type": kind,
-            "environments": environment_ids,
-        });
-        let call = Call::new(
-            Method::POST,
-            "POST /api/organization-constants",
-            "/api/organization-constants",
-        )
-        .body(&body);
-        self.execute(call).await.map(drop)
-    }
-
-    /// Sets a constant's value in one environment (CE writes all environments).
-    pub async fn update_constant(
-        &self,
-        id: &str,
-        value: &str,
-        environment_id: &str,
-    ) -> Result<(), ToolJetError> {
-        if self.ext_only() {
-            return Err(self.unsupported("writing workspace constants"));
-        }
-        let body = json!({"value": value, "environment_id": environment_id});
-        let call = Call::new(
-            Method::PATCH,
-            "PATCH /api/organization-constants/:id",
-            format!("/api/organization-constants/{}", seg(id)),
-        )
-        .body(&body);
-        self.execute(call).await.map(drop)
-    }
-
-    pub async fn delete_constant(
-        &self,
-        id: &str,
-        environment_id: Option<&str>,
-    ) -> Result<(), ToolJetError> {
-        if self.ext_only() {
-            return Err(self.unsupported("writing workspace constants"));
-        }
-        let mut call = Call::new(
-            Method::DELETE,
-            "DELETE /api/organization-constants/:id",
-            format!("/api/organization-constants/{}", seg(id)),
-        );
-        if let Some(env) = environment_id {
-            call = call.query("environmentId", env);
-        }
-        self.execute(call).await.map(drop)
     }
 }
 
@@ -1265,7 +1180,7 @@ fn encode<T: serde::Serialize>(body: &T) -> Result<Vec<u8>, ToolJetError> {
 }
 
 /// Percent-encodes a path segment, so an id cannot change the route.
-fn seg(s: &str) -> String {
+pub(super) fn seg(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")

@@ -130,9 +130,77 @@ pub enum ToolJetError {
     Tls { detail: String },
     #[error("invalid ToolJet client configuration: {0}")]
     Config(String),
+    #[error(
+        "{route}: a workspace constant named `{name}` already exists (names are unique per workspace, case-sensitively)"
+    )]
+    ConstantExists { route: &'static str, name: String },
+    /// Refused before sending: 2.x drops `type` and would store the value as a plain constant,
+    /// readable by any session and, for a public app, by anyone.
+    #[error(
+        "constant `{name}` is of type Secret, which ToolJet 2.x does not have: it would store the value in plain text, readable by every user of the workspace and without login through any public app; nothing was written: put the credential into an encrypted data-source option (encrypted: true) instead, or upgrade to ToolJet 3.x"
+    )]
+    SecretConstantUnsupported { name: String },
 }
 
 impl ToolJetError {
+    /// The same error with each of `values` (of 4 characters or more) replaced by
+    /// `<redacted>` wherever the server echoed it: for calls that carry secret values.
+    pub fn redacted(self, values: &[&str]) -> ToolJetError {
+        let scrub = |mut text: String| {
+            for v in values.iter().filter(|v| v.len() >= 4) {
+                text = text.replace(*v, "<redacted>");
+            }
+            text
+        };
+        match self {
+            ToolJetError::Unauthorized {
+                route,
+                mode,
+                detail,
+            } => ToolJetError::Unauthorized {
+                route,
+                mode,
+                detail: scrub(detail),
+            },
+            ToolJetError::Forbidden {
+                route,
+                mode,
+                detail,
+            } => ToolJetError::Forbidden {
+                route,
+                mode,
+                detail: scrub(detail),
+            },
+            ToolJetError::NotFound { route, detail } => ToolJetError::NotFound {
+                route,
+                detail: scrub(detail),
+            },
+            ToolJetError::RouteMissing { route, detail } => ToolJetError::RouteMissing {
+                route,
+                detail: scrub(detail),
+            },
+            ToolJetError::PlanLimit { route, detail } => ToolJetError::PlanLimit {
+                route,
+                detail: scrub(detail),
+            },
+            ToolJetError::Rejected {
+                route,
+                status,
+                detail,
+            } => ToolJetError::Rejected {
+                route,
+                status,
+                detail: scrub(detail),
+            },
+            ToolJetError::InvalidResponse { route, detail } => ToolJetError::InvalidResponse {
+                route,
+                detail: scrub(detail),
+            },
+            ToolJetError::Config(detail) => ToolJetError::Config(scrub(detail)),
+            other => other,
+        }
+    }
+
     /// Whether retrying the same call later may succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(self, ToolJetError::Transient { .. })

@@ -6,14 +6,20 @@
 
 mod client;
 mod config;
+mod constants;
+mod datasource_options;
 mod error;
 mod model;
 
 pub use client::{MAX_REQUEST_BODY, RequestObserver, ToolJetClient};
 pub use config::{Auth, ClientConfig};
+pub use constants::EnvironmentConstant;
+pub use datasource_options::{
+    ConnectionTest, MAX_CONNECTION_MESSAGE, MergedOptions, OptionEntry, OptionMap, merge_options,
+};
 pub use error::{ToolJetError, TransientKind};
 pub use model::{
     AppDetails, AppSummary, AppUpdate, Constant, ConstantType, ConstantValue, DataQuery,
-    DataSource, DataSourceOption, Environment, Family, ImportedApp, NEWEST_MAJOR, OLDEST_SUPPORTED,
-    ServerVersion, VersionInfo,
+    DataSource, DataSourceOption, Environment, Family, ImportedApp, MASKED_VALUE, NEWEST_MAJOR,
+    OLDEST_SUPPORTED, ServerVersion, VersionInfo,
 };

@@ -120,28 +120,49 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// A constant's type. 2.x has none (it drops `type`): its constants list as `Global`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 pub enum ConstantType {
+    #[default]
     Global,
     Secret,
 }
 
-/// A workspace constant; ToolJet masks secret values as `********`.
+/// What 3.x shows instead of a Secret constant's value.
+pub const MASKED_VALUE: &str = "********";
+
+/// A workspace constant, as `GET /api/organization-constants` lists it: 2.x in plain text and
+/// without `type`, 3.x with Secret values masked as `********`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Constant {
     pub id: String,
     pub name: String,
-    #[serde(rename = "type")]
+    #[serde(rename = "type", default)]
     pub kind: ConstantType,
     #[serde(default)]
     pub values: Vec<ConstantValue>,
+}
+
+impl Constant {
+    /// The value in environment `name`, when listed; `None` also for a masked Secret.
+    pub fn readable_value(&self, environment: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|v| v.environment_name == environment)
+            .map(|v| v.value.as_str())
+            .filter(|v| !(self.kind == ConstantType::Secret && *v == MASKED_VALUE))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct ConstantValue {
     #[serde(rename = "environmentName")]
     pub environment_name: String,
+    #[serde(default)]
     pub value: String,
+    /// The environment's id (2.x lists it; 3.x does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// The ToolJet family, which decides the routes the client uses.

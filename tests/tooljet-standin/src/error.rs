@@ -11,6 +11,8 @@ pub struct ApiError {
     pub message: String,
     /// Answer `message` as a one-item list, as class-validator errors are.
     pub as_list: bool,
+    /// Several validation messages (answered as this list; `message` joins them).
+    pub list: Vec<String>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
             status,
             message: message.into(),
             as_list: false,
+            list: Vec::new(),
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -29,6 +32,14 @@ impl ApiError {
         ApiError {
             as_list: true,
             ..Self::bad_request(message)
+        }
+    }
+    /// A DTO validation failure with several messages: 400 with `message` as this list.
+    pub fn validation_list(messages: Vec<String>) -> Self {
+        ApiError {
+            as_list: true,
+            list: messages.clone(),
+            ..Self::bad_request(messages.join("; "))
         }
     }
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -49,7 +60,9 @@ impl ApiError {
     }
 
     fn message_value(&self) -> Value {
-        if self.as_list {
+        if !self.list.is_empty() {
+            json!(self.list)
+        } else if self.as_list {
             json!([self.message])
         } else {
             json!(self.message)

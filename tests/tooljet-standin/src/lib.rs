@@ -5,6 +5,7 @@
 //! would, fault knobs and a request log. It is a test double, never part of the operator.
 
 mod auth;
+mod config;
 mod error;
 mod faults;
 mod routes;
@@ -22,6 +23,10 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 pub use auth::{ADMIN_KEY_HEADER, SESSION_COOKIE, WORKSPACE_HEADER};
+pub use config::{
+    ConstantSnapshot, MASK, MSG_CONSTANT_EXISTS, MSG_CONSTANT_NAME, MSG_CONSTANT_NOT_FOUND,
+    MSG_CONSTANT_TYPE,
+};
 pub use error::nest_body;
 pub use faults::Faults;
 pub use state::{
@@ -358,6 +363,64 @@ impl StandIn {
     /// The workspace data sources (user ones; the static built-ins live in each app).
     pub fn data_sources(&self) -> Vec<DataSourceSnapshot> {
         self.state().data_sources.clone()
+    }
+
+    /// The workspace constants with their values (which 3.x would mask for Secrets).
+    pub fn constants(&self) -> Vec<ConstantSnapshot> {
+        self.state().constant_snapshots()
+    }
+
+    /// Changes a constant's value as a person would in the dashboard. False when there is no
+    /// such constant.
+    pub fn set_constant_as_user(&self, name: &str, value: &str) -> bool {
+        self.state().set_constant_value(name, value)
+    }
+
+    /// The stored value of a data source's secret option `key` (ToolJet never shows it);
+    /// `None` when the option is not a secret or there is no such data source.
+    pub fn data_source_secret(&self, data_source_id: &str, key: &str) -> Option<String> {
+        let s = self.state();
+        let d = s.data_sources.iter().find(|d| d.id == data_source_id)?;
+        let id = d.options.get(key)?.get("credential_id")?.as_str()?;
+        Some(s.credentials.get(id).cloned().unwrap_or_default())
+    }
+
+    /// How many secret values the server holds, orphans included (a key switched from
+    /// encrypted to plain and back leaves its old credential behind, D18–D21).
+    pub fn credential_count(&self) -> usize {
+        self.state().credentials.len()
+    }
+
+    /// The database data sources of `kind` reach: connecting succeeds only when each listed
+    /// option resolves (credentials read, constants substituted) to the listed value. Without
+    /// one, every connection of a known kind succeeds.
+    pub fn set_connection_target(&self, kind: &str, expected: &[(&str, &str)]) {
+        self.state().connection_targets.insert(
+            kind.to_string(),
+            config::ConnectionTarget {
+                expected: expected
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        );
+    }
+
+    /// A fault knob: every connection test and query connection fails with `message` until
+    /// called with `None`.
+    pub fn fail_connections(&self, message: Option<&str>) {
+        self.state().connection_failure = message.map(str::to_string);
+    }
+
+    /// Runs a query of an app on data source `id` as ToolJet does: through the pooled
+    /// connection, rebuilt only when the data source's options were written after it was made
+    /// (a changed constant alone is not seen, config-api.md §3.6). Returns the option values
+    /// the connection uses, or the plugin's message; `None` when there is no such data source.
+    pub fn connect_as_app(
+        &self,
+        data_source_id: &str,
+    ) -> Option<Result<std::collections::BTreeMap<String, String>, String>> {
+        self.state().connect_as_app(data_source_id)
     }
 
     /// A fault knob: the next import (of one app) stores it without `damage`'s part of the

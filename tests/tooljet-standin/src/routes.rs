@@ -1,23 +1,21 @@
 //! The HTTP routes of contract §2 and §3, with ToolJet's casing and messages.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::Flavour;
 use crate::auth::{self, SESSION_COOKIE};
+use crate::config;
 use crate::error::ApiError;
-use crate::state::{
-    self, AppSnapshot, Constant, DataSourceSnapshot, NameCheck, PAGE_SIZE, State, new_id,
-};
+use crate::state::{self, AppSnapshot, DataSourceSnapshot, NameCheck, PAGE_SIZE, State, new_id};
 
 /// ToolJet's body-parser limit.
 pub const BODY_LIMIT: usize = 50 * 1024 * 1024;
@@ -25,7 +23,7 @@ pub const BODY_LIMIT: usize = 50 * 1024 * 1024;
 pub type Shared = Arc<Mutex<State>>;
 type ApiResult = Result<Response, ApiError>;
 
-fn lock(s: &Shared) -> MutexGuard<'_, State> {
+pub(crate) fn lock(s: &Shared) -> MutexGuard<'_, State> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -43,7 +41,7 @@ fn body_error(status: StatusCode, text: String) -> ApiError {
 }
 
 /// A JSON body whose rejections (bad JSON, too large) are NestJS-shaped.
-pub struct JsonBody(Value);
+pub struct JsonBody(pub Value);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
@@ -112,7 +110,10 @@ pub fn router(state: Shared) -> Router {
             "/api/v2/data_sources",
             get(list_data_sources_v2).post(create_data_source_v2),
         )
-        .route("/api/v2/data_sources/{id}", delete(delete_data_source_v2))
+        .route(
+            "/api/v2/data_sources/{id}",
+            delete(delete_data_source_v2).put(config::update_data_source_v2),
+        )
         .route(
             "/api/v2/data_sources/{id}/scope",
             post(scope_data_source_v2),
@@ -120,16 +121,40 @@ pub fn router(state: Shared) -> Router {
         .route("/api/data-sources", post(create_data_source_v3))
         .route(
             "/api/data-sources/{id}",
-            get(list_data_sources_v3).delete(delete_data_source_v3),
+            get(list_data_sources_v3)
+                .delete(delete_data_source_v3)
+                .put(config::update_data_source_v3),
         )
         .route("/api/data-sources/{id}/scope", post(scope_data_source_v3))
         .route(
             "/api/organization-constants",
-            get(list_constants).post(create_constant),
+            get(config::list_constants).post(config::create_constant),
         )
         .route(
             "/api/organization-constants/{id}",
-            patch(update_constant).delete(delete_constant),
+            get(config::constants_of_app)
+                .patch(config::update_constant)
+                .delete(config::delete_constant),
+        )
+        .route(
+            "/api/organization-constants/environment/{env}",
+            get(config::constants_of_environment),
+        )
+        .route(
+            "/api/organization-constants/public/{slug}",
+            get(config::public_constants_v3),
+        )
+        .route(
+            "/api/data_sources/test_connection",
+            post(config::test_connection_v2),
+        )
+        .route(
+            "/api/data-sources/{id}/test-connection",
+            post(config::test_connection_v3),
+        )
+        .route(
+            "/api/data-sources/{id}/environment/{env}",
+            get(config::data_source_of_environment_v3),
         )
         .route(
             "/api/ext/import/workspace/{workspace_id}/apps",
@@ -143,7 +168,7 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-type St = axum::extract::State<Shared>;
+pub(crate) type St = axum::extract::State<Shared>;
 
 fn str_field<'a>(body: &'a Value, key: &str) -> Option<&'a str> {
     body.get(key).and_then(Value::as_str)
@@ -568,107 +593,10 @@ async fn environments(st: St, headers: HeaderMap) -> ApiResult {
         .iter()
         .map(|e| {
             json!({"id": e.id, "name": e.name, "priority": e.priority,
-                   "is_default": e.priority == 1, "enabled": true})
+                   "is_default": e.name == "production", "enabled": true})
         })
         .collect();
     Ok(Json(json!({ "environments": envs })).into_response())
-}
-
-fn constant_json(s: &State, c: &Constant) -> Value {
-    let values: Vec<Value> = s
-        .environments
-        .iter()
-        .filter_map(|e| {
-            let v = c.values.get(&e.id)?;
-            let shown = if c.kind == "Secret" { "********" } else { v };
-            Some(json!({"environmentName": e.name, "value": shown, "id": e.id}))
-        })
-        .collect();
-    json!({"id": c.id, "name": c.name, "type": c.kind, "values": values})
-}
-
-async fn list_constants(st: St, headers: HeaderMap) -> ApiResult {
-    let s = lock(&st);
-    auth::internal(&s, &headers)?;
-    let list: Vec<Value> = s.constants.iter().map(|c| constant_json(&s, c)).collect();
-    Ok(Json(json!({ "constants": list })).into_response())
-}
-
-fn check_value(value: Option<&str>) -> Result<String, ApiError> {
-    match value {
-        Some(v) if !v.is_empty() && v.chars().count() <= 10_000 => Ok(v.to_string()),
-        _ => Err(ApiError::bad_request(
-            "value must be between 1 and 10000 characters",
-        )),
-    }
-}
-
-async fn create_constant(st: St, headers: HeaderMap, JsonBody(body): JsonBody) -> ApiResult {
-    let mut s = lock(&st);
-    auth::internal(&s, &headers)?;
-    let name = str_field(&body, "constant_name").unwrap_or_default();
-    if !state::valid_constant_name(name) {
-        return Err(ApiError::bad_request(
-            "Constant name must start with a letter or underscore, contain only letters, digits and underscores, and be at most 50 characters",
-        ));
-    }
-    let value = check_value(str_field(&body, "value"))?;
-    let kind = match str_field(&body, "type").unwrap_or("Global") {
-        k @ ("Global" | "Secret") => k.to_string(),
-        _ => return Err(ApiError::bad_request("type must be Global or Secret")),
-    };
-    if s.constants.iter().any(|c| c.name == name && c.kind == kind) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "Constant with this name already exists",
-        ));
-    }
-    // In CE a write lands in every environment, whatever the body asks.
-    let values: HashMap<String, String> = s
-        .environments
-        .iter()
-        .map(|e| (e.id.clone(), value.clone()))
-        .collect();
-    let c = Constant {
-        id: new_id(),
-        name: name.to_string(),
-        kind,
-        values,
-    };
-    let out = constant_json(&s, &c);
-    s.constants.push(c);
-    Ok((StatusCode::CREATED, Json(out)).into_response())
-}
-
-async fn update_constant(
-    st: St,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    JsonBody(body): JsonBody,
-) -> ApiResult {
-    let mut s = lock(&st);
-    auth::internal(&s, &headers)?;
-    let value = check_value(str_field(&body, "value"))?;
-    let envs: Vec<String> = s.environments.iter().map(|e| e.id.clone()).collect();
-    let Some(c) = s.constants.iter_mut().find(|c| c.id == id) else {
-        return Err(ApiError::not_found("Constant not found"));
-    };
-    for e in envs {
-        c.values.insert(e, value.clone());
-    }
-    let c = c.clone();
-    Ok(Json(constant_json(&s, &c)).into_response())
-}
-
-async fn delete_constant(st: St, headers: HeaderMap, Path(id): Path<String>) -> ApiResult {
-    let mut s = lock(&st);
-    auth::internal(&s, &headers)?;
-    let before = s.constants.len();
-    s.constants.retain(|c| c.id != id);
-    if s.constants.len() == before {
-        return Err(ApiError::not_found("Constant not found"));
-    }
-    Ok(StatusCode::OK.into_response())
 }
 
 async fn ext_import(
@@ -728,7 +656,7 @@ async fn ext_list(st: St, headers: HeaderMap, Path(ws): Path<String>) -> ApiResu
 
 // ---- data sources (config-api.md §3.2; 2.27 `/api/v2/data_sources`, 3.x `/api/data-sources`)
 
-fn data_source_json(d: &DataSourceSnapshot) -> Value {
+pub(crate) fn data_source_json(d: &DataSourceSnapshot) -> Value {
     json!({
         "id": d.id,
         "name": d.name,
@@ -771,23 +699,12 @@ fn create_data_source(s: &mut State, ws: &str, body: &Value) -> ApiResult {
     let Some(kind) = str_field(body, "kind").filter(|k| !k.is_empty()) else {
         return Err(ApiError::validation("kind should not be empty"));
     };
-    let mut options = serde_json::Map::new();
-    for entry in body
+    let entries: Vec<Value> = body
         .get("options")
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(key) = str_field(entry, "key") else {
-            continue;
-        };
-        let value = if entry.get("encrypted").and_then(Value::as_bool) == Some(true) {
-            json!({"credential_id": new_id(), "encrypted": true})
-        } else {
-            json!({"value": entry.get("value").cloned().unwrap_or(Value::Null), "encrypted": false})
-        };
-        options.insert(key.to_string(), value);
-    }
+        .cloned()
+        .unwrap_or_default();
+    let options = s.options_for_create(&entries);
     let scope = match (s.flavour, str_field(body, "scope")) {
         (Flavour::V3, _) | (Flavour::V2_27, Some("global")) => "global",
         (Flavour::V2_27, _) => "local",
@@ -843,7 +760,12 @@ fn delete_data_source(s: &mut State, ws: &str, id: &str, missing: ApiError) -> A
     Ok(StatusCode::OK.into_response())
 }
 
-fn only_on(s: &State, flavour: Flavour, method: &str, uri: &Uri) -> Result<(), ApiError> {
+pub(crate) fn only_on(
+    s: &State,
+    flavour: Flavour,
+    method: &str,
+    uri: &Uri,
+) -> Result<(), ApiError> {
     if s.flavour == flavour {
         Ok(())
     } else {

@@ -109,6 +109,8 @@ pub struct Constant {
     pub kind: String,
     /// environment id -> value
     pub values: HashMap<String, String>,
+    pub created_at: String,
+    pub updated_at: String,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +134,14 @@ pub struct State {
     pub environments: Vec<Environment>,
     pub constants: Vec<Constant>,
     pub data_sources: Vec<DataSourceSnapshot>,
+    /// credential id -> secret value (ToolJet's `credentials` table; orphans are kept).
+    pub credentials: HashMap<String, String>,
+    /// kind -> the database a data source of that kind reaches (a test knob).
+    pub connection_targets: HashMap<String, crate::config::ConnectionTarget>,
+    /// A fault knob: every connection test and query connection fails with this message.
+    pub connection_failure: Option<String>,
+    /// data source id -> the pooled connection queries use (config-api.md §3.6).
+    pub pools: HashMap<String, crate::config::Pool>,
     pub flavour: Flavour,
     /// What 3.x's `GET /api/metadata` answers as `instance_id`.
     pub instance_id: String,
@@ -175,8 +185,14 @@ impl State {
         external_token: Option<String>,
         flavour: Flavour,
     ) -> Self {
-        let environments = [("development", 1), ("staging", 2), ("production", 3)]
-            .into_iter()
+        // 2.27.1 CE has one environment, production (C1); 3.x has three, in CE too.
+        let names: &[(&'static str, u32)] = match flavour {
+            Flavour::V2_27 => &[("production", 3)],
+            Flavour::V3 => &[("development", 1), ("staging", 2), ("production", 3)],
+        };
+        let environments = names
+            .iter()
+            .copied()
             .map(|(name, priority)| Environment {
                 id: new_id(),
                 name,
@@ -195,6 +211,10 @@ impl State {
             environments,
             constants: Vec::new(),
             data_sources: Vec::new(),
+            credentials: HashMap::new(),
+            connection_targets: HashMap::new(),
+            connection_failure: None,
+            pools: HashMap::new(),
             flavour,
             instance_id: new_id(),
             import_damage: None,
@@ -627,6 +647,7 @@ pub fn query_source(q: &Value) -> Option<&str> {
 /// The options an import gives a data source it creates: the bundle's non-secret options (of
 /// the first environment that has them), every secret an empty credential (R2, R2d).
 fn imported_options(app_v2: &Value, bundle_id: &str) -> serde_json::Map<String, Value> {
+    // Every secret is an empty credential (R2d); a credential id with no stored value reads as "".
     let found = app_v2
         .get("dataSourceOptions")
         .and_then(Value::as_array)
@@ -670,15 +691,6 @@ pub fn leading_version(v: &str) -> Option<(u64, u64, u64)> {
     let minor = parts.next().map_or(Some(0), |p| p.parse().ok())?;
     let patch = parts.next().map_or(Some(0), |p| p.parse().ok())?;
     Some((major, minor, patch))
-}
-
-/// Whether a constant name follows ToolJet's rule.
-pub fn valid_constant_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
-    first_ok && name.len() <= 50 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[cfg(test)]
@@ -764,14 +776,5 @@ mod tests {
         let a = s.now();
         let b = s.now();
         assert!(b > a, "{b} > {a}");
-    }
-
-    #[test]
-    fn constant_names() {
-        assert!(valid_constant_name("API_URL"));
-        assert!(valid_constant_name("_x1"));
-        assert!(!valid_constant_name("1x"));
-        assert!(!valid_constant_name("a-b"));
-        assert!(!valid_constant_name(&"a".repeat(51)));
     }
 }
