@@ -16,70 +16,23 @@ use tooljet_operator::api::{
     AppImport, Environment, ToolJetInstance, UpdatePolicy, validate_against_crd,
 };
 
-const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+mod tools;
+use tools::{repo, run, tool};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
 
 fn chart_dir() -> PathBuf {
     repo().join("charts/tooljet-operator")
 }
 
-/// A tool from `$env_var`, `.ci/bin/<name>` or PATH; None (after saying why) when absent outside CI.
-fn tool(env_var: &str, names: &[&str]) -> Option<PathBuf> {
-    let found = std::env::var_os(env_var)
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .or_else(|| {
-            names
-                .iter()
-                .map(|n| repo().join(".ci/bin").join(n))
-                .find(|p| p.is_file())
-        })
-        .or_else(|| {
-            let path = std::env::var_os("PATH")?;
-            std::env::split_paths(&path)
-                .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-                .find(|p| p.is_file())
-        });
-    if found.is_none() {
-        let msg = format!(
-            "{} not found (set {env_var}, run .ci/install-helm.sh, or put it on PATH)",
-            names[0]
-        );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{msg}: required in CI"
-        );
-        eprintln!("SKIPPED: {msg}");
-    }
-    found
-}
+const INSTALL_HELM: &str = "run .ci/install-helm.sh";
 
 fn helm() -> Option<PathBuf> {
-    tool("HELM", &["helm"])
+    tool("HELM", &["helm"], INSTALL_HELM)
 }
 
 fn kubectl() -> Option<PathBuf> {
-    tool("KUBECTL", &["kubectl"])
-}
-
-/// Runs a command; Ok(stdout) on success, Err(stderr) otherwise.
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    tool("KUBECTL", &["kubectl"], INSTALL_HELM)
 }
 
 /// helm with its config, cache and data in a temporary directory (nothing from the user's home).
@@ -785,7 +738,11 @@ fn gitops_manifests_point_at_what_exists() {
 /// Runs the Argo CD health check on sample AppImports with a real Lua interpreter.
 #[test]
 fn argocd_health_check_classifies_appimports() {
-    let Some(lua) = tool("LUA", &["lua5.4", "lua5.3", "lua"]) else {
+    let Some(lua) = tool(
+        "LUA",
+        &["lua5.4", "lua5.3", "lua"],
+        "apt-get install lua5.4",
+    ) else {
         return;
     };
     let check = repo().join("deploy/argocd/health-appimport.lua");
