@@ -51,6 +51,6 @@ if [[ -n "$archive" ]]; then
     rm -f "$archive"
     buildah push --quiet "$tag" "docker-archive:$archive:$tag" >&2
 fi
-size=$(buildah inspect --type image --format '{{.Docker.Size}}' "$tag" 2>/dev/null || true)
-echo "build.sh: built $tag${size:+ ($size bytes uncompressed)} in $IMAGE_STORAGE" >&2
+size=$(buildah images --format '{{.Size}}' "$tag" 2>/dev/null | head -n 1 || true)
+echo "build.sh: built $tag${size:+ ($size uncompressed)} in $IMAGE_STORAGE" >&2
 echo "$tag"

@@ -275,7 +275,7 @@ pub fn exported(scrape: &str) -> BTreeMap<String, BTreeSet<String>> {
             }
         } else if !line.starts_with('#') && !line.is_empty() {
             let name_end = line
-                .find(|c: char| c == '{' || c == ' ')
+                .find(['{', ' '])
                 .unwrap_or(line.len());
             let labels = if line[name_end..].starts_with('{') {
                 let chars: Vec<char> = line[name_end..].chars().collect();
