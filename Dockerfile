@@ -1,11 +1,10 @@
 # syntax=docker/dockerfile:1
-# tooljet-operator image: built with cargo on Debian bookworm, run on distroless (no shell, no
-# package manager) as uid 65532. Not built in this repository's CI (no container engine there).
+# tooljet-operator image for Docker users: the same FROM-scratch image deploy/image/build.sh
+# builds with buildah (no daemon needed). The build stage compiles the binary on Debian bookworm
+# and stages it with deploy/image/rootfs.sh (the binary, exactly the shared libraries ldd lists,
+# the CA bundle, uid 65532 "nonroot"); the final stage is deploy/image/Containerfile's
+# (tests/image.rs checks both stay the same).
 #   docker build -t tooljet-operator:dev .
-#
-# The binary is dynamically linked against glibc, OpenSSL 3 and zlib (git2's https/ssh
-# transports). gcr.io/distroless/cc-debian12 has glibc, libgcc, libssl3 and CA certificates
-# but no zlib, so the builder's libz (same Debian release) is copied beside them.
 
 FROM rust:1-bookworm AS build
 WORKDIR /src
@@ -13,12 +12,13 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin tooljet-operator \
-    && install -D -m 0755 target/release/tooljet-operator /out/rootfs/usr/local/bin/tooljet-operator \
-    && libdir="/usr/lib/$(gcc -dumpmachine)" \
-    && install -D -m 0644 "$(readlink -f "$libdir/libz.so.1")" "/out/rootfs$libdir/libz.so.1"
+    && deploy/image/rootfs.sh target/release/tooljet-operator /out/rootfs /out/home
 
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM scratch
 COPY --from=build /out/rootfs/ /
+COPY --from=build --chown=65532:65532 /out/home/ /
+ENV HOME=/home/nonroot SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
+WORKDIR /home/nonroot
 ENTRYPOINT ["/usr/local/bin/tooljet-operator"]
 CMD ["run"]

@@ -16,70 +16,23 @@ use tooljet_operator::api::{
     AppImport, Environment, ToolJetInstance, UpdatePolicy, validate_against_crd,
 };
 
-const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
+mod tools;
+use tools::{repo, run, tool};
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];
 
 fn chart_dir() -> PathBuf {
     repo().join("charts/tooljet-operator")
 }
 
-/// A tool from `$env_var`, `.ci/bin/<name>` or PATH; None (after saying why) when absent outside CI.
-fn tool(env_var: &str, names: &[&str]) -> Option<PathBuf> {
-    let found = std::env::var_os(env_var)
-        .map(PathBuf::from)
-        .filter(|p| p.is_file())
-        .or_else(|| {
-            names
-                .iter()
-                .map(|n| repo().join(".ci/bin").join(n))
-                .find(|p| p.is_file())
-        })
-        .or_else(|| {
-            let path = std::env::var_os("PATH")?;
-            std::env::split_paths(&path)
-                .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-                .find(|p| p.is_file())
-        });
-    if found.is_none() {
-        let msg = format!(
-            "{} not found (set {env_var}, run .ci/install-helm.sh, or put it on PATH)",
-            names[0]
-        );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{msg}: required in CI"
-        );
-        eprintln!("SKIPPED: {msg}");
-    }
-    found
-}
+const INSTALL_HELM: &str = "run .ci/install-helm.sh";
 
 fn helm() -> Option<PathBuf> {
-    tool("HELM", &["helm"])
+    tool("HELM", &["helm"], INSTALL_HELM)
 }
 
 fn kubectl() -> Option<PathBuf> {
-    tool("KUBECTL", &["kubectl"])
-}
-
-/// Runs a command; Ok(stdout) on success, Err(stderr) otherwise.
-fn run(cmd: &mut Command) -> Result<String, String> {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{cmd:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
+    tool("KUBECTL", &["kubectl"], INSTALL_HELM)
 }
 
 /// helm with its config, cache and data in a temporary directory (nothing from the user's home).
@@ -242,9 +195,44 @@ fn assert_well_formed(docs: &[Value], origin: &str) {
             "RoleBinding" => round_trip::<rbac::v1::RoleBinding>(doc, origin),
             "ClusterRoleBinding" => round_trip::<rbac::v1::ClusterRoleBinding>(doc, origin),
             "NetworkPolicy" => round_trip::<networking::v1::NetworkPolicy>(doc, origin),
+            "ConfigMap" => round_trip::<core::v1::ConfigMap>(doc, origin),
+            "PrometheusRule" => check_prometheus_rule(doc, origin),
             "CustomResourceDefinition" => round_trip::<ext::CustomResourceDefinition>(doc, origin),
             "ToolJetInstance" | "AppImport" | "ServiceMonitor" => {}
             other => panic!("{origin}: unexpected kind {other}"),
+        }
+    }
+}
+
+/// The shape of monitoring.coreos.com/v1 PrometheusRule that Prometheus operators accept: groups
+/// of named rules, each an alert or a recording rule with a PromQL expression and only the fields
+/// the CRD knows.
+fn check_prometheus_rule(doc: &Value, origin: &str) {
+    assert_eq!(doc["apiVersion"], "monitoring.coreos.com/v1", "{origin}");
+    let groups = doc["spec"]["groups"].as_array().expect("spec.groups");
+    assert!(!groups.is_empty(), "{origin}: no rule groups");
+    for group in groups {
+        assert!(
+            group["name"].is_string(),
+            "{origin}: a group without a name"
+        );
+        for rule in group["rules"].as_array().expect("rules") {
+            let fields: BTreeSet<&str> = rule
+                .as_object()
+                .expect("a rule is an object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            let known = BTreeSet::from(["alert", "record", "expr", "for", "labels", "annotations"]);
+            assert!(fields.is_subset(&known), "{origin}: rule fields {fields:?}");
+            assert!(
+                rule["alert"].is_string() != rule["record"].is_string(),
+                "{origin}: a rule is an alert or a recording rule: {rule}"
+            );
+            assert!(
+                rule["expr"].as_str().is_some_and(|e| !e.trim().is_empty()),
+                "{origin}: {rule}"
+            );
         }
     }
 }
@@ -611,6 +599,137 @@ fn chart_optional_objects_and_refusals() {
     }
 }
 
+fn promtool() -> Option<PathBuf> {
+    tool(
+        "PROMTOOL",
+        &["promtool"],
+        "apt-get install --no-install-recommends prometheus",
+    )
+}
+
+#[test]
+fn chart_monitoring_objects_are_off_by_default_and_valid_when_on() {
+    let Some(helm) = helm() else { return };
+    let docs = template(&helm, "tjo", "ops", &[], &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(of_kind(&docs, "PrometheusRule").is_empty());
+    assert!(of_kind(&docs, "ConfigMap").is_empty());
+    for env in ENVIRONMENTS {
+        let docs = template(&helm, "tjo", "ops", &[&format!("values-{env}.yaml")], &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(of_kind(&docs, "PrometheusRule").is_empty(), "{env}");
+        assert!(of_kind(&docs, "ConfigMap").is_empty(), "{env}");
+    }
+
+    let docs = template(
+        &helm,
+        "tjo",
+        "ops",
+        &[],
+        &[
+            "prometheusRule.enabled=true",
+            "prometheusRule.labels.release=kube-prometheus-stack",
+            "prometheusRule.stalledFor=30m",
+            "prometheusRule.additionalRuleLabels.team=platform",
+            "grafanaDashboard.enabled=true",
+            "grafanaDashboard.namespace=monitoring",
+            "grafanaDashboard.annotations.grafana_folder=Operators",
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let origin = "helm template with the PrometheusRule and the dashboard";
+    let rule = one(&docs, "PrometheusRule", origin);
+    assert_eq!(rule["metadata"]["namespace"], "ops");
+    assert_eq!(
+        rule["metadata"]["labels"]["release"],
+        "kube-prometheus-stack"
+    );
+    let rules = rule["spec"]["groups"][0]["rules"]
+        .as_array()
+        .expect("rules");
+    assert_eq!(rules.len(), 6);
+    for r in rules {
+        let expr = r["expr"].as_str().expect("expr");
+        assert!(
+            expr.contains(r#"{job="tjo-tooljet-operator",namespace="ops""#),
+            "{}: every selector picks this release's series: {expr}",
+            r["alert"]
+        );
+        assert_eq!(r["labels"]["team"], "platform", "{}", r["alert"]);
+        assert!(r["labels"]["severity"].is_string(), "{}", r["alert"]);
+    }
+    let stalled = rules
+        .iter()
+        .find(|r| r["alert"] == "ToolJetOperatorAppImportStalled")
+        .expect("the Stalled alert");
+    assert_eq!(stalled["for"], "30m");
+    if let Some(promtool) = promtool() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("rules.yaml");
+        std::fs::write(&file, json!({"groups": rule["spec"]["groups"]}).to_string())
+            .expect("write");
+        run(Command::new(promtool).arg("check").arg("rules").arg(&file))
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+    }
+
+    let dashboard = one(&docs, "ConfigMap", origin);
+    assert_eq!(dashboard["metadata"]["namespace"], "monitoring");
+    assert_eq!(dashboard["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        dashboard["metadata"]["annotations"]["grafana_folder"],
+        "Operators"
+    );
+    let json_text = dashboard["data"]["tooljet-operator.json"]
+        .as_str()
+        .expect("the dashboard JSON");
+    let shipped: Value = serde_json::from_str(
+        &std::fs::read_to_string(chart_dir().join("dashboards/tooljet-operator.json"))
+            .expect("dashboard"),
+    )
+    .expect("dashboard JSON");
+    assert_eq!(
+        serde_json::from_str::<Value>(json_text).expect("JSON in the ConfigMap"),
+        shipped
+    );
+    assert_eq!(shipped["uid"], "tooljet-operator");
+
+    let err = template(
+        &helm,
+        "tjo",
+        "ops",
+        &[],
+        &["prometheusRule.stalledFor=soon"],
+    )
+    .expect_err("must be refused");
+    assert!(err.contains("stalledFor"), "{err}");
+}
+
+/// deploy/prometheus/tooljet-operator.rules.yaml is the chart's PrometheusRule for job
+/// "tooljet-operator" (what deploy/prometheus/render-rules.sh writes).
+#[test]
+fn plain_rules_file_is_the_charts_prometheus_rule() {
+    let Some(helm) = helm() else { return };
+    let docs = template(
+        &helm,
+        "tooljet-operator",
+        "ops",
+        &[],
+        &[
+            "prometheusRule.enabled=true",
+            r#"prometheusRule.selector=job="tooljet-operator""#,
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let rule = one(&docs, "PrometheusRule", "helm template (plain rules)");
+    let path = repo().join("deploy/prometheus/tooljet-operator.rules.yaml");
+    let plain: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&path).expect("rules file")).expect("YAML");
+    assert!(
+        plain == rule["spec"],
+        "{} differs from the chart's PrometheusRule: run deploy/prometheus/render-rules.sh",
+        path.display()
+    );
+}
+
 #[test]
 fn kustomize_overlays_render_and_validate() {
     let Some(kubectl) = kubectl() else { return };
@@ -785,7 +904,11 @@ fn gitops_manifests_point_at_what_exists() {
 /// Runs the Argo CD health check on sample AppImports with a real Lua interpreter.
 #[test]
 fn argocd_health_check_classifies_appimports() {
-    let Some(lua) = tool("LUA", &["lua5.4", "lua5.3", "lua"]) else {
+    let Some(lua) = tool(
+        "LUA",
+        &["lua5.4", "lua5.3", "lua"],
+        "apt-get install lua5.4",
+    ) else {
         return;
     };
     let check = repo().join("deploy/argocd/health-appimport.lua");

@@ -3,34 +3,31 @@
 //! API server, the ToolJet stand-in, a real git repository), and the leader Lease's request shapes.
 
 mod kube_mock;
-use kube_mock::{finish, mock_api, ready_store, secret_cache};
+mod promql;
+mod reconcile_rig;
+use kube_mock::{finish, mock_api};
+use reconcile_rig::{self as rig, Rig};
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body as AxumBody;
-use git_fixtures::TestRepo;
-use git_fixtures::tooljet::CREDIT_CARD;
 use hmac::{Hmac, Mac};
 use http::{Request, StatusCode};
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::watcher;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::mpsc;
-use tooljet_operator::api::{AppImport, ToolJetInstance};
-use tooljet_operator::controller::app_import::{Context, reconcile};
+use tooljet_operator::api::AppImport;
 use tooljet_operator::controller::watch::Enqueue;
 use tooljet_operator::process::leader::{LeaderConfig, LeaderElector, Standing};
 use tooljet_operator::process::metrics::Metrics;
 use tooljet_operator::process::server::{self, Readiness};
 use tooljet_operator::process::webhook::{HookTarget, WebhookSecrets, WebhookState};
 use tooljet_operator::source::{CacheConfig, SourceCache};
-use tooljet_operator::sync::Engine;
-use tooljet_standin::StandIn;
 use tower::ServiceExt;
 
 const GITHUB_SECRET: &str = "gh-hook-secret";
@@ -481,14 +478,6 @@ async fn probes_and_metrics_endpoint() {
 
 // ---------------------------------------------------------------- metrics after reconciles
 
-const NS: &str = "team";
-const API_KEY: &str = "observe-test-key";
-
-fn base64_of(s: &str) -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(s)
-}
-
 fn metric(text: &str, line_start: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
@@ -496,81 +485,13 @@ fn metric(text: &str, line_start: &str) -> Option<f64> {
 
 #[tokio::test]
 async fn metrics_count_reconciles_git_and_tooljet_traffic() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let repo = TestRepo::new();
-    repo.git_sync_write("app-1", CREDIT_CARD.0, "v1", CREDIT_CARD.1);
-    repo.commit("one app");
-    repo.publish();
-    let standin = StandIn::builder()
-        .admin_api_key(API_KEY)
-        .start()
-        .await
-        .expect("stand-in starts");
-    let instance: ToolJetInstance = serde_json::from_value(json!({
-        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
-        "metadata": {"name": "tj", "namespace": NS, "uid": "i-1", "resourceVersion": "3"},
-        "spec": {"url": standin.base_url(), "environment": "development",
-                 "workspaceId": standin.workspace_id(),
-                 "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}}}
-    }))
-    .expect("instance");
-    let good = json!({
-        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
-        "metadata": {"name": "a", "namespace": NS, "uid": "u-1", "generation": 1,
-                     "resourceVersion": "7", "finalizers": ["gitops.tooljet.dev/finalizer"]},
-        "spec": {"environment": "development",
-                 "source": {"url": repo.file_url(), "ref": {"branch": "master"}, "app": CREDIT_CARD.0}},
-    });
-    // Same, but for an environment with no ToolJetInstance: refused (InstanceNotFound).
-    let mut lost = good.clone();
-    lost["metadata"]["name"] = json!("b");
-    lost["spec"]["environment"] = json!("production");
-    let secret = json!({"apiVersion": "v1", "kind": "Secret",
-        "metadata": {"name": "tj-admin", "namespace": NS, "resourceVersion": "9"},
-        "data": {"api-key": base64_of(API_KEY)}});
-    let answer = good.clone();
-    // The last status written, to reconcile again from it (as the watch would deliver it).
-    let written = Arc::new(std::sync::Mutex::new(Value::Null));
-    let written_by_mock = written.clone();
-    let (client, server) = mock_api(move |s| {
-        if s.method == "PATCH" && s.uri.contains("/appimports/a/status") {
-            *written_by_mock.lock().expect("lock") = s.json()["status"].clone();
-        }
-        (StatusCode::OK, answer.clone())
-    });
-    let store = ready_store(vec![instance]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::new(SourceCache::new(CacheConfig {
-        dir: dir.path().to_owned(),
-        ..CacheConfig::default()
-    }));
-    let reporter = Reporter {
-        controller: "tooljet-operator".into(),
-        instance: None,
-    };
-    let metrics = Arc::new(Metrics::new());
-    let ctx = Arc::new(
-        Context::new(
-            client.clone(),
-            engine,
-            Recorder::new(client, reporter),
-            store,
-            secret_cache(vec![secret]),
-        )
-        .with_metrics(metrics.clone()),
-    );
-    for obj in [good.clone(), good, lost] {
-        let mut obj: AppImport = serde_json::from_value(obj).expect("app");
-        if obj.metadata.name.as_deref() == Some("a") {
-            let status = written.lock().expect("lock").clone();
-            obj.status = serde_json::from_value(status).ok();
-        }
-        reconcile(Arc::new(obj), ctx.clone())
-            .await
-            .expect("reconcile");
+    let rig = Rig::start().await;
+    // `a` twice (imported, then nothing to do), `b` once (refused: no instance).
+    for name in [rig::GOOD, rig::GOOD, rig::LOST] {
+        rig.reconcile(name).await.expect("reconcile");
     }
-    drop(ctx);
-    finish(server).await;
+    let metrics = rig.metrics.clone();
+    rig.finish().await;
 
     let text = metrics.render();
     let value =
@@ -616,7 +537,114 @@ async fn metrics_count_reconciles_git_and_tooljet_traffic() {
         text.contains("route=\"POST /api/v2/resources/import\""),
         "route templates as labels:\n{text}"
     );
-    assert!(!text.contains(API_KEY));
+    assert!(!text.contains(rig::API_KEY));
+}
+
+/// What a query names that a scrape does not offer: unknown metrics, and labels neither the
+/// metric carries nor Prometheus adds to a target's series. `allowed` names series of Prometheus
+/// itself (`up`).
+fn unknown_names(
+    query: &str,
+    exported: &std::collections::BTreeMap<String, BTreeSet<String>>,
+    allowed: &[&str],
+) -> Vec<String> {
+    let (selectors, grouping) = promql::selectors(query);
+    let mut problems = Vec::new();
+    let mut labels_in_query: BTreeSet<String> = promql::TARGET_LABELS
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    for s in &selectors {
+        if allowed.contains(&s.metric.as_str()) {
+            labels_in_query.extend(s.labels.iter().cloned());
+            continue;
+        }
+        let Some(labels) = exported.get(&s.metric) else {
+            problems.push(format!("metric {:?} is not exported", s.metric));
+            continue;
+        };
+        labels_in_query.extend(labels.iter().cloned());
+        for l in &s.labels {
+            if !labels.contains(l) && !promql::TARGET_LABELS.contains(&l.as_str()) {
+                problems.push(format!("{} has no label {l:?}", s.metric));
+            }
+        }
+    }
+    for l in grouping.difference(&labels_in_query) {
+        problems.push(format!(
+            "grouping by {l:?}, which no series of the query has"
+        ));
+    }
+    problems
+}
+
+/// The dashboard's queries and the alert rules name only metrics and labels that `/metrics`
+/// shows after real reconciles and a webhook call.
+#[tokio::test]
+async fn dashboard_and_alert_rules_name_only_what_a_scrape_shows() {
+    let rig = Rig::start().await;
+    for name in [rig::GOOD, rig::LOST] {
+        rig.reconcile(name).await.expect("reconcile");
+    }
+    let metrics = rig.metrics.clone();
+    rig.finish().await;
+    let state = WebhookState::new(all_secrets(), HookTarget::default(), metrics.clone());
+    let router = server::router(metrics, Readiness::default(), Arc::new(state));
+    let (status, _) = call(
+        &router,
+        "/hooks/generic",
+        &[("authorization", "Bearer wrong")],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, scrape) = get(&router, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    let exported = promql::exported(&scrape);
+    assert!(
+        exported["tooljet_operator_webhook_requests_total"].contains("provider"),
+        "{scrape}"
+    );
+
+    let queries = promql::dashboard_queries();
+    assert!(queries.len() >= 10, "{queries:#?}");
+    for (panel, query) in &queries {
+        let problems = unknown_names(query, &exported, &[]);
+        assert!(
+            problems.is_empty(),
+            "dashboard panel {panel:?}: {problems:?}\nquery: {query}\nscrape:\n{scrape}"
+        );
+    }
+    let rules = promql::rule_exprs(&promql::rules_path());
+    assert_eq!(rules.len(), 6);
+    for (alert, expr) in &rules {
+        let problems = unknown_names(expr, &exported, &["up"]);
+        assert!(
+            problems.is_empty(),
+            "alert {alert}: {problems:?}\nexpr: {expr}\nscrape:\n{scrape}"
+        );
+    }
+    // The comparison can fail: a misspelt metric, a label the metric lacks, a grouping by it.
+    for (bogus, said) in [
+        (
+            "sum(rate(tooljet_operator_reconcile_total[5m]))",
+            "not exported",
+        ),
+        (
+            "tooljet_operator_managed_apps{route=\"x\"}",
+            "no label \"route\"",
+        ),
+        (
+            "sum by (provider) (tooljet_operator_git_fetches_total)",
+            "grouping by \"provider\"",
+        ),
+    ] {
+        let problems = unknown_names(bogus, &exported, &[]);
+        assert!(
+            problems.iter().any(|p| p.contains(said)),
+            "{bogus}: {problems:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- the leader Lease

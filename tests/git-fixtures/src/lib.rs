@@ -22,4 +22,4 @@ pub use daemon::GitDaemon;
 pub use http::HttpGitServer;
 pub use repo::{Author, TestRepo};
 pub use ssh::SshGitServer;
-pub use util::git_exec_path;
+pub use util::{git_exec_path, spawn_listening};

@@ -45,7 +45,7 @@ pub(crate) fn free_port() -> u16 {
 
 /// Starts a server with `spawn(port)` and waits until it accepts connections on 127.0.0.1:port.
 /// Retries with a fresh port when the process exits early (port taken meanwhile).
-pub(crate) fn spawn_listening(what: &str, mut spawn: impl FnMut(u16) -> Child) -> (Child, u16) {
+pub fn spawn_listening(what: &str, mut spawn: impl FnMut(u16) -> Child) -> (Child, u16) {
     for _ in 0..5 {
         let port = free_port();
         let mut child = spawn(port);
