@@ -7,6 +7,8 @@
 //! - [`names`]: the names of temporary and moved-aside apps, by which leftovers are recognised.
 //! - [`verify`]: what an imported app must hold before a run reports success.
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
+//! - [`promotion`]: the pure rules of `ref.fromAppImport` (which upstream commit, from when,
+//!   tenancy, cycles).
 
 pub mod connect;
 mod datasources;
@@ -15,6 +17,7 @@ mod error;
 pub mod names;
 mod outcome;
 pub mod plan;
+pub mod promotion;
 mod verify;
 
 pub use connect::{Secrets, git_credentials, tooljet_config};
