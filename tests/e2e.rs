@@ -579,7 +579,23 @@ fn bad_objects() -> Vec<(&'static str, Kind, Value, &'static str)> {
             "ref with branch and tag",
             Kind::App,
             with(&app, "/spec/source/ref/tag", json!("v1")),
-            "ref must set exactly one of branch, tag or commit",
+            "ref must set exactly one of branch, tag, commit or fromAppImport",
+        ),
+        (
+            "readyFor beside a branch",
+            Kind::App,
+            with(&app, "/spec/source/ref/readyFor", json!("30m")),
+            "ref.readyFor applies only with ref.fromAppImport",
+        ),
+        (
+            "readyFor of one day",
+            Kind::App,
+            with(
+                &app,
+                "/spec/source/ref",
+                json!({"fromAppImport": {"name": "sales-staging"}, "readyFor": "1d"}),
+            ),
+            "ref.readyFor must be a duration such as 0s, 30m or 1h30m",
         ),
         (
             "commit not 40 lowercase hex",

@@ -252,11 +252,13 @@ impl GitSource {
     }
 }
 
-/// Exactly one of branch, tag or commit.
+/// Exactly one of branch, tag, commit or fromAppImport (with `readyFor` only beside fromAppImport).
 #[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq, Default)]
 #[x_kube(validation = Rule::new(
-    "(has(self.branch) ? 1 : 0) + (has(self.tag) ? 1 : 0) + (has(self.commit) ? 1 : 0) == 1"
-).message("ref must set exactly one of branch, tag or commit"))]
+    "(has(self.branch) ? 1 : 0) + (has(self.tag) ? 1 : 0) + (has(self.commit) ? 1 : 0) + (has(self.fromAppImport) ? 1 : 0) == 1"
+).message("ref must set exactly one of branch, tag, commit or fromAppImport"))]
+#[x_kube(validation = Rule::new("!has(self.readyFor) || has(self.fromAppImport)")
+    .message("ref.readyFor applies only with ref.fromAppImport: it is how long the upstream AppImport must be Ready on a commit before it is promoted"))]
 pub struct GitRef {
     /// Follow the tip of this branch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,6 +274,50 @@ pub struct GitRef {
     #[x_kube(validation = Rule::new("self.matches('^[0-9a-f]{40}$')")
         .message("ref.commit must be a full commit sha: 40 lowercase hexadecimal characters"))]
     pub commit: Option<String>,
+    /// Promotion: follow the commit that this other AppImport has applied and kept Ready for
+    /// `readyFor`. In another namespace it must allow ours (annotation
+    /// `gitops.tooljet.dev/promote-to-namespaces`).
+    #[serde(
+        rename = "fromAppImport",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub from_app_import: Option<AppImportRef>,
+    /// With fromAppImport: how long the upstream must have been Ready on its applied commit
+    /// before this AppImport follows it, a Go-style duration (`0s`, `30m`, `1h30m`). Default 0.
+    #[serde(rename = "readyFor", default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), regex(pattern = INTERVAL_PATTERN))]
+    #[x_kube(validation = Rule::new(
+        "self.matches('^([0-9]+(\\\\.[0-9]+)?(ns|us|ms|s|m|h))+$')"
+    ).message("ref.readyFor must be a duration such as 0s, 30m or 1h30m"))]
+    pub ready_for: Option<String>,
+}
+
+/// Another AppImport, the upstream of a promotion.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+pub struct AppImportRef {
+    /// Name of the upstream AppImport.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Its namespace; default: this AppImport's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: Option<String>,
+}
+
+impl AppImportRef {
+    /// The upstream's namespace, `own_namespace` when unset.
+    pub fn namespace_or<'a>(&'a self, own_namespace: &'a str) -> &'a str {
+        self.namespace.as_deref().unwrap_or(own_namespace)
+    }
+}
+
+/// `ref.fromAppImport` with its soak time, as [`GitRef::promotion`] reads it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PromotionRef<'a> {
+    pub upstream: &'a AppImportRef,
+    /// `readyFor`; zero when unset.
+    pub ready_for: Duration,
 }
 
 /// The one ref kind set in a [`GitRef`].
@@ -283,14 +329,55 @@ pub enum RefKind<'a> {
 }
 
 impl GitRef {
-    /// The ref that is set, or `None` when zero or several are set.
+    /// The git ref that is set, or `None` when zero or several are set, or when the ref is
+    /// `fromAppImport` (a promotion is resolved to a commit before git is read: see
+    /// [`GitRef::promotion`]).
     pub fn kind(&self) -> Option<RefKind<'_>> {
+        if self.from_app_import.is_some() {
+            return None;
+        }
         match (&self.branch, &self.tag, &self.commit) {
             (Some(b), None, None) => Some(RefKind::Branch(b)),
             (None, Some(t), None) => Some(RefKind::Tag(t)),
             (None, None, Some(c)) => Some(RefKind::Commit(c)),
             _ => None,
         }
+    }
+
+    /// `Some` when the ref is `fromAppImport`, `None` for a branch, tag or commit; refuses what
+    /// the CRD would refuse (files read by `sync -f` did not pass an API server): fromAppImport
+    /// beside another ref, `readyFor` without fromAppImport, a `readyFor` that is no duration.
+    pub fn promotion(&self) -> Result<Option<PromotionRef<'_>>, ApiError> {
+        let others = [&self.branch, &self.tag, &self.commit]
+            .iter()
+            .filter(|r| r.is_some())
+            .count();
+        let Some(upstream) = &self.from_app_import else {
+            return match &self.ready_for {
+                Some(_) => Err(ApiError::InvalidRef(
+                    "readyFor is set without fromAppImport; remove readyFor, or promote from an AppImport with fromAppImport".into(),
+                )),
+                None => Ok(None),
+            };
+        };
+        if others > 0 {
+            return Err(ApiError::InvalidRef(
+                "fromAppImport is set beside a branch, tag or commit; keep exactly one of them"
+                    .into(),
+            ));
+        }
+        let ready_for = match &self.ready_for {
+            None => Duration::ZERO,
+            Some(value) => parse_go_duration(value).map_err(|reason| {
+                ApiError::InvalidRef(format!(
+                    "readyFor `{value}` is not usable: {reason}; write a duration such as 0s, 30m or 1h30m"
+                ))
+            })?,
+        };
+        Ok(Some(PromotionRef {
+            upstream,
+            ready_for,
+        }))
     }
 }
 
@@ -362,6 +449,10 @@ pub struct AppImportStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub data_sources: Vec<DataSourceStatus>,
+    /// With `ref.fromAppImport`: the upstream commit being promoted and when it is (or was)
+    /// eligible. Absent while the upstream holds the promotion (not Ready, nothing applied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionStatus>,
 }
 
 impl AppImportStatus {
@@ -375,6 +466,20 @@ impl AppImportStatus {
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_)
     }
+}
+
+/// The commit a promotion follows or waits for (`status.promotion`).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionStatus {
+    /// The upstream AppImport, as `namespace/name`.
+    pub from: String,
+    /// The commit the upstream has applied, which this AppImport follows once eligible.
+    pub sha: String,
+    /// Since when the upstream has been Ready on that commit.
+    pub ready_since: Time,
+    /// When the commit may be followed: `readySince` + `readyFor`.
+    pub eligible_at: Time,
 }
 
 /// The ToolJet app an AppImport owns.
@@ -553,7 +658,7 @@ mod tests {
         let both = GitRef {
             branch: Some("main".into()),
             tag: Some("v1".into()),
-            commit: None,
+            ..Default::default()
         };
         assert_eq!(both.kind(), None);
         assert_eq!(CommitInfo::short_sha_of("0123456789abcdef"), "0123456");

@@ -15,6 +15,7 @@ pub use app_import::{
     HISTORY_LIMIT, HistoryEntry, INTERVAL_PATTERN, InstanceRef, MIN_INTERVAL, PendingApp, RefKind,
     UpdatePolicy,
 };
+pub use app_import::{AppImportRef, PromotionRef, PromotionStatus};
 pub use instance::{
     AuthMethod, InstanceAuth, SecretAuth, SecretKeyAuth, TlsConfig, ToolJetInstance,
     ToolJetInstanceSpec, ToolJetInstanceStatus,
@@ -26,6 +27,7 @@ pub use instance_config::{
     OwnedConstant, ValueFrom, ValueSource,
 };
 pub use matching::{InstanceChoiceError, select_instance};
+pub use shared::ANNOTATION_PROMOTE_TO_NAMESPACES;
 pub use shared::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, Environment,
     FINALIZER, GROUP, SecretKeyRef, SecretRef, VERSION,
@@ -65,6 +67,8 @@ pub enum ApiError {
         "spec.interval `{value}` is not usable: {reason}; write a duration of at least 10s such as 30s, 5m or 1h30m"
     )]
     InvalidInterval { value: String, reason: String },
+    #[error("spec.source.ref is invalid: {0}")]
+    InvalidRef(String),
     #[error("{kind} `{name}` is invalid: {problems}; fix the manifest")]
     Invalid {
         kind: String,

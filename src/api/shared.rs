@@ -16,6 +16,9 @@ pub const ANNOTATION_RECONCILE_REQUESTED_AT: &str = "gitops.tooljet.dev/reconcil
 pub const ANNOTATION_APPROVE: &str = "gitops.tooljet.dev/approve";
 /// Annotation: with `editable: true`, the commit sha that may overwrite local edits made in ToolJet.
 pub const ANNOTATION_FORCE_PULL: &str = "gitops.tooljet.dev/force-pull";
+/// Annotation on an AppImport: the other namespaces (comma-separated) whose AppImports may
+/// promote from it with `ref.fromAppImport`. Same-namespace promotion needs no annotation.
+pub const ANNOTATION_PROMOTE_TO_NAMESPACES: &str = "gitops.tooljet.dev/promote-to-namespaces";
 /// Finalizer that applies `deletionPolicy` before an AppImport goes away.
 pub const FINALIZER: &str = "gitops.tooljet.dev/finalizer";
 

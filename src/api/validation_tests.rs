@@ -113,13 +113,16 @@ fn good_instance() -> Value {
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
 #[test]
-fn exactly_one_of_branch_tag_commit() {
+fn exactly_one_of_branch_tag_commit_or_from_app_import() {
     let s = openapi_schema::<AppImport>();
-    let msg = "ref must set exactly one of branch, tag or commit";
+    let msg = "ref must set exactly one of branch, tag, commit or fromAppImport";
+    let upstream = json!({"name": "sales-staging", "namespace": "team-a"});
     for r in [
         json!({"branch": "main"}),
         json!({"tag": "v1.2.0"}),
         json!({"commit": SHA}),
+        json!({"fromAppImport": upstream}),
+        json!({"fromAppImport": {"name": "sales-staging"}, "readyFor": "30m"}),
     ] {
         assert_accepted(&s, &with(good_import(), "/spec/source/ref", r));
     }
@@ -127,9 +130,129 @@ fn exactly_one_of_branch_tag_commit() {
         json!({}),
         json!({"branch": "main", "tag": "v1"}),
         json!({"branch": "main", "commit": SHA}),
+        json!({"branch": "main", "fromAppImport": upstream}),
+        json!({"commit": SHA, "fromAppImport": upstream, "readyFor": "1h"}),
+        json!({"readyFor": "1h"}),
     ] {
         assert_cel_rejects(&s, &with(good_import(), "/spec/source/ref", r), msg);
     }
+}
+
+#[test]
+fn ready_for_is_a_duration_beside_from_app_import_only() {
+    let s = openapi_schema::<AppImport>();
+    let from = json!({"name": "sales-staging"});
+    let obj = |d: &str| {
+        with(
+            good_import(),
+            "/spec/source/ref",
+            json!({"fromAppImport": from, "readyFor": d}),
+        )
+    };
+    for d in ["0s", "30m", "1h30m", "1.5h", "90s", "168h"] {
+        assert_accepted(&s, &obj(d));
+    }
+    let msg = "ref.readyFor must be a duration such as 0s, 30m or 1h30m";
+    for d in ["30 minutes", "0", "1d", "-5m", "1.m", "soon"] {
+        assert_cel_rejects(&s, &obj(d), msg);
+    }
+    assert_openapi_rejects(&s, &obj("1d"), "/spec/source/ref/readyFor");
+    let msg = "ref.readyFor applies only with ref.fromAppImport: it is how long the upstream AppImport must be Ready on a commit before it is promoted";
+    assert_cel_rejects(
+        &s,
+        &with(
+            good_import(),
+            "/spec/source/ref",
+            json!({"branch": "main", "readyFor": "30m"}),
+        ),
+        msg,
+    );
+}
+
+#[test]
+fn from_app_import_names_are_bounded() {
+    let s = openapi_schema::<AppImport>();
+    let obj = |upstream: Value| {
+        with(
+            good_import(),
+            "/spec/source/ref",
+            json!({"fromAppImport": upstream}),
+        )
+    };
+    assert_openapi_rejects(
+        &s,
+        &obj(json!({"name": ""})),
+        "/spec/source/ref/fromAppImport/name",
+    );
+    assert_openapi_rejects(
+        &s,
+        &obj(json!({"name": "a", "namespace": "n".repeat(64)})),
+        "/spec/source/ref/fromAppImport/namespace",
+    );
+    assert_openapi_rejects(
+        &s,
+        &obj(json!({"namespace": "team-a"})),
+        "/spec/source/ref/fromAppImport",
+    );
+}
+
+/// The same rules in code, for files read by `sync -f` that never met an API server.
+#[test]
+fn promotion_ref_reads_what_the_crd_accepts_and_refuses_the_rest() {
+    let git_ref = |r: Value| -> GitRef { serde_json::from_value(r).expect("ref parses") };
+    let plain = git_ref(json!({"branch": "main"}));
+    assert_eq!(plain.promotion().expect("valid"), None);
+    assert_eq!(plain.kind(), Some(RefKind::Branch("main")));
+
+    let soaked = git_ref(
+        json!({"fromAppImport": {"name": "staging", "namespace": "team-a"}, "readyFor": "1h30m"}),
+    );
+    let p = soaked.promotion().expect("valid").expect("a promotion");
+    assert_eq!(p.upstream.name, "staging");
+    assert_eq!(p.upstream.namespace_or("team-b"), "team-a");
+    assert_eq!(p.ready_for, std::time::Duration::from_secs(5400));
+    // Not a git ref: the engine must not read it as one.
+    assert_eq!(soaked.kind(), None);
+
+    let unsoaked = git_ref(json!({"fromAppImport": {"name": "staging"}}));
+    let p = unsoaked.promotion().expect("valid").expect("a promotion");
+    assert_eq!(p.ready_for, std::time::Duration::ZERO);
+    assert_eq!(p.upstream.namespace_or("team-b"), "team-b");
+
+    let refused = [
+        (
+            json!({"branch": "main", "readyFor": "5m"}),
+            "readyFor is set without fromAppImport",
+        ),
+        (
+            json!({"tag": "v1", "fromAppImport": {"name": "staging"}}),
+            "beside a branch, tag or commit",
+        ),
+        (
+            json!({"fromAppImport": {"name": "staging"}, "readyFor": "1d"}),
+            "readyFor `1d` is not usable",
+        ),
+    ];
+    for (r, expected) in refused {
+        let err = git_ref(r.clone())
+            .promotion()
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains(expected) && err.starts_with("spec.source.ref is invalid"),
+            "{r}: {err}"
+        );
+    }
+    // The same objects fail the CRD's CEL rules, checked client-side for `sync -f`.
+    let mut obj: AppImport = serde_json::from_value(with(
+        good_import(),
+        "/spec/source/ref",
+        json!({"branch": "main", "readyFor": "5m"}),
+    ))
+    .expect("parses");
+    assert!(validate_against_crd(&obj).is_err());
+    obj.spec.source.git_ref = unsoaked;
+    validate_against_crd(&obj).expect("fromAppImport alone passes");
 }
 
 #[test]

@@ -8,6 +8,8 @@
 //! - [`verify`]: what an imported app must hold before a run reports success.
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
 //! - [`config_plan`]: what to write for an instance's constants and data-source options (pure).
+//! - [`promotion`]: the pure rules of `ref.fromAppImport` (which upstream commit, from when,
+//!   tenancy, cycles).
 
 pub mod config_plan;
 pub mod connect;
@@ -17,6 +19,7 @@ mod error;
 pub mod names;
 mod outcome;
 pub mod plan;
+pub mod promotion;
 mod verify;
 
 pub use connect::{Secrets, git_credentials, tooljet_config};
