@@ -1,6 +1,7 @@
 //! tooljet-operator: imports ToolJet apps from git into ToolJet instances, one environment at a time.
 pub mod api;
 pub mod controller;
+pub mod diff;
 pub mod offline;
 pub mod source;
 pub mod sync;
