@@ -2,6 +2,7 @@
 pub mod api;
 pub mod controller;
 pub mod diff;
+pub mod diff_command;
 pub mod offline;
 pub mod source;
 pub mod sync;

@@ -1,7 +1,5 @@
 //! The diff on the real fixture bundles (tests/fixtures/tooljet-apps) and on edits made to them.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 
 use super::*;
@@ -68,58 +66,11 @@ fn id_of(b: &mut Value, list: &str, name: &str, page: Option<&str>) -> String {
         .to_string()
 }
 
-fn is_uuid(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => *c == b'-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
-
-/// What a re-import and export does to a bundle: every UUID replaced by a new one (the same
-/// everywhere it occurs, inside strings too), every timestamp new, every list of rows in another
-/// order.
-fn reid(b: &Value, salt: u64) -> Value {
-    let text = b.to_string();
-    let mut fresh: HashMap<String, String> = HashMap::new();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < text.len() {
-        if text.is_char_boundary(i)
-            && i + 36 <= text.len()
-            && text.is_char_boundary(i + 36)
-            && is_uuid(&text[i..i + 36])
-        {
-            let n = fresh.len() as u64 + 1;
-            let new = fresh
-                .entry(text[i..i + 36].to_string())
-                .or_insert_with(|| format!("{salt:08x}-{:04x}-4000-8000-{n:012x}", n % 65536));
-            out.push_str(new);
-            i += 36;
-        } else {
-            let c = text[i..].chars().next().expect("char");
-            out.push(c);
-            i += c.len_utf8();
-        }
-    }
-    let mut v: Value = serde_json::from_str(&out).expect("still JSON");
-    fn walk(v: &mut Value, salt: u64) {
-        match v {
-            Value::Object(o) => {
-                for (k, x) in o.iter_mut() {
-                    if k == "createdAt" || k == "updatedAt" {
-                        *x = json!(format!("2031-01-{:02}T00:00:00.000Z", salt % 28 + 1));
-                    } else {
-                        walk(x, salt);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, salt)),
-            _ => {}
-        }
-    }
-    walk(app(&mut v), salt);
+/// What a re-import and export does to a bundle: every id and timestamp new
+/// ([`git_fixtures::tooljet::rekeyed`]), every list of rows in another order.
+fn reid(b: &Value, salt: u32) -> Value {
+    let bytes = git_fixtures::tooljet::rekeyed(b.to_string().as_bytes(), salt);
+    let mut v: Value = serde_json::from_slice(&bytes).expect("still JSON");
     for list in ["pages", "components", "events", "dataQueries", "dataSources"] {
         if let Some(rows) = app(&mut v)[list].as_array_mut() {
             rows.reverse();
