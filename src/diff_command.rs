@@ -29,7 +29,7 @@ pub enum DiffCommandError {
     Read {
         side: &'static str,
         rev: String,
-        source: SourceError,
+        source: Box<SourceError>,
     },
     #[error("cannot compare the app at {side} {rev:?} ({path}): {source}")]
     Bundle {
@@ -39,7 +39,10 @@ pub enum DiffCommandError {
         source: DiffError,
     },
     #[error("cannot resolve {rev:?}: {source}")]
-    Resolve { rev: String, source: SourceError },
+    Resolve {
+        rev: String,
+        source: Box<SourceError>,
+    },
     #[error(transparent)]
     Manifests(#[from] OfflineError),
     #[error(
@@ -119,7 +122,10 @@ async fn resolve(
     } else if let Some(t) = rev.strip_prefix("refs/tags/") {
         vec![GitRef::Tag(t.to_string())]
     } else {
-        vec![GitRef::Branch(rev.to_string()), GitRef::Tag(rev.to_string())]
+        vec![
+            GitRef::Branch(rev.to_string()),
+            GitRef::Tag(rev.to_string()),
+        ]
     };
     let mut branches = Vec::new();
     let mut tags = Vec::new();
@@ -147,7 +153,7 @@ async fn resolve(
             Err(source) => {
                 return Err(DiffCommandError::Resolve {
                     rev: rev.to_string(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         }
@@ -175,7 +181,7 @@ async fn read_side(
         .map_err(|source| DiffCommandError::Read {
             side,
             rev: rev.to_string(),
-            source,
+            source: Box::new(source),
         })?;
     Ok((
         Side {

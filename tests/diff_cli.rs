@@ -40,8 +40,7 @@ fn named<'a>(b: &'a mut Value, list: &str, name: &str) -> &'a mut Value {
 /// option, a removed query, the icon.
 fn edited() -> Value {
     let mut b = bundle();
-    named(&mut b, "components", "refresh_button")["properties"]["text"]["value"] =
-        json!("Reload");
+    named(&mut b, "components", "refresh_button")["properties"]["text"]["value"] = json!("Reload");
     named(&mut b, "dataQueries", "list_orders")["options"]["runOnPageLoad"] = json!(false);
     app(&mut b)["dataQueries"]
         .as_array_mut()
@@ -202,15 +201,20 @@ fn a_re_exported_app_is_no_change_and_exit_code_says_so() {
     let r = Repo::new();
     // ToolJet pushes the same app again after an import elsewhere: new ids and timestamps.
     let edited_bytes = serde_json::to_vec(&edited()).expect("json");
-    let again: Value =
-        serde_json::from_slice(&rekeyed(&edited_bytes, 42)).expect("still JSON");
+    let again: Value = serde_json::from_slice(&rekeyed(&edited_bytes, 42)).expect("still JSON");
     let text = again.to_string();
     assert!(!text.contains("6a0b7c8d-") && !text.contains("2026-03-02T"));
     write_both(&r.repo, &again);
     let third = r.repo.commit("pushed again");
 
     let out = r.run(&["--app", APP, "--exit-code", &r.second, &third]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(
         stdout(&out).ends_with("app \"Orders Dashboard\": no change\n"),
         "{}",
@@ -251,13 +255,19 @@ fn unusable_input_exits_2_with_a_clear_message() {
     // Revision expressions are not refs.
     let out = r.run(&["--path", PATH, "master~1", &third]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("\"master~1\" is not a branch"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("\"master~1\" is not a branch"),
+        "{}",
+        stderr(&out)
+    );
     let out = r.run(&["--path", PATH, &r.second, &third]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
         err.contains(&format!("cannot read the app at TO \"{third}\""))
-            && err.contains(&format!("bundle \"{PATH}\" does not exist at commit {third}")),
+            && err.contains(&format!(
+                "bundle \"{PATH}\" does not exist at commit {third}"
+            )),
         "{err}"
     );
 
@@ -266,15 +276,21 @@ fn unusable_input_exits_2_with_a_clear_message() {
     let broken = r.repo.commit("broken export");
     let out = r.run(&["--path", PATH, &r.second, &broken]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not valid JSON"), "{}", stderr(&out));
-    r.repo.write(PATH, r#"{"app": [{"definition": {"name": "x"}}]}"#);
+    assert!(
+        stderr(&out).contains("is not valid JSON"),
+        "{}",
+        stderr(&out)
+    );
+    r.repo
+        .write(PATH, r#"{"app": [{"definition": {"name": "x"}}]}"#);
     let odd = r.repo.commit("not an app");
     let out = r.run(&["--path", PATH, &odd, &r.second]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert!(
-        err.contains(&format!("cannot compare the app at FROM \"{odd}\" ({PATH})"))
-            && err.contains("not a ToolJet app export"),
+        err.contains(&format!(
+            "cannot compare the app at FROM \"{odd}\" ({PATH})"
+        )) && err.contains("not a ToolJet app export"),
         "{err}"
     );
 
@@ -323,15 +339,25 @@ fn credentials_come_from_a_secret_manifest_as_for_sync() {
     // Without credentials the host refuses.
     let out = r.run_at(&url, &["--app", APP, "v1", "master"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("asks for credentials"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("asks for credentials"),
+        "{}",
+        stderr(&out)
+    );
     // A wrong password: refused, and never printed.
     write("wrong-pass-1234");
-    let out = r.run_at(&url, &["--app", APP, "-f", file, "--secret", "git", "v1", "master"]);
+    let out = r.run_at(
+        &url,
+        &["--app", APP, "-f", file, "--secret", "git", "v1", "master"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("authentication"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("wrong-pass-1234"));
     write("diff-pass-8812");
-    let out = r.run_at(&url, &["--app", APP, "-f", file, "--secret", "git", "v1", "master"]);
+    let out = r.run_at(
+        &url,
+        &["--app", APP, "-f", file, "--secret", "git", "v1", "master"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     assert_lines(&stdout(&out), &["    ~ icon: \"shoppingcart\" → \"chart\""]);
 }

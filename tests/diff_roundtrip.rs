@@ -44,30 +44,43 @@ async fn round_trip(client: &ToolJetClient, bundle: &Value, name: &str) -> Value
         .expect("exports")
 }
 
-flavoured!(every_fixture_survives_import_and_export_unchanged, flavour, {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let (_standin, client) = standin(flavour).await;
-    for (name, bytes) in [CREDIT_CARD, BASE64, CODE_EXPLAINER, ORDERS_DASHBOARD, ORDERS_REPORT] {
-        let bundle: Value = serde_json::from_slice(bytes).expect("fixture is JSON");
-        let exported = round_trip(&client, &bundle, name).await;
-        let (before, after) = (
-            &bundle["app"][0]["definition"]["appV2"],
-            &exported["app"][0]["definition"]["appV2"],
-        );
-        assert_ne!(before["id"], after["id"], "{name}: the server re-keyed the app");
-        assert_ne!(
-            before["editingVersion"]["id"], after["editingVersion"]["id"],
-            "{name}: and its version"
-        );
-        let d = diff(&bundle, &exported).expect("diffs");
-        assert!(
-            d.is_empty(),
-            "{name} on {flavour:?}: {}",
-            serde_json::to_string_pretty(&d).expect("json")
-        );
-        assert!(same_app(&bundle, &exported).expect("compares"));
+flavoured!(
+    every_fixture_survives_import_and_export_unchanged,
+    flavour,
+    {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (_standin, client) = standin(flavour).await;
+        for (name, bytes) in [
+            CREDIT_CARD,
+            BASE64,
+            CODE_EXPLAINER,
+            ORDERS_DASHBOARD,
+            ORDERS_REPORT,
+        ] {
+            let bundle: Value = serde_json::from_slice(bytes).expect("fixture is JSON");
+            let exported = round_trip(&client, &bundle, name).await;
+            let (before, after) = (
+                &bundle["app"][0]["definition"]["appV2"],
+                &exported["app"][0]["definition"]["appV2"],
+            );
+            assert_ne!(
+                before["id"], after["id"],
+                "{name}: the server re-keyed the app"
+            );
+            assert_ne!(
+                before["editingVersion"]["id"], after["editingVersion"]["id"],
+                "{name}: and its version"
+            );
+            let d = diff(&bundle, &exported).expect("diffs");
+            assert!(
+                d.is_empty(),
+                "{name} on {flavour:?}: {}",
+                serde_json::to_string_pretty(&d).expect("json")
+            );
+            assert!(same_app(&bundle, &exported).expect("compares"));
+        }
     }
-});
+);
 
 flavoured!(an_edit_survives_import_and_export_alone, flavour, {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -84,7 +97,10 @@ flavoured!(an_edit_survives_import_and_export_alone, flavour, {
     let d = diff(&bundle, &exported).expect("diffs");
     assert_eq!(d.summary(), "1 page, 1 component changed", "{}", d.text());
     let c = &d.pages[0].components[0];
-    assert_eq!((c.name.as_str(), c.status), ("refresh_button", Status::Changed));
+    assert_eq!(
+        (c.name.as_str(), c.status),
+        ("refresh_button", Status::Changed)
+    );
     assert_eq!(c.changes[0].field, "properties.text");
     assert_eq!(c.changes[0].to.as_deref(), Some("\"Reload\""));
 });

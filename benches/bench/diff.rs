@@ -27,10 +27,16 @@ fn edited(bundle: &[u8]) -> Result<Value, Fail> {
     copy["id"] = json!("0e0e0e0e-0000-4000-8000-0000000000b1");
     copy["name"] = json!("bench_component");
     components.push(copy);
-    if let Some(c) = components.iter_mut().find(|c| c["properties"]["text"].is_object()) {
+    if let Some(c) = components
+        .iter_mut()
+        .find(|c| c["properties"]["text"].is_object())
+    {
         c["properties"]["text"]["value"] = json!("edited by the benchmark");
     }
-    if let Some(q) = app["dataQueries"].as_array_mut().and_then(|q| q.first_mut()) {
+    if let Some(q) = app["dataQueries"]
+        .as_array_mut()
+        .and_then(|q| q.first_mut())
+    {
         q["options"]["runOnPageLoad"] = json!(false);
     }
     Ok(b)

@@ -170,7 +170,10 @@ fn action(f: &Fields) -> String {
         "message",
     ]
     .iter()
-    .find_map(|k| f.get(*k).filter(|v| v.as_str().is_some_and(|s| !s.is_empty())))
+    .find_map(|k| {
+        f.get(*k)
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+    })
     .map(|v| match v {
         Value::String(s) => super::render::shorten(s, 48),
         other => short(other),
@@ -233,15 +236,13 @@ fn component(name: &str, status: Status, a: Option<&Entity>, b: Option<&Entity>)
 fn components(a: &PageModel, b: &PageModel) -> Vec<ComponentDiff> {
     let keys: BTreeSet<&String> = a.components.keys().chain(b.components.keys()).collect();
     keys.into_iter()
-        .filter_map(
-            |k| match (a.components.get(k), b.components.get(k)) {
-                (Some(x), Some(y)) if x == y => None,
-                (Some(x), Some(y)) => Some(component(k, Status::Changed, Some(x), Some(y))),
-                (None, Some(y)) => Some(component(k, Status::Added, None, Some(y))),
-                (Some(x), None) => Some(component(k, Status::Removed, Some(x), None)),
-                (None, None) => None,
-            },
-        )
+        .filter_map(|k| match (a.components.get(k), b.components.get(k)) {
+            (Some(x), Some(y)) if x == y => None,
+            (Some(x), Some(y)) => Some(component(k, Status::Changed, Some(x), Some(y))),
+            (None, Some(y)) => Some(component(k, Status::Added, None, Some(y))),
+            (Some(x), None) => Some(component(k, Status::Removed, Some(x), None)),
+            (None, None) => None,
+        })
         .collect()
 }
 
@@ -277,7 +278,8 @@ fn renames(a: &AppModel, ha: &Hints, b: &AppModel, hb: &Hints) -> Vec<(String, S
         .keys()
         .filter(|k| !a.pages.contains_key(*k))
         .collect();
-    let handle = |m: &AppModel, k: &str| m.pages.get(k).and_then(|p| p.fields.get("handle")).cloned();
+    let handle =
+        |m: &AppModel, k: &str| m.pages.get(k).and_then(|p| p.fields.get("handle")).cloned();
     let names = |m: &AppModel, k: &str| {
         m.pages
             .get(k)
@@ -286,7 +288,7 @@ fn renames(a: &AppModel, ha: &Hints, b: &AppModel, hb: &Hints) -> Vec<(String, S
     };
     type Same<'x> = Box<dyn Fn(&str, &str) -> bool + 'x>;
     let rules: [Same<'_>; 3] = [
-        Box::new(|o, n| ha.page_ids.get(o).is_some() && ha.page_ids.get(o) == hb.page_ids.get(n)),
+        Box::new(|o, n| ha.page_ids.contains_key(o) && ha.page_ids.get(o) == hb.page_ids.get(n)),
         Box::new(|o, n| handle(a, o).is_some() && handle(a, o) == handle(b, n)),
         Box::new(|o, n| {
             let x = names(a, o);
@@ -355,7 +357,9 @@ fn query(name: &str, status: Status, a: Option<&Entity>, b: Option<&Entity>) -> 
     QueryDiff {
         name: name.to_string(),
         kind: shown.map(|f| str_field(f, "kind")).unwrap_or_default(),
-        data_source: shown.map(|f| str_field(f, "dataSource")).unwrap_or_default(),
+        data_source: shown
+            .map(|f| str_field(f, "dataSource"))
+            .unwrap_or_default(),
         status,
         changes,
         events,

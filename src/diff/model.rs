@@ -461,10 +461,10 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
                 .insert("version".into(), Value::String(name.to_string()));
         }
         if let Some(home) = text(v, &["homePageId", "home_page_id"]) {
-            let shown = reg
-                .map_str(home, None)
-                .unwrap_or_else(|| home.to_string());
-            model.settings.insert("homePage".into(), Value::String(shown));
+            let shown = reg.map_str(home, None).unwrap_or_else(|| home.to_string());
+            model
+                .settings
+                .insert("homePage".into(), Value::String(shown));
         }
         if let Some(obj) = v.as_object() {
             flatten_into(&mut model.settings, "", obj, VERSION_VOLATILE, &reg, None);

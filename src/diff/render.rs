@@ -53,11 +53,7 @@ pub(crate) fn short_pair(a: &Value, b: &Value) -> (String, String) {
     if x.chars().count() <= VALUE_CHARS && y.chars().count() <= VALUE_CHARS {
         return (x, y);
     }
-    let common = x
-        .chars()
-        .zip(y.chars())
-        .take_while(|(p, q)| p == q)
-        .count();
+    let common = x.chars().zip(y.chars()).take_while(|(p, q)| p == q).count();
     if common <= VALUE_CHARS / 2 {
         return (shorten(&x, VALUE_CHARS), shorten(&y, VALUE_CHARS));
     }
@@ -334,11 +330,7 @@ fn code(s: &str) -> String {
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    let longest = s
-        .split(|c| c != '`')
-        .map(str::len)
-        .max()
-        .unwrap_or(0);
+    let longest = s.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
     let pad = if s.starts_with('`') || s.ends_with('`') {
         " "
@@ -361,7 +353,12 @@ fn changes_md(out: &mut String, changes: &[Change], depth: usize) {
             ),
             (None, Some(t)) => writeln!(out, "{indent}- {} added: {}", code(&c.field), code(t)),
             (Some(f), None) => {
-                writeln!(out, "{indent}- {} removed (was {})", code(&c.field), code(f))
+                writeln!(
+                    out,
+                    "{indent}- {} removed (was {})",
+                    code(&c.field),
+                    code(f)
+                )
             }
             (None, None) => writeln!(out, "{indent}- {}", code(&c.field)),
         };

@@ -71,7 +71,13 @@ fn id_of(b: &mut Value, list: &str, name: &str, page: Option<&str>) -> String {
 fn reid(b: &Value, salt: u32) -> Value {
     let bytes = git_fixtures::tooljet::rekeyed(b.to_string().as_bytes(), salt);
     let mut v: Value = serde_json::from_slice(&bytes).expect("still JSON");
-    for list in ["pages", "components", "events", "dataQueries", "dataSources"] {
+    for list in [
+        "pages",
+        "components",
+        "events",
+        "dataQueries",
+        "dataSources",
+    ] {
         if let Some(rows) = app(&mut v)[list].as_array_mut() {
             rows.reverse();
         }
@@ -114,7 +120,11 @@ fn regenerated_ids_timestamps_and_row_order_are_not_a_change() {
         let again = reid(&b, 7);
         assert_ne!(b, again, "{name}: the re-keyed bundle differs as JSON");
         assert!(
-            !again.to_string().contains(b["app"][0]["definition"]["appV2"]["id"].as_str().expect("id")),
+            !again.to_string().contains(
+                b["app"][0]["definition"]["appV2"]["id"]
+                    .as_str()
+                    .expect("id")
+            ),
             "{name}: the app id is gone"
         );
         let d = checked_diff(&b, &again);
@@ -136,8 +146,15 @@ fn ids_inside_3x_expressions_read_as_names() {
         "{values}"
     );
     let disabled = home.components["button1"].fields["properties.disabledState"].to_string();
-    assert!(disabled.contains("{{components.dropdown1.value"), "{disabled}");
-    assert!(!serde_json::to_string(&model).expect("json").contains("-4d22-a95e-"));
+    assert!(
+        disabled.contains("{{components.dropdown1.value"),
+        "{disabled}"
+    );
+    assert!(
+        !serde_json::to_string(&model)
+            .expect("json")
+            .contains("-4d22-a95e-")
+    );
 }
 
 #[test]
@@ -217,7 +234,11 @@ fn settings_name_icon_theme_global_settings_and_home_page() {
             ),
         ]
     );
-    assert!(d.pages.is_empty() && d.queries.is_empty(), "{}", changed(&d));
+    assert!(
+        d.pages.is_empty() && d.queries.is_empty(),
+        "{}",
+        changed(&d)
+    );
     assert_eq!(d.summary(), "5 settings changed");
 }
 
@@ -283,10 +304,16 @@ fn pages_added_removed_and_renamed() {
             .iter()
             .all(|c| c.status == Status::Removed)
     );
-    let names: Vec<&str> = d.pages[0].components.iter().map(|c| c.name.as_str()).collect();
+    let names: Vec<&str> = d.pages[0]
+        .components
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
     assert_eq!(
         names,
-        ["button1", "input2", "output2", "text2", "text3", "text4", "text5"]
+        [
+            "button1", "input2", "output2", "text2", "text3", "text4", "text5"
+        ]
     );
     // The query whose success handler controlled a component of that page now points at an id
     // that is nowhere in the app.
@@ -311,7 +338,10 @@ fn pages_added_removed_and_renamed() {
     );
     assert_eq!(d.pages[0].components[0].status, Status::Added);
     assert_eq!(d.pages[0].components[0].component_type, "Button");
-    assert_eq!(d.summary(), "1 page, 7 components, 1 query, 1 event changed");
+    assert_eq!(
+        d.summary(),
+        "1 page, 7 components, 1 query, 1 event changed"
+    );
 }
 
 #[test]
@@ -480,7 +510,10 @@ fn events_added_removed_and_changed_by_target_name() {
     let d = checked_diff(&a, &b);
     let encoder = d.pages.iter().find(|p| p.name == "Encoder").expect("page");
     let button = &encoder.components[0];
-    assert_eq!((button.name.as_str(), button.status), ("button1", Status::Changed));
+    assert_eq!(
+        (button.name.as_str(), button.status),
+        ("button1", Status::Changed)
+    );
     assert!(button.changes.is_empty(), "{}", changed(&d));
     let got: Vec<(&str, Status, &str)> = button
         .events
@@ -512,19 +545,22 @@ fn events_added_removed_and_changed_by_target_name() {
     );
     let decoder = d.pages.iter().find(|p| p.name == "Decoder").expect("page");
     assert_eq!(decoder.components[0].events[0].status, Status::Removed);
-    assert_eq!(
-        decoder.components[0].events[0].action,
-        "run-query Decode64"
-    );
+    assert_eq!(decoder.components[0].events[0].action, "run-query Decode64");
     let query = &d.queries[0];
-    assert_eq!((query.name.as_str(), query.kind.as_str()), ("Encode64", "runjs"));
+    assert_eq!(
+        (query.name.as_str(), query.kind.as_str()),
+        ("Encode64", "runjs")
+    );
     assert_eq!(query.events[0].event, "onDataQuerySuccess");
     // A component of a page, from a query (which has no page): named with its page.
     assert_eq!(
         query.events[0].changes[0].to.as_deref(),
         Some("\"<component Decoder/input2>\"")
     );
-    assert_eq!(d.summary(), "2 pages, 2 components, 1 query, 4 events changed");
+    assert_eq!(
+        d.summary(),
+        "2 pages, 2 components, 1 query, 4 events changed"
+    );
 }
 
 #[test]
@@ -558,7 +594,14 @@ fn queries_added_removed_and_changed_kind_source_and_options() {
     let got: Vec<(&str, &str, &str, Status)> = d
         .queries
         .iter()
-        .map(|q| (q.name.as_str(), q.kind.as_str(), q.data_source.as_str(), q.status))
+        .map(|q| {
+            (
+                q.name.as_str(),
+                q.kind.as_str(),
+                q.data_source.as_str(),
+                q.status,
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -585,7 +628,11 @@ fn queries_added_removed_and_changed_kind_source_and_options() {
     assert_eq!(
         totals,
         [
-            ("dataSource", Some("\"orders-db\""), Some("\"shipping-api\"")),
+            (
+                "dataSource",
+                Some("\"orders-db\""),
+                Some("\"shipping-api\"")
+            ),
             ("kind", Some("\"postgresql\""), Some("\"restapi\"")),
         ]
     );
@@ -605,10 +652,13 @@ fn data_sources_referenced_added_removed_and_changed() {
         .expect("queries")
         .retain(|q| q["name"] != "format_totals");
     // A new global source, used by nothing (still part of the bundle: it is listed).
-    v["dataSources"].as_array_mut().expect("sources").push(json!({
-        "id": "0e0e0e0e-0000-4000-8000-000000000004", "name": "audit-db", "kind": "mysql",
-        "type": "default", "scope": "global", "appVersionId": null, "pluginId": null,
-    }));
+    v["dataSources"]
+        .as_array_mut()
+        .expect("sources")
+        .push(json!({
+            "id": "0e0e0e0e-0000-4000-8000-000000000004", "name": "audit-db", "kind": "mysql",
+            "type": "default", "scope": "global", "appVersionId": null, "pluginId": null,
+        }));
     let sources = v["dataSources"].as_array_mut().expect("sources");
     let orders = sources
         .iter_mut()
@@ -711,7 +761,10 @@ fn long_values_are_shortened_and_the_summary_is_bounded() {
     let change = &d.queries[0].changes[0];
     let to = change.to.as_deref().expect("to");
     assert!(to.chars().count() <= 80, "{to}");
-    assert!(to.contains("Luhn's algorithm"), "the difference is in view: {to}");
+    assert!(
+        to.contains("Luhn's algorithm"),
+        "the difference is in view: {to}"
+    );
     let icon = d.settings[0].to.as_deref().expect("to");
     assert!(icon.chars().count() <= 80 && icon.ends_with('…'), "{icon}");
     assert!(d.text().lines().all(|l| l.chars().count() < 200));

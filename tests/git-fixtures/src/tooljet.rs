@@ -100,15 +100,23 @@ pub fn rekeyed(bundle: &[u8], salt: u32) -> Vec<u8> {
     const STAMP: &[u8] = b"dddd-dd-ddTdd:dd:dd.dddZ";
     let uuid_at = |w: &[u8]| {
         w.len() == UUID.len()
-            && w.iter()
-                .zip(UUID)
-                .all(|(c, p)| if *p == b'-' { *c == b'-' } else { c.is_ascii_hexdigit() })
+            && w.iter().zip(UUID).all(|(c, p)| {
+                if *p == b'-' {
+                    *c == b'-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
     };
     let stamp_at = |w: &[u8]| {
         w.len() == STAMP.len()
-            && w.iter()
-                .zip(STAMP)
-                .all(|(c, p)| if *p == b'd' { c.is_ascii_digit() } else { c == p })
+            && w.iter().zip(STAMP).all(|(c, p)| {
+                if *p == b'd' {
+                    c.is_ascii_digit()
+                } else {
+                    c == p
+                }
+            })
     };
     let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut out = Vec::with_capacity(bundle.len());
