@@ -186,47 +186,57 @@ fn action(f: &Fields) -> String {
     }
 }
 
-fn events(a: &BTreeMap<String, Fields>, b: &BTreeMap<String, Fields>) -> Vec<EventDiff> {
+/// For each key of either map whose values differ, in key order: `make(key, status, before,
+/// after)`.
+fn each_difference<V: PartialEq, D>(
+    a: &BTreeMap<String, V>,
+    b: &BTreeMap<String, V>,
+    make: impl Fn(&str, Status, Option<&V>, Option<&V>) -> D,
+) -> Vec<D> {
     let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
     keys.into_iter()
-        .filter_map(|k| match (a.get(k), b.get(k)) {
-            (Some(x), Some(y)) if x == y => None,
-            (Some(x), Some(y)) => Some(EventDiff {
-                event: k.clone(),
-                status: Status::Changed,
-                action: action(y),
-                changes: fields(x, y),
-            }),
-            (None, Some(y)) => Some(EventDiff {
-                event: k.clone(),
-                status: Status::Added,
-                action: action(y),
-                changes: Vec::new(),
-            }),
-            (Some(x), None) => Some(EventDiff {
-                event: k.clone(),
-                status: Status::Removed,
-                action: action(x),
-                changes: Vec::new(),
-            }),
-            (None, None) => None,
+        .filter_map(|k| {
+            let (x, y) = (a.get(k), b.get(k));
+            let status = match (x, y) {
+                (Some(x), Some(y)) if x == y => return None,
+                (Some(_), Some(_)) => Status::Changed,
+                (None, Some(_)) => Status::Added,
+                (Some(_), None) => Status::Removed,
+                (None, None) => return None,
+            };
+            Some(make(k, status, x, y))
         })
         .collect()
 }
 
-fn component(name: &str, status: Status, a: Option<&Entity>, b: Option<&Entity>) -> ComponentDiff {
-    let shown = b.or(a).map(|e| str_field(&e.fields, "type"));
-    let empty = Entity::default();
-    let (changes, events) = match status {
-        Status::Changed => {
-            let (a, b) = (a.unwrap_or(&empty), b.unwrap_or(&empty));
-            (fields(&a.fields, &b.fields), events(&a.events, &b.events))
-        }
+fn events(a: &BTreeMap<String, Fields>, b: &BTreeMap<String, Fields>) -> Vec<EventDiff> {
+    each_difference(a, b, |k, status, x, y| EventDiff {
+        event: k.to_string(),
+        status,
+        action: y.or(x).map(action).unwrap_or_default(),
+        changes: match (x, y) {
+            (Some(x), Some(y)) => fields(x, y),
+            _ => Vec::new(),
+        },
+    })
+}
+
+/// The field and event changes of an entity both sides have (none for an added or removed one).
+fn entity_changes(a: Option<&Entity>, b: Option<&Entity>) -> (Vec<Change>, Vec<EventDiff>) {
+    match (a, b) {
+        (Some(a), Some(b)) => (fields(&a.fields, &b.fields), events(&a.events, &b.events)),
         _ => (Vec::new(), Vec::new()),
-    };
+    }
+}
+
+fn component(name: &str, status: Status, a: Option<&Entity>, b: Option<&Entity>) -> ComponentDiff {
+    let (changes, events) = entity_changes(a, b);
     ComponentDiff {
         name: name.to_string(),
-        component_type: shown.unwrap_or_default(),
+        component_type: b
+            .or(a)
+            .map(|e| str_field(&e.fields, "type"))
+            .unwrap_or_default(),
         status,
         changes,
         events,
@@ -234,23 +244,14 @@ fn component(name: &str, status: Status, a: Option<&Entity>, b: Option<&Entity>)
 }
 
 fn components(a: &PageModel, b: &PageModel) -> Vec<ComponentDiff> {
-    let keys: BTreeSet<&String> = a.components.keys().chain(b.components.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| match (a.components.get(k), b.components.get(k)) {
-            (Some(x), Some(y)) if x == y => None,
-            (Some(x), Some(y)) => Some(component(k, Status::Changed, Some(x), Some(y))),
-            (None, Some(y)) => Some(component(k, Status::Added, None, Some(y))),
-            (Some(x), None) => Some(component(k, Status::Removed, Some(x), None)),
-            (None, None) => None,
-        })
-        .collect()
+    each_difference(&a.components, &b.components, component)
 }
 
 /// Every component of a page that was added or removed as a whole.
 fn all_components(page: &PageModel, status: Status) -> Vec<ComponentDiff> {
     page.components
         .iter()
-        .map(|(k, c)| component(k, status, Some(c), Some(c)))
+        .map(|(k, c)| component(k, status, Some(c), None))
         .collect()
 }
 
@@ -346,14 +347,7 @@ fn pages(a: &AppModel, ha: &Hints, b: &AppModel, hb: &Hints) -> Vec<PageDiff> {
 
 fn query(name: &str, status: Status, a: Option<&Entity>, b: Option<&Entity>) -> QueryDiff {
     let shown = b.or(a).map(|e| &e.fields);
-    let empty = Entity::default();
-    let (changes, events) = match status {
-        Status::Changed => {
-            let (a, b) = (a.unwrap_or(&empty), b.unwrap_or(&empty));
-            (fields(&a.fields, &b.fields), events(&a.events, &b.events))
-        }
-        _ => (Vec::new(), Vec::new()),
-    };
+    let (changes, events) = entity_changes(a, b);
     QueryDiff {
         name: name.to_string(),
         kind: shown.map(|f| str_field(f, "kind")).unwrap_or_default(),
@@ -366,43 +360,18 @@ fn query(name: &str, status: Status, a: Option<&Entity>, b: Option<&Entity>) -> 
     }
 }
 
-fn queries(a: &AppModel, b: &AppModel) -> Vec<QueryDiff> {
-    let keys: BTreeSet<&String> = a.queries.keys().chain(b.queries.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| match (a.queries.get(k), b.queries.get(k)) {
-            (Some(x), Some(y)) if x == y => None,
-            (Some(x), Some(y)) => Some(query(k, Status::Changed, Some(x), Some(y))),
-            (None, Some(y)) => Some(query(k, Status::Added, None, Some(y))),
-            (Some(x), None) => Some(query(k, Status::Removed, Some(x), None)),
-            (None, None) => None,
-        })
-        .collect()
-}
-
 fn data_sources(a: &AppModel, b: &AppModel) -> Vec<DataSourceDiff> {
-    let keys: BTreeSet<&String> = a.data_sources.keys().chain(b.data_sources.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| {
-            let (x, y) = (a.data_sources.get(k), b.data_sources.get(k));
-            let status = match (x, y) {
-                (Some(x), Some(y)) if x == y => return None,
-                (Some(_), Some(_)) => Status::Changed,
-                (None, Some(_)) => Status::Added,
-                (Some(_), None) => Status::Removed,
-                (None, None) => return None,
-            };
-            let changes = match (x, y) {
+    each_difference(&a.data_sources, &b.data_sources, |k, status, x, y| {
+        DataSourceDiff {
+            name: k.to_string(),
+            kind: y.or(x).map(|f| str_field(f, "kind")).unwrap_or_default(),
+            status,
+            changes: match (x, y) {
                 (Some(x), Some(y)) => fields(x, y),
                 _ => Vec::new(),
-            };
-            Some(DataSourceDiff {
-                name: k.clone(),
-                kind: y.or(x).map(|f| str_field(f, "kind")).unwrap_or_default(),
-                status,
-                changes,
-            })
-        })
-        .collect()
+            },
+        }
+    })
 }
 
 pub(crate) fn compare(a: &AppModel, ha: &Hints, b: &AppModel, hb: &Hints) -> AppDiff {
@@ -414,7 +383,7 @@ pub(crate) fn compare(a: &AppModel, ha: &Hints, b: &AppModel, hb: &Hints) -> App
         },
         settings: fields(&a.settings, &b.settings),
         pages: pages(a, ha, b, hb),
-        queries: queries(a, b),
+        queries: each_difference(&a.queries, &b.queries, query),
         data_sources: data_sources(a, b),
         events: events(&a.events, &b.events),
     }
