@@ -573,7 +573,11 @@ fn add_events(app: &Value, editing: Option<&str>, reg: &Registry, model: &mut Ap
         };
         let place_key = match &place {
             Some(r) => r.shown(None),
-            None => format!("<{}>", reg.map_str(source, None).unwrap_or(source.into())),
+            // Its id is regenerated like any other: only the kind of source it names is stable.
+            None => format!(
+                "<{} not in the app>",
+                text(row, &["target"]).unwrap_or("source")
+            ),
         };
         let mut fields = row_fields(row, EVENT_KEYS, reg, page);
         if let Some(obj) = row.get("event").and_then(Value::as_object) {

@@ -688,6 +688,26 @@ fn data_sources_referenced_added_removed_and_changed() {
 }
 
 #[test]
+fn an_event_of_a_deleted_component_is_kept_apart_and_not_changed_by_new_ids() {
+    let a = fixture("orders-dashboard");
+    let mut b = a.clone();
+    app(&mut b)["components"]
+        .as_array_mut()
+        .expect("components")
+        .retain(|c| c["name"] != "refresh_button");
+    let d = checked_diff(&a, &b);
+    // Its handler stays in the bundle (ToolJet leaves it), under "other events".
+    assert_eq!(d.events.len(), 1, "{}", changed(&d));
+    assert_eq!(
+        (d.events[0].event.as_str(), d.events[0].status),
+        ("<component not in the app> onClick", Status::Added)
+    );
+    assert_eq!(d.events[0].action, "run-query list_orders");
+    assert!(d.text().contains("  other events\n    + event <component not in the app> onClick: run-query list_orders\n"), "{}", d.text());
+    assert!(checked_diff(&b, &reid(&b, 14)).is_empty());
+}
+
+#[test]
 fn the_summary_counts_like_the_issue_says() {
     let a = fixture("base64-encoder-decoder");
     let mut b = a.clone();
