@@ -92,12 +92,13 @@ pub fn scenario(runs: usize) -> Result<String, Fail> {
          | `diff::diff` of `{name}` ({} bytes, the largest fixture) against an edited copy with every id and timestamp regenerated: both normalised and compared | {} | < {} | {met} |\n\
          | `diff::same_app` of the same two (the export issue's \"is this a change?\") | {} | – | – |\n\
          | Rendering that diff: `summary()` + `text()` + `markdown()` | {} | – | – |\n\n\
-         The diff found: {}.\n",
+         The diff found: {}.\n\nMachine:\n\n{}",
         bytes.len(),
         d.show(),
         ms(GOAL),
         same.show(),
         render.show(),
         result.summary(),
+        crate::measure::machine(),
     ))
 }
