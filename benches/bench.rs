@@ -2,7 +2,7 @@
 //! See BENCHMARKS.md. Not part of `cargo test`: run it with
 //!
 //! ```text
-//! cargo bench --bench bench -- <one|many|thousand|cluster|all> [--runs N] [--write]
+//! cargo bench --bench bench -- <one|many|thousand|cluster|diff|all> [--runs N] [--write]
 //! ```
 //!
 //! It starts the ToolJet stand-in (in a child process, so its memory is not the engine's) and
@@ -14,6 +14,8 @@
 mod chart;
 #[path = "bench/cluster.rs"]
 mod cluster;
+#[path = "bench/diff.rs"]
+mod diff;
 #[path = "bench/measure.rs"]
 mod measure;
 #[path = "bench/scenarios.rs"]
@@ -29,11 +31,13 @@ use scenarios::Report;
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str =
-    "usage: cargo bench --bench bench -- <one|many|thousand|cluster|all> [--runs N] [--write]";
+    "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|all> [--runs N] [--write]";
 const START: &str = "<!-- bench:results:start -->";
 const END: &str = "<!-- bench:results:end -->";
 const CLUSTER_START: &str = "<!-- bench:cluster:start -->";
 const CLUSTER_END: &str = "<!-- bench:cluster:end -->";
+const DIFF_START: &str = "<!-- bench:diff:start -->";
+const DIFF_END: &str = "<!-- bench:diff:end -->";
 
 fn main() -> ExitCode {
     if std::env::var_os(world::CHILD_ENV).is_some() {
@@ -88,9 +92,9 @@ fn parse_args() -> Result<Args, Fail> {
     if args.runs == 0 {
         return Err("--runs must be at least 1 (medians need 5)".into());
     }
-    if args.write && args.scenario != "all" && args.scenario != "cluster" {
+    if args.write && !matches!(args.scenario.as_str(), "all" | "cluster" | "diff") {
         return Err(
-            "--write rewrites BENCHMARKS.md from a full run: use it with `all` (or `cluster`)"
+            "--write rewrites BENCHMARKS.md from a full run: use it with `all` (or `cluster`, `diff`)"
                 .into(),
         );
     }
@@ -104,6 +108,7 @@ fn run() -> Result<(), Fail> {
     let mut rep = Report::default();
     let started = std::time::Instant::now();
     let mut cluster_md = None;
+    let mut diff_md = None;
     rt.block_on(async {
         let all = args.scenario == "all";
         let mut known = false;
@@ -124,15 +129,26 @@ fn run() -> Result<(), Fail> {
             known = true;
             cluster_md = cluster::cluster(args.runs).await?;
         }
+        if all || args.scenario == "diff" {
+            known = true;
+            diff_md = Some(diff::scenario(args.runs)?);
+        }
         if !known {
             return Err(format!("unknown scenario {:?}\n{USAGE}", args.scenario).into());
         }
         Ok::<(), Fail>(())
     })?;
-    if args.scenario != "cluster" {
+    if !matches!(args.scenario.as_str(), "cluster" | "diff") {
         report_engine(&args, &rep, started.elapsed())?;
     }
+    if let Some(md) = &diff_md {
+        println!("{md}");
+        if args.write {
+            write_section(DIFF_START, DIFF_END, md)?;
+        }
+    }
     match &cluster_md {
+        _ if args.scenario == "diff" => {}
         Some(md) => {
             println!("{md}");
             if args.write {

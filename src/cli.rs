@@ -1,4 +1,4 @@
-//! The command line: `run`, `crds`, `sync`, `plan`.
+//! The command line: `run`, `crds`, `sync`, `plan`, `diff`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -87,6 +87,61 @@ pub enum Command {
         #[command(flatten)]
         input: ManifestInput,
     },
+    /// What changes inside an app between two commits: pages, components, queries, events,
+    /// data sources and settings, in ToolJet's terms.
+    ///
+    /// FROM and TO are branches, tags or full commit shas. Ids and timestamps that ToolJet
+    /// regenerates on every export are not changes. Exit code 0 (1 with --exit-code when the
+    /// app changed), 2 when the input is unusable (unknown ref, app not found, bad bundle).
+    Diff(DiffArgs),
+}
+
+/// The arguments of `diff`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["app", "path"])))]
+pub struct DiffArgs {
+    /// Repository URL (https://, ssh://, git://, file:// or user@host:path).
+    #[arg(long, value_name = "URL")]
+    pub repo: String,
+    /// The app by its name in ToolJet Git Sync's `.meta/meta.json`.
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    /// The app as an export bundle at this path in the repository.
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// The older commit: a branch, a tag or a full commit sha.
+    #[arg(value_name = "FROM")]
+    pub from: String,
+    /// The newer commit: a branch, a tag or a full commit sha.
+    #[arg(value_name = "TO")]
+    pub to: String,
+    /// Output: `text`, `json`, or `markdown` (a collapsible block for a pull-request comment).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = DiffFormat::Text)]
+    pub output: DiffFormat,
+    /// Exit with 1 when the app changed (as `git diff --exit-code`).
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Manifest files holding the Secret with the git credentials (as `sync -f` reads them).
+    #[arg(short = 'f', long = "file", value_name = "FILE", num_args = 1.., requires = "secret")]
+    pub files: Vec<PathBuf>,
+    /// Name of the Secret in the -f files with the git credentials (username+password, token, or
+    /// identity+known_hosts, as an AppImport's `source.secretRef`).
+    #[arg(long, value_name = "NAME", requires = "files")]
+    pub secret: Option<String>,
+    /// Directory for the shared git mirrors (kept between runs so later diffs fetch little).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// Output formats of `diff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiffFormat {
+    /// One change per line.
+    Text,
+    /// One JSON document.
+    Json,
+    /// Markdown with a collapsible `<details>` block, for a pull-request comment.
+    Markdown,
 }
 
 /// The inputs `sync` and `plan` share.
@@ -165,6 +220,46 @@ mod tests {
         assert!(install_crds);
         assert_eq!(namespace.as_deref(), Some("team-a"));
         assert_eq!(concurrency, 4);
+    }
+
+    #[test]
+    fn diff_takes_an_app_or_a_path_two_revisions_and_a_format() {
+        let cli = Cli::try_parse_from([
+            "tooljet-operator",
+            "diff",
+            "--repo",
+            "https://git.example/apps.git",
+            "--app",
+            "Orders",
+            "main",
+            "feature",
+            "-o",
+            "markdown",
+        ])
+        .expect("parses");
+        let Command::Diff(args) = cli.command else {
+            panic!("expected diff, got {:?}", cli.command);
+        };
+        assert_eq!(args.app.as_deref(), Some("Orders"));
+        assert_eq!((args.from.as_str(), args.to.as_str()), ("main", "feature"));
+        assert_eq!(args.output, DiffFormat::Markdown);
+        assert!(!args.exit_code && args.files.is_empty() && args.secret.is_none());
+        let base = ["tooljet-operator", "diff", "--repo", "r", "a", "b"];
+        // Exactly one of --app and --path.
+        assert!(Cli::try_parse_from(base).is_err());
+        let both = [&base[..], &["--app", "x", "--path", "y.json"]].concat();
+        assert!(Cli::try_parse_from(both).is_err());
+        // A Secret needs the files it is in, and files need the Secret's name.
+        let secret = [&base[..], &["--path", "y.json", "--secret", "git"]].concat();
+        assert!(Cli::try_parse_from(secret).is_err());
+        let files = [&base[..], &["--path", "y.json", "-f", "s.yaml"]].concat();
+        assert!(Cli::try_parse_from(files).is_err());
+        let ok = [
+            &base[..],
+            &["--path", "y.json", "-f", "s.yaml", "--secret", "git"],
+        ]
+        .concat();
+        assert!(Cli::try_parse_from(ok).is_ok());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! tooljet-operator: imports ToolJet apps from git into ToolJet instances, one environment at a time.
 pub mod api;
 pub mod controller;
+pub mod diff;
+pub mod diff_command;
 pub mod offline;
 pub mod process;
 pub mod source;

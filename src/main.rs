@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, LogFormat, ManifestInput, OutputFormat};
+use cli::{Cli, Command, DiffArgs, DiffFormat, LogFormat, ManifestInput, OutputFormat};
 use tooljet_operator::offline::{self, Manifests, StateFile};
 use tooljet_operator::source::{CacheConfig, SourceCache, default_cache_dir};
 use tooljet_operator::sync::Mode;
@@ -48,6 +48,62 @@ fn main() -> ExitCode {
         ),
         Command::Sync { input, cache_dir } => run_offline(input, cache_dir, Mode::Apply),
         Command::Plan { input } => run_offline(input, None, Mode::Plan),
+        Command::Diff(args) => run_diff(args),
+    }
+}
+
+/// `diff`: exit 0 (1 with --exit-code when the app changed), 2 when the input is unusable.
+fn run_diff(args: DiffArgs) -> ExitCode {
+    use tooljet_operator::diff_command;
+    use tooljet_operator::source::AppLocator;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let locator = match (args.app, args.path) {
+        (Some(name), _) => AppLocator::ByName(name),
+        (None, Some(path)) => AppLocator::Path(path),
+        // clap requires one of them.
+        (None, None) => return ExitCode::from(2),
+    };
+    let creds = match diff_command::credentials_from_files(&args.files, args.secret.as_deref()) {
+        Ok(c) => c,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let cache = SourceCache::new(CacheConfig {
+        dir: args.cache_dir.unwrap_or_else(default_cache_dir),
+        ..CacheConfig::default()
+    });
+    let report = runtime.block_on(diff_command::run(
+        &cache, &args.repo, &creds, &locator, &args.from, &args.to,
+    ));
+    let report = match report {
+        Ok(r) => r,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let printed = match args.output {
+        DiffFormat::Text => report.text(),
+        DiffFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
+        DiffFormat::Markdown => report.markdown(),
+    };
+    // A closed stdout (`| head`) is not a failure of the comparison.
+    let _ = std::io::stdout().lock().write_all(printed.as_bytes());
+    if args.exit_code && !report.diff.is_empty() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
 

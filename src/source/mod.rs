@@ -49,3 +49,4 @@ pub use credentials::{Credentials, TOKEN_USERNAME};
 pub use error::{Result, SourceError};
 pub use known_hosts::{HostKeyCheck, KnownHosts};
 pub use layout::{AppLocator, AppSource, CommitInfo, MAX_BUNDLE_BYTES};
+pub(crate) use remote::display_url;

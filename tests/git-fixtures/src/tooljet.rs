@@ -90,3 +90,60 @@ fn parse_meta(text: &str) -> Option<Vec<(String, String)>> {
     }
     Some(out)
 }
+
+/// What a ToolJet export does to a bundle when the app was imported somewhere else: every UUID
+/// replaced by a new one (the same new one wherever the old one occurs, inside strings too) and
+/// every ISO-8601 timestamp (`2024-06-24T06:55:09.754Z`) replaced. Different `salt`s give
+/// different ids. The content of the app is unchanged.
+pub fn rekeyed(bundle: &[u8], salt: u32) -> Vec<u8> {
+    const UUID: &[u8] = b"xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    const STAMP: &[u8] = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    let uuid_at = |w: &[u8]| {
+        w.len() == UUID.len()
+            && w.iter().zip(UUID).all(|(c, p)| {
+                if *p == b'-' {
+                    *c == b'-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            })
+    };
+    let stamp_at = |w: &[u8]| {
+        w.len() == STAMP.len()
+            && w.iter().zip(STAMP).all(|(c, p)| {
+                if *p == b'd' {
+                    c.is_ascii_digit()
+                } else {
+                    c == p
+                }
+            })
+    };
+    let mut fresh: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut out = Vec::with_capacity(bundle.len());
+    let mut i = 0;
+    while i < bundle.len() {
+        let rest = &bundle[i..];
+        if rest.len() >= UUID.len() && uuid_at(&rest[..UUID.len()]) {
+            let old = rest[..UUID.len()].to_vec();
+            let n = fresh.len() + 1;
+            let new = match fresh.iter().find(|(o, _)| *o == old) {
+                Some((_, new)) => new.clone(),
+                None => {
+                    let new = format!("{salt:08x}-{:04x}-4000-8000-{n:012x}", n % 0x10000);
+                    fresh.push((old, new.clone().into_bytes()));
+                    new.into_bytes()
+                }
+            };
+            out.extend_from_slice(&new);
+            i += UUID.len();
+        } else if rest.len() >= STAMP.len() && stamp_at(&rest[..STAMP.len()]) {
+            let day = salt % 28 + 1;
+            out.extend_from_slice(format!("2031-01-{day:02}T00:00:00.000Z").as_bytes());
+            i += STAMP.len();
+        } else {
+            out.push(bundle[i]);
+            i += 1;
+        }
+    }
+    out
+}
