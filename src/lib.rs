@@ -2,6 +2,8 @@
 pub mod api;
 pub mod controller;
 pub mod offline;
+#[cfg(test)]
+mod reason_tests;
 pub mod source;
 pub mod sync;
 pub mod tooljet;

@@ -19,14 +19,16 @@ use tracing::{debug, info, warn};
 use super::datasources::{self, bundle_query_count, versions_and_sources};
 use super::error::SyncError;
 use super::names::ImportKey;
-use super::outcome::{Action, Drift, Report, SyncOutcome};
+use super::outcome::{Action, SyncOutcome};
 use super::plan::{Decision, Facts, ObservedApp, Refusal, ReplaceReason, choose_target, decide};
+use super::request::SyncRequest;
+use super::state::SyncState;
 use super::verify;
 use crate::api::{
-    AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo, DataSourceAction,
-    DataSourceStatus, HistoryEntry, PendingApp, RefKind, ToolJetInstanceSpec,
+    AppImportSpec, AppLocation, AppStatus, CommitInfo, DataSourceAction, DataSourceStatus, Drift,
+    HistoryEntry, PendingApp, Reason, RefKind, Verdict,
 };
-use crate::source::{self, AppLocator, AppSource, Credentials, GitRef, SourceCache, SourceSpec};
+use crate::source::{self, AppLocator, AppSource, GitRef, SourceCache, SourceSpec};
 use crate::tooljet::{AppDetails, AppSummary, AppUpdate, Family, ToolJetClient, ToolJetError};
 
 /// Whether a run writes (`sync`) or only says what it would do (`plan`).
@@ -39,32 +41,16 @@ pub enum Mode {
 /// Saves the state between the steps of a run, so a crash never forgets an app it created.
 /// The controller patches status; the command line rewrites its state file.
 pub trait Checkpoint: Send + Sync {
-    fn save<'a>(&'a self, state: &'a AppImportStatus) -> BoxFuture<'a, Result<(), String>>;
+    fn save<'a>(&'a self, state: &'a SyncState) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// For callers that keep state only at the end of a run (and for `plan`).
 pub struct NoCheckpoint;
 
 impl Checkpoint for NoCheckpoint {
-    fn save<'a>(&'a self, _state: &'a AppImportStatus) -> BoxFuture<'a, Result<(), String>> {
+    fn save<'a>(&'a self, _state: &'a SyncState) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
-}
-
-/// One AppImport to sync, with everything resolved by the caller.
-pub struct SyncRequest<'a> {
-    pub key: &'a ImportKey,
-    pub spec: &'a AppImportSpec,
-    pub instance: &'a ToolJetInstanceSpec,
-    /// Changes whenever the spec changes (metadata.generation, or a hash of the spec).
-    pub generation: Option<i64>,
-    /// The `gitops.tooljet.dev/approve` annotation.
-    pub approve: Option<&'a str>,
-    /// The `gitops.tooljet.dev/force-pull` annotation.
-    pub force_pull: Option<&'a str>,
-    pub git_credentials: &'a Credentials,
-    /// What the last run left (status, or the state file).
-    pub state: AppImportStatus,
 }
 
 /// The sync engine. Cheap to share: one per process, over one git cache.
@@ -114,7 +100,7 @@ impl Engine {
         &self,
         key: &ImportKey,
         delete_app: bool,
-        state: &AppImportStatus,
+        state: &SyncState,
         tooljet: &ToolJetClient,
         mode: Mode,
     ) -> Result<Vec<Action>, SyncError> {
@@ -142,19 +128,13 @@ impl Engine {
     }
 }
 
-/// What a successful run reports on the Ready condition.
-struct Verdict {
-    reason: &'static str,
-    message: String,
-}
-
 struct Run<'r, 'a> {
     source: &'r SourceCache,
     req: &'r SyncRequest<'a>,
     tj: &'r ToolJetClient,
     mode: Mode,
     checkpoint: &'r dyn Checkpoint,
-    state: AppImportStatus,
+    state: SyncState,
     actions: Vec<Action>,
     /// The app read at the target commit, kept so a run reads it at most once.
     app: Option<Arc<AppSource>>,
@@ -180,7 +160,7 @@ impl Run<'_, '_> {
         let known = self.state.latest_commit.as_ref().map(|c| c.sha.clone());
         let resolved = self
             .source
-            .resolve(&source_spec, self.req.git_credentials, known.as_deref())
+            .resolve(&source_spec, &self.req.git_credentials, known.as_deref())
             .await?;
         self.force_pushed = resolved.force_pushed;
         let latest = commit_status(&resolved.commit);
@@ -298,10 +278,7 @@ impl Run<'_, '_> {
                         next.short_sha, next.sha
                     ));
                 }
-                Ok(Verdict {
-                    reason: "UpToDate",
-                    message,
-                })
+                Ok(Verdict::new(Reason::UpToDate, message))
             }
             Decision::Create { recreate } => {
                 if recreate {
@@ -315,13 +292,17 @@ impl Run<'_, '_> {
                 self.create(&source_spec, &locator, &wanted, &target.sha)
                     .await?;
                 self.correct_drift();
-                Ok(Verdict {
-                    reason: if recreate { "Recreated" } else { "Imported" },
-                    message: format!(
+                Ok(Verdict::new(
+                    if recreate {
+                        Reason::Recreated
+                    } else {
+                        Reason::Imported
+                    },
+                    format!(
                         "{} app {wanted:?} from commit {short}",
                         self.verb("imported", "would import")
                     ),
-                })
+                ))
             }
             Decision::Replace { old, why } => {
                 if why == ReplaceReason::DriftRestore {
@@ -342,28 +323,29 @@ impl Run<'_, '_> {
                     .await?;
                 self.correct_drift();
                 let (reason, what) = match why {
-                    ReplaceReason::NewCommit => ("Updated", "updated"),
-                    ReplaceReason::ForcePull => {
-                        ("ForcePulled", "overwrote the edits made in ToolJet of")
-                    }
-                    ReplaceReason::DriftRestore => ("DriftCorrected", "restored"),
-                    ReplaceReason::Adopt => ("Adopted", "took over"),
+                    ReplaceReason::NewCommit => (Reason::Updated, "updated"),
+                    ReplaceReason::ForcePull => (
+                        Reason::ForcePulled,
+                        "overwrote the edits made in ToolJet of",
+                    ),
+                    ReplaceReason::DriftRestore => (Reason::DriftCorrected, "restored"),
+                    ReplaceReason::Adopt => (Reason::Adopted, "took over"),
                 };
-                Ok(Verdict {
+                Ok(Verdict::new(
                     reason,
-                    message: format!("{what} app {wanted:?} from commit {short}"),
-                })
+                    format!("{what} app {wanted:?} from commit {short}"),
+                ))
             }
             Decision::Rename { app } => {
                 self.rename(&app, &wanted).await?;
-                Ok(Verdict {
-                    reason: "Renamed",
-                    message: format!(
+                Ok(Verdict::new(
+                    Reason::Renamed,
+                    format!(
                         "{} app {:?} to {wanted:?}",
                         self.verb("renamed", "would rename"),
                         app.name
                     ),
-                })
+                ))
             }
             Decision::Refuse(Refusal::NameConflict { holder }) => Err(SyncError::NameConflict {
                 name: holder.name,
@@ -378,43 +360,28 @@ impl Run<'_, '_> {
     }
 
     fn finish(mut self, result: Result<Verdict, SyncError>) -> SyncOutcome {
-        self.state.observed_generation = self.req.generation;
-        let report = match result {
+        let verdict = match result {
             Ok(verdict) => {
                 if self.mode == Mode::Apply {
-                    self.state.last_sync_time = Some(Time(Timestamp::now()));
+                    self.state.last_sync_time = Some(Timestamp::now());
                     self.state.last_applied_generation = self.req.generation;
                 }
-                Report {
-                    ready: true,
-                    reason: verdict.reason.to_owned(),
-                    message: verdict.message,
-                    stalled: false,
-                    retryable: false,
-                    drift: self.drift,
-                    update_available: self.update_available,
-                    force_pushed: self.force_pushed,
-                }
+                verdict
             }
             Err(e) => {
-                let retryable = e.is_retryable();
-                warn!(import = %self.req.key, reason = e.reason(), error = %e, "sync failed");
-                Report {
-                    ready: false,
-                    reason: e.reason().to_owned(),
-                    message: e.to_string(),
-                    stalled: !retryable,
-                    retryable,
-                    drift: self.drift,
-                    update_available: self.update_available,
-                    force_pushed: self.force_pushed,
-                }
+                warn!(import = %self.req.key, reason = %e.reason(), error = %e, "sync failed");
+                e.verdict()
             }
         };
         SyncOutcome {
             state: self.state,
             actions: self.actions,
-            report,
+            report: Verdict {
+                drift: self.drift,
+                update_available: self.update_available.map(Box::new),
+                force_pushed: self.force_pushed,
+                ..verdict
+            },
         }
     }
 
@@ -446,7 +413,7 @@ impl Run<'_, '_> {
     async fn app_changed(&self, spec: &SourceSpec, locator: &AppLocator, a: &str, b: &str) -> bool {
         match self
             .source
-            .app_changed_between(&spec.url, self.req.git_credentials, locator, a, b)
+            .app_changed_between(&spec.url, &self.req.git_credentials, locator, a, b)
             .await
         {
             Ok(changed) => changed,
@@ -470,7 +437,7 @@ impl Run<'_, '_> {
         }
         let app = Arc::new(
             self.source
-                .read_app(&spec.url, self.req.git_credentials, sha, locator)
+                .read_app(&spec.url, &self.req.git_credentials, sha, locator)
                 .await?,
         );
         self.app = Some(app.clone());
@@ -511,7 +478,7 @@ impl Run<'_, '_> {
     /// Finishes or cleans up what an interrupted run left: a pending app that already took the
     /// real name, an old app moved aside, temporary apps.
     async fn recover(&mut self) -> Result<(), SyncError> {
-        let key = self.req.key;
+        let key = &self.req.key;
         if let Some(pending) = self.state.pending_app.clone() {
             match self.tj.get_app(&pending.id).await {
                 Ok(details) if !key.owns_name(&details.name) => {

@@ -7,6 +7,9 @@
 //! - [`names`]: the names of temporary and moved-aside apps, by which leftovers are recognised.
 //! - [`verify`]: what an imported app must hold before a run reports success.
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
+//! - [`request`]: an AppImport, its instance and Secrets to a ToolJet client and a [`SyncRequest`]
+//!   (for the controller and the command line alike).
+//! - [`state`]: what the engine remembers between runs ([`SyncState`]).
 
 pub mod connect;
 mod datasources;
@@ -15,10 +18,14 @@ mod error;
 pub mod names;
 mod outcome;
 pub mod plan;
+pub mod request;
+mod state;
 mod verify;
 
 pub use connect::{Secrets, git_credentials, tooljet_config};
-pub use engine::{Checkpoint, Engine, Mode, NoCheckpoint, SyncRequest, commit_status};
+pub use engine::{Checkpoint, Engine, Mode, NoCheckpoint, commit_status};
 pub use error::SyncError;
 pub use names::ImportKey;
-pub use outcome::{Action, Drift, Report, SyncOutcome};
+pub use outcome::{Action, SyncOutcome};
+pub use request::{SyncRequest, sync_request, tooljet_client};
+pub use state::SyncState;
