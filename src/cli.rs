@@ -70,6 +70,9 @@ pub enum Command {
     ///
     /// Install them with: tooljet-operator crds | kubectl apply --server-side -f -
     Crds,
+    /// Print the reference of every condition and Event reason, with what it means (Markdown;
+    /// docs/reasons.md is this output).
+    Reasons,
     /// One-shot sync without a cluster: read manifests from files, sync, print the result.
     ///
     /// Reads AppImport, ToolJetInstance and Secret manifests (multi-document YAML; Secret `data`

@@ -5,6 +5,8 @@ pub mod diff;
 pub mod diff_command;
 pub mod offline;
 pub mod process;
+#[cfg(test)]
+mod reason_tests;
 pub mod source;
 pub mod sync;
 pub mod tooljet;

@@ -23,6 +23,7 @@ fn main() -> ExitCode {
 
     match cli.command {
         Command::Crds => print_crds(),
+        Command::Reasons => print_text(&tooljet_operator::api::reasons_markdown()),
         Command::Run {
             install_crds,
             namespace,
@@ -135,11 +136,15 @@ fn print_crds() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match std::io::stdout().lock().write_all(yaml.as_bytes()) {
+    print_text(&yaml)
+}
+
+fn print_text(text: &str) -> ExitCode {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
         Ok(()) => ExitCode::SUCCESS,
         // e.g. a closed pipe (`| head`): nothing useful left to do.
         Err(error) => {
-            tracing::error!(%error, "cannot write the CRDs to stdout");
+            tracing::error!(%error, "cannot write to stdout");
             ExitCode::FAILURE
         }
     }
@@ -227,11 +232,7 @@ fn run_offline(input: ManifestInput, cache_dir: Option<PathBuf>, mode: Mode) -> 
         };
         // A closed stdout (`| head`) must not turn a successful sync into a failure.
         let _ = std::io::stdout().lock().write_all(printed.as_bytes());
-        if results.iter().all(|r| r.report.ready) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
+        ExitCode::from(offline::exit_code(&results))
     });
     if mode == Mode::Plan {
         let _ = std::fs::remove_dir_all(&plan_dir);

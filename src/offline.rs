@@ -17,18 +17,15 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::{
-    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, AppImport, AppImportStatus, ToolJetInstance,
-    validate_against_crd,
+    AppImport, InstanceChoiceError, Reason, ToolJetInstance, Verdict, validate_against_crd,
 };
 use crate::source::SourceCache;
+use crate::sync::request::{DEFAULT_NAMESPACE, namespace_of};
 use crate::sync::{
-    Checkpoint, Engine, ImportKey, Mode, Report, Secrets, SyncOutcome, SyncRequest,
-    git_credentials, tooljet_config,
+    Checkpoint, Engine, Mode, Secrets, SyncOutcome, SyncState, sync_request, tooljet_client,
 };
 use crate::tooljet::ToolJetClient;
 
-/// Namespace of objects whose manifest names none (as `kubectl apply` would use).
-const DEFAULT_NAMESPACE: &str = "default";
 /// AppImports synced at once.
 const CONCURRENCY: usize = 4;
 
@@ -122,8 +119,8 @@ impl Manifests {
                             data.insert(k, v.into_bytes());
                         }
                         m.secrets
-                            .entry(namespace)
-                            .or_default()
+                            .entry(namespace.clone())
+                            .or_insert_with(|| Secrets::in_namespace(namespace))
                             .insert(secret.metadata.name.unwrap_or_default(), data);
                     }
                     _ => {}
@@ -135,23 +132,26 @@ impl Manifests {
 
     /// The instance an AppImport uses: `instanceRef`, or the one instance of its environment in
     /// its namespace. Cross-namespace use needs the instance's `allowedNamespaces`.
-    pub fn instance_for(&self, app: &AppImport) -> Result<&ToolJetInstance, String> {
+    pub fn instance_for(&self, app: &AppImport) -> Result<&ToolJetInstance, InstanceChoiceError> {
         let ns = namespace_of(app.metadata.namespace.as_deref());
         crate::api::select_instance(app, &ns, &self.instances, DEFAULT_NAMESPACE)
-            .map_err(|e| e.to_string())
+    }
+
+    /// The Secrets of a namespace (none when the files hold none there).
+    pub fn secrets_in(&self, namespace: &str) -> Secrets {
+        self.secrets
+            .get(namespace)
+            .cloned()
+            .unwrap_or_else(|| Secrets::in_namespace(namespace))
     }
 }
 
-fn namespace_of(ns: Option<&str>) -> String {
-    ns.filter(|n| !n.is_empty())
-        .unwrap_or(DEFAULT_NAMESPACE)
-        .to_owned()
-}
-
-/// The state file: AppImport statuses by `namespace/name`.
+/// The state file: the engine's state of each AppImport by `namespace/name`, in the JSON shape of
+/// an AppImport's status (files written before `SyncState` carried `observedGeneration` too, and
+/// still read).
 pub struct StateFile {
     path: Option<PathBuf>,
-    states: Mutex<BTreeMap<String, AppImportStatus>>,
+    states: Mutex<BTreeMap<String, SyncState>>,
 }
 
 impl StateFile {
@@ -176,17 +176,17 @@ impl StateFile {
         })
     }
 
-    pub fn get(&self, key: &str) -> AppImportStatus {
+    pub fn get(&self, key: &str) -> SyncState {
         self.lock().get(key).cloned().unwrap_or_default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, AppImportStatus>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SyncState>> {
         // A panic while holding the lock cannot leave the map half-written; keep using it.
         self.states.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records one AppImport's state and rewrites the file atomically (write, fsync, rename).
-    pub fn put(&self, key: &str, state: &AppImportStatus) -> Result<(), String> {
+    pub fn put(&self, key: &str, state: &SyncState) -> Result<(), String> {
         let text = {
             let mut states = self.lock();
             states.insert(key.to_owned(), state.clone());
@@ -214,7 +214,7 @@ struct FileCheckpoint<'a> {
 }
 
 impl Checkpoint for FileCheckpoint<'_> {
-    fn save<'a>(&'a self, state: &'a AppImportStatus) -> BoxFuture<'a, Result<(), String>> {
+    fn save<'a>(&'a self, state: &'a SyncState) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move { self.file.put(&self.key, state) })
     }
 }
@@ -224,7 +224,7 @@ impl Checkpoint for FileCheckpoint<'_> {
 #[serde(rename_all = "camelCase")]
 pub struct ImportResult {
     pub name: String,
-    pub report: Report,
+    pub report: Verdict,
     pub actions: Vec<crate::sync::Action>,
     /// The ToolJet server talked to, e.g. `ToolJet 2.27.1 (2.x routes)`, when its version is known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -254,52 +254,43 @@ pub async fn run(
     Ok(results)
 }
 
-/// What one AppImport needs besides the engine: its instance's client and its secrets.
+/// What one AppImport needs besides the engine: its instance, the instance's client, and the
+/// Secrets of its own namespace.
 struct Prepared<'m> {
     instance: &'m ToolJetInstance,
     client: Arc<ToolJetClient>,
-    secrets: Option<&'m Secrets>,
+    secrets: Secrets,
 }
 
 fn prepare<'m>(
     manifests: &'m Manifests,
     app: &AppImport,
     clients: &mut BTreeMap<String, Arc<ToolJetClient>>,
-) -> Result<Prepared<'m>, Box<Report>> {
+) -> Result<Prepared<'m>, Box<Verdict>> {
     let instance = manifests
         .instance_for(app)
-        .map_err(|m| Box::new(failure("InstanceNotFound", m)))?;
+        .map_err(|e| Box::new(e.verdict()))?;
     let inst_ns = namespace_of(instance.metadata.namespace.as_deref());
     let inst_key = format!("{inst_ns}/{}", instance.name_any());
     let client = match clients.get(&inst_key) {
         Some(c) => c.clone(),
         None => {
-            let empty = Secrets::new();
-            let secrets = manifests.secrets.get(&inst_ns).unwrap_or(&empty);
-            let config = tooljet_config(&instance.spec, secrets)
-                .map_err(|e| Box::new(failure(e.reason(), e.to_string())))?;
-            let client = Arc::new(
-                ToolJetClient::new(config)
-                    .map_err(|e| Box::new(failure("ToolJetConfigInvalid", e.to_string())))?,
-            );
+            let client = Arc::new(tooljet_client(instance, &manifests.secrets_in(&inst_ns))?);
             clients.insert(inst_key, client.clone());
             client
         }
     };
-    let secrets = manifests
-        .secrets
-        .get(&namespace_of(app.metadata.namespace.as_deref()));
     Ok(Prepared {
         instance,
         client,
-        secrets,
+        secrets: manifests.secrets_in(&namespace_of(app.metadata.namespace.as_deref())),
     })
 }
 
 async fn sync_one(
     engine: &Engine,
     app: &AppImport,
-    prepared: Result<Prepared<'_>, Box<Report>>,
+    prepared: Result<Prepared<'_>, Box<Verdict>>,
     state: &StateFile,
     mode: Mode,
 ) -> ImportResult {
@@ -316,36 +307,26 @@ async fn sync_one(
             };
         }
     };
-    let empty = Secrets::new();
-    let secrets = prepared.secrets.unwrap_or(&empty);
-    let creds = match git_credentials(
-        app.spec.source.secret_ref.as_ref().map(|r| r.name.as_str()),
-        secrets,
+    let request = match sync_request(
+        app,
+        prepared.instance,
+        &prepared.secrets,
+        Some(spec_generation(app)),
+        state.get(&name),
     ) {
-        Ok(c) => c,
-        Err(e) => {
+        Ok(request) => request,
+        Err(report) => {
             return ImportResult {
                 name,
-                report: failure(e.reason(), e.to_string()),
+                report,
                 actions: Vec::new(),
                 server: server_of(&prepared.client),
             };
         }
     };
-    let key = ImportKey::new(ns, app.name_any());
-    let annotations = app.annotations();
     let outcome: SyncOutcome = engine
         .sync(
-            SyncRequest {
-                key: &key,
-                spec: &app.spec,
-                instance: &prepared.instance.spec,
-                generation: Some(spec_generation(app)),
-                approve: annotations.get(ANNOTATION_APPROVE).map(String::as_str),
-                force_pull: annotations.get(ANNOTATION_FORCE_PULL).map(String::as_str),
-                git_credentials: &creds,
-                state: state.get(&name),
-            },
+            request,
             &prepared.client,
             mode,
             &FileCheckpoint {
@@ -358,8 +339,8 @@ async fn sync_one(
     if mode == Mode::Apply
         && let Err(e) = state.put(&name, &outcome.state)
     {
-        report = failure(
-            "StateNotSaved",
+        report = Verdict::new(
+            Reason::StateNotSaved,
             format!("could not save the state file: {e}"),
         );
     }
@@ -390,28 +371,28 @@ fn spec_generation(app: &AppImport) -> i64 {
     i64::from_be_bytes(first) & i64::MAX
 }
 
-fn failure(reason: &str, message: String) -> Report {
-    Report {
-        ready: false,
-        reason: reason.to_owned(),
-        message,
-        stalled: true,
-        retryable: false,
-        drift: None,
-        update_available: None,
-        force_pushed: false,
+/// The exit code of `sync` / `plan`: 0 when every AppImport is ready, 1 when one is not (retrying
+/// or stalled alike: a pipeline step has no later). Unusable input (exit 2) never gets this far.
+pub fn exit_code(results: &[ImportResult]) -> u8 {
+    if results.iter().all(|r| r.report.ready()) {
+        0
+    } else {
+        1
     }
+}
+
+/// The first line `summary` prints for a verdict: whether it is ready, the reason, the message.
+pub fn verdict_line(name: &str, report: &Verdict) -> String {
+    let verdict = if report.ready() { "ready" } else { "NOT READY" };
+    format!("{name}: {verdict} ({}): {}", report.reason, report.message)
 }
 
 /// A short human summary: one line per AppImport, then its steps.
 pub fn summary(results: &[ImportResult], mode: Mode) -> String {
     let mut out = String::new();
     for r in results {
-        let verdict = if r.report.ready { "ready" } else { "NOT READY" };
-        out.push_str(&format!(
-            "{}: {verdict} ({}): {}\n",
-            r.name, r.report.reason, r.report.message
-        ));
+        out.push_str(&verdict_line(&r.name, &r.report));
+        out.push('\n');
         if let Some(server) = &r.server {
             out.push_str(&format!("  server: {server}\n"));
         }
@@ -430,4 +411,64 @@ pub fn summary(results: &[ImportResult], mode: Mode) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state file written before the engine had its own state type (an AppImport status per
+    /// key, with `observedGeneration`) still reads, and is rewritten in the same shape.
+    #[test]
+    fn a_state_file_of_the_status_shape_still_reads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let old = serde_json::json!({"team/sales": {
+            "observedGeneration": 42,
+            "app": {"id": "a1", "name": "Sales", "slug": "sales", "updatedAt": "t1",
+                    "versionId": "v1", "editFingerprint": "f"},
+            "lastAppliedCommit": {"sha": "1111111111111111111111111111111111111111",
+                "shortSha": "1111111", "message": "m", "author": "dev <d@x>",
+                "date": "2026-01-02T03:04:05Z"},
+            "lastAppliedGeneration": 42,
+            "lastAppliedHash": "h",
+            "lastSyncTime": "2026-01-02T03:04:06Z",
+            "history": [{"sha": "1111111111111111111111111111111111111111",
+                         "appliedAt": "2026-01-02T03:04:06Z"}],
+            "dataSources": [{"name": "db", "kind": "postgresql", "id": "d1", "action": "Linked"}]
+        }});
+        std::fs::write(&path, old.to_string()).expect("write");
+        let file = StateFile::open(Some(&path)).expect("old file opens");
+        let state = file.get("team/sales");
+        assert_eq!(state.app.as_ref().map(|a| a.id.as_str()), Some("a1"));
+        assert_eq!(state.last_applied_generation, Some(42));
+        assert_eq!(state.last_applied_hash.as_deref(), Some("h"));
+        assert_eq!(
+            state.last_sync_time.map(|t| t.as_second()),
+            Some(1_767_323_046)
+        );
+        assert_eq!(state.history.len(), 1);
+        assert_eq!(state.data_sources.len(), 1);
+        file.put("team/sales", &state).expect("rewrite");
+        let again: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        for key in [
+            "app",
+            "lastAppliedCommit",
+            "lastAppliedGeneration",
+            "lastAppliedHash",
+            "lastSyncTime",
+            "history",
+            "dataSources",
+        ] {
+            assert!(!again["team/sales"][key].is_null(), "{key}");
+        }
+        assert_eq!(again["team/sales"]["app"], old["team/sales"]["app"]);
+        assert_eq!(
+            StateFile::open(Some(&path))
+                .expect("reopens")
+                .get("team/sales"),
+            state
+        );
+    }
 }

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::CREDIT_CARD;
 use serde_json::json;
-use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec};
+use tooljet_operator::api::{AppImportSpec, ToolJetInstanceSpec};
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
+use tooljet_operator::sync::SyncState;
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
 use tooljet_standin::StandIn;
@@ -232,14 +233,14 @@ async fn every_bad_input_is_refused_with_its_reason_and_nothing_written() {
             engine
                 .sync(
                     SyncRequest {
-                        key: &key,
+                        key: key.clone(),
                         spec: &spec,
                         instance: &instance,
                         generation: Some(1),
                         approve: None,
                         force_pull: None,
-                        git_credentials: &Credentials::Anonymous,
-                        state: AppImportStatus::default(),
+                        git_credentials: Credentials::Anonymous,
+                        state: SyncState::default(),
                     },
                     &client,
                     Mode::Apply,
@@ -270,10 +271,14 @@ async fn every_bad_input_is_refused_with_its_reason_and_nothing_written() {
             case.name, case.what, r.reason, r.message
         );
         eprintln!("{line}");
-        if r.ready || r.reason != case.reason {
+        if r.ready() || r.reason != case.reason {
             failures.push(format!(
                 "{}: expected not ready with {}, got ready={} {} ({})",
-                case.name, case.reason, r.ready, r.reason, r.message
+                case.name,
+                case.reason,
+                r.ready(),
+                r.reason,
+                r.message
             ));
         }
         if !accepted_writes.is_empty() || !standin.apps().is_empty() {

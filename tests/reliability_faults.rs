@@ -13,8 +13,9 @@ use std::time::Duration;
 use git_fixtures::{HttpGitServer, TestRepo};
 use reliability_common::{APP, EMAIL, PASSWORD, assert_converged, push_version, start_standin};
 use serde_json::json;
-use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec};
+use tooljet_operator::api::{AppImportSpec, ToolJetInstanceSpec};
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
+use tooljet_operator::sync::SyncState;
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
 use tooljet_standin::flavoured;
@@ -33,7 +34,7 @@ struct Rig {
     client: ToolJetClient,
     instance: ToolJetInstanceSpec,
     key: ImportKey,
-    state: AppImportStatus,
+    state: SyncState,
     url: String,
     creds: Credentials,
     editable: bool,
@@ -80,7 +81,7 @@ impl Rig {
             client,
             instance,
             key: ImportKey::new("team-a", "credit-card"),
-            state: AppImportStatus::default(),
+            state: SyncState::default(),
             url,
             creds: Credentials::Anonymous,
             editable: false,
@@ -102,13 +103,13 @@ impl Rig {
             .engine
             .sync(
                 SyncRequest {
-                    key: &self.key,
+                    key: self.key.clone(),
                     spec: &spec,
                     instance: &self.instance,
                     generation: Some(1),
                     approve: None,
                     force_pull: None,
-                    git_credentials: &self.creds,
+                    git_credentials: self.creds.clone(),
                     state: self.state.clone(),
                 },
                 &self.client,
@@ -124,7 +125,7 @@ impl Rig {
     async fn converge(&mut self, slug: Option<&str>, version: &str) -> String {
         self.standin.faults().reset();
         let out = self.sync().await;
-        assert!(out.report.ready, "recovery run: {:?}", out.report);
+        assert!(out.report.ready(), "recovery run: {:?}", out.report);
         let app = assert_converged(&self.standin, slug, &[version]);
         let recorded = self.state.app.as_ref().expect("state names the app");
         assert_eq!(recorded.id, app.id, "the state is true to ToolJet");
@@ -351,13 +352,13 @@ fn assert_table_is_every_call(standin: &StandIn, table: &[Call], what: &str) {
 /// The failed run must say what failed, and never leave two apps under the name; a failed update
 /// leaves exactly one (`keeps_app`): the users keep an app while the next run is awaited.
 fn check_failed_run(standin: &StandIn, out: &SyncOutcome, what: &str, keeps_app: bool) {
-    assert!(!out.report.ready, "{what}: the fault went unnoticed");
+    assert!(!out.report.ready(), "{what}: the fault went unnoticed");
     assert_eq!(
         out.report.reason, "ToolJetUnavailable",
         "{what}: {:?}",
         out.report
     );
-    assert!(out.report.retryable, "{what}");
+    assert!(out.report.retryable(), "{what}");
     let under_name = standin.apps().iter().filter(|a| a.name == APP).count();
     let leftovers = standin
         .apps()
@@ -450,11 +451,11 @@ flavoured!(
             push_version(&r.repo, "v2");
             inject(&r.standin, fault, "PUT", "/api/apps/*", release + n);
             let failed = r.sync().await;
-            assert!(!failed.report.ready, "{step} {fault:?}");
+            assert!(!failed.report.ready(), "{step} {fault:?}");
             r.standin.faults().reset();
             let out = r.sync().await;
             assert!(
-                out.report.ready,
+                out.report.ready(),
                 "{step} {fault:?}: the recovery run refused: {:?}",
                 out.report
             );
@@ -491,7 +492,7 @@ flavoured!(
             release + 2,
         );
         let failed = r.sync().await;
-        assert!(!failed.report.ready);
+        assert!(!failed.report.ready());
         let aside: Vec<_> = r
             .standin
             .apps()
@@ -502,7 +503,7 @@ flavoured!(
         r.standin.faults().reset();
         let out = r.sync().await;
         assert!(
-            out.report.ready,
+            out.report.ready(),
             "the recovery run refused: {:?}",
             out.report
         );
@@ -536,8 +537,8 @@ flavoured!(
             r.standin.faults().fail_route("PUT", release, 503);
             for attempt in 0..3 {
                 let out = r.sync().await;
-                assert!(!out.report.ready, "attempt {attempt}: {:?}", out.report);
-                assert!(out.report.retryable, "attempt {attempt}");
+                assert!(!out.report.ready(), "attempt {attempt}: {:?}", out.report);
+                assert!(out.report.retryable(), "attempt {attempt}");
                 let apps = r.standin.apps();
                 assert!(
                     !apps.iter().any(|a| a.name.starts_with("tjop-")),
@@ -568,7 +569,7 @@ flavoured!(
         let writes = r.standin.write_count();
         let out = r.sync().await;
         assert!(
-            !out.report.ready && out.report.retryable,
+            !out.report.ready() && out.report.retryable(),
             "{:?}",
             out.report
         );
@@ -593,9 +594,9 @@ flavoured!(
         let writes = r.standin.write_count();
         let out = r.sync().await;
         std::fs::rename(&away, &served).expect("bring it back");
-        assert!(!out.report.ready, "{:?}", out.report);
+        assert!(!out.report.ready(), "{:?}", out.report);
         assert_eq!(out.report.reason, "GitUnavailable", "{:?}", out.report);
-        assert!(out.report.retryable, "{:?}", out.report);
+        assert!(out.report.retryable(), "{:?}", out.report);
         assert_eq!(r.standin.write_count(), writes, "nothing written");
         assert_converged(&r.standin, Some(&slug), &["v1"]);
         r.converge(Some(&slug), "v2").await;
@@ -616,7 +617,7 @@ flavoured!(
             password: "old-password-17".into(),
         };
         let out = r.sync().await;
-        assert!(!out.report.ready, "{:?}", out.report);
+        assert!(!out.report.ready(), "{:?}", out.report);
         assert_eq!(
             out.report.reason, "GitAuthenticationFailed",
             "{:?}",
@@ -644,7 +645,7 @@ flavoured!(
         r.converge(Some(&slug), "v2").await;
         r.repo.reset_hard("HEAD~1");
         let out = r.sync().await;
-        assert!(out.report.ready, "{:?}", out.report);
+        assert!(out.report.ready(), "{:?}", out.report);
         assert!(out.report.force_pushed, "{:?}", out.report);
         assert_converged(&r.standin, Some(&slug), &["v1"]);
     }

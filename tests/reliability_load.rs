@@ -16,8 +16,9 @@ use futures::StreamExt;
 use git_fixtures::TestRepo;
 use reliability_common::{APP, push_version};
 use serde_json::json;
-use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec};
+use tooljet_operator::api::{AppImportSpec, ToolJetInstanceSpec};
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
+use tooljet_operator::sync::SyncState;
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
 use tooljet_standin::StandIn;
@@ -31,7 +32,7 @@ const CONCURRENCY: usize = 16;
 struct Import {
     key: ImportKey,
     spec: AppImportSpec,
-    state: AppImportStatus,
+    state: SyncState,
 }
 
 fn name_of(i: usize) -> String {
@@ -82,7 +83,7 @@ impl Load {
                     "source": {"url": repo.file_url(), "ref": {"branch": "master"}, "app": APP},
                 }))
                 .expect("spec"),
-                state: AppImportStatus::default(),
+                state: SyncState::default(),
             })
             .collect();
         Load {
@@ -115,13 +116,13 @@ impl Load {
                         let out = engine
                             .sync(
                                 SyncRequest {
-                                    key: &key,
+                                    key: key.clone(),
                                     spec: &spec,
                                     instance: &instance,
                                     generation: Some(1),
                                     approve: None,
                                     force_pull: None,
-                                    git_credentials: &Credentials::Anonymous,
+                                    git_credentials: Credentials::Anonymous,
                                     state,
                                 },
                                 &client,
@@ -139,9 +140,9 @@ impl Load {
                 .await;
             pending.clear();
             for (i, out) in results {
-                if !out.report.ready {
+                if !out.report.ready() {
                     assert!(
-                        out.report.retryable,
+                        out.report.retryable(),
                         "{phase}: {} stalled: {:?}",
                         name_of(i),
                         out.report

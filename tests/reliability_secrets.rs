@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use git_fixtures::{HttpGitServer, SshGitServer, TestRepo};
 use reliability_common::{APP, Pipeline, push_version};
 use serde_json::json;
-use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec};
+use tooljet_operator::api::{AppImportSpec, ToolJetInstanceSpec};
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
+use tooljet_operator::sync::SyncState;
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
 use tooljet_standin::StandIn;
@@ -310,7 +311,7 @@ impl EngineRig {
         url: &str,
         creds: &Credentials,
         tj_password: &str,
-        state: AppImportStatus,
+        state: SyncState,
     ) -> SyncOutcome {
         let spec: AppImportSpec = serde_json::from_value(json!({
             "environment": "staging",
@@ -321,13 +322,13 @@ impl EngineRig {
         self.engine
             .sync(
                 SyncRequest {
-                    key: &ImportKey::new("team-a", "credit-card"),
+                    key: ImportKey::new("team-a", "credit-card"),
                     spec: &spec,
                     instance: &self.instance,
                     generation: Some(1),
                     approve: None,
                     force_pull: None,
-                    git_credentials: creds,
+                    git_credentials: creds.clone(),
                     state,
                 },
                 &self.client(tj_password),
@@ -360,17 +361,17 @@ async fn engine_reports_state_and_trace_logs_hold_no_secret() {
             &url,
             &basic(GIT_PASSWORD),
             TJ_PASSWORD,
-            AppImportStatus::default(),
+            SyncState::default(),
         )
         .await;
-    assert!(first.report.ready, "{:?}", first.report);
+    assert!(first.report.ready(), "{:?}", first.report);
     texts.push(("http import".into(), outcome_text(&first)));
     push_version(&repo, "v2");
     rig.standin.expire_sessions();
     let update = rig
         .sync(&url, &basic(GIT_PASSWORD), TJ_PASSWORD, first.state.clone())
         .await;
-    assert!(update.report.ready, "{:?}", update.report);
+    assert!(update.report.ready(), "{:?}", update.report);
     texts.push(("http update, session expired".into(), outcome_text(&update)));
     push_version(&repo, "v3");
     let bad_git = rig
@@ -435,20 +436,20 @@ async fn engine_reports_state_and_trace_logs_hold_no_secret() {
             &ssh_url,
             &ssh_creds(PASSPHRASE),
             TJ_PASSWORD,
-            AppImportStatus::default(),
+            SyncState::default(),
         )
         .await;
-    assert!(ssh_ok.report.ready, "{:?}", ssh_ok.report);
+    assert!(ssh_ok.report.ready(), "{:?}", ssh_ok.report);
     texts.push(("ssh import".into(), outcome_text(&ssh_ok)));
     let ssh_bad = ssh_rig
         .sync(
             &ssh_url,
             &ssh_creds(WRONG_PASSPHRASE),
             TJ_PASSWORD,
-            AppImportStatus::default(),
+            SyncState::default(),
         )
         .await;
-    assert!(!ssh_bad.report.ready, "{:?}", ssh_bad.report);
+    assert!(!ssh_bad.report.ready(), "{:?}", ssh_bad.report);
     texts.push(("ssh wrong passphrase".into(), outcome_text(&ssh_bad)));
     texts.push((
         "Debug of the credentials".into(),

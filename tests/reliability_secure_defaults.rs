@@ -14,9 +14,10 @@ use git_fixtures::{SshGitServer, TestRepo};
 use http::StatusCode;
 use kube::runtime::events::{Recorder, Reporter};
 use serde_json::json;
-use tooljet_operator::api::{AppImport, AppImportSpec, AppImportStatus, ToolJetInstance};
+use tooljet_operator::api::{AppImport, AppImportSpec, ToolJetInstance};
 use tooljet_operator::controller::app_import::{Context, reconcile};
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
+use tooljet_operator::sync::SyncState;
 use tooljet_operator::sync::{
     Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest, tooljet_config,
 };
@@ -78,14 +79,14 @@ async fn sync(
     engine
         .sync(
             SyncRequest {
-                key: &ImportKey::new("team", "a"),
+                key: ImportKey::new("team", "a"),
                 spec: &spec,
                 instance,
                 generation: Some(1),
                 approve: None,
                 force_pull: None,
-                git_credentials: creds,
-                state: AppImportStatus::default(),
+                git_credentials: creds.clone(),
+                state: SyncState::default(),
             },
             client,
             Mode::Apply,
@@ -115,14 +116,14 @@ async fn tls_is_verified_by_default() {
         &Credentials::Anonymous,
     )
     .await;
-    assert!(!out.report.ready, "{:?}", out.report);
+    assert!(!out.report.ready(), "{:?}", out.report);
     assert_eq!(
         out.report.reason, "ToolJetConfigInvalid",
         "{:?}",
         out.report
     );
     assert!(
-        !out.report.retryable,
+        !out.report.retryable(),
         "a certificate problem is not retried blindly"
     );
     assert!(standin.apps().is_empty());
@@ -156,7 +157,7 @@ async fn ssh_host_key_is_verified_by_default() {
         &creds,
     )
     .await;
-    assert!(!out.report.ready, "{:?}", out.report);
+    assert!(!out.report.ready(), "{:?}", out.report);
     assert_eq!(out.report.reason, "GitHostKeyRejected", "{:?}", out.report);
     assert!(
         out.report.message.contains("known_hosts"),

@@ -4,10 +4,9 @@
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::{BASE64, CODE_EXPLAINER, CREDIT_CARD, ORDERS_DASHBOARD, ORDERS_REPORT};
 use serde_json::json;
-use tooljet_operator::api::{
-    AppImportSpec, AppImportStatus, DataSourceAction, ToolJetInstanceSpec,
-};
+use tooljet_operator::api::{AppImportSpec, DataSourceAction, ToolJetInstanceSpec};
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
+use tooljet_operator::sync::SyncState;
 use tooljet_operator::sync::{
     Action, Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest,
 };
@@ -32,7 +31,7 @@ struct World {
     client: ToolJetClient,
     instance: ToolJetInstanceSpec,
     key: ImportKey,
-    state: AppImportStatus,
+    state: SyncState,
     generation: i64,
 }
 
@@ -92,7 +91,7 @@ impl World {
             client,
             instance,
             key: ImportKey::new("team-a", "credit-card"),
-            state: AppImportStatus::default(),
+            state: SyncState::default(),
             generation: 1,
         }
     }
@@ -121,13 +120,13 @@ impl World {
             .engine
             .sync(
                 SyncRequest {
-                    key: &self.key,
+                    key: self.key.clone(),
                     spec,
                     instance: &self.instance,
                     generation: Some(self.generation),
                     approve,
                     force_pull,
-                    git_credentials: &Credentials::Anonymous,
+                    git_credentials: Credentials::Anonymous,
                     state: self.state.clone(),
                 },
                 &self.client,
@@ -188,7 +187,7 @@ fn merge(base: &mut serde_json::Value, extra: serde_json::Value) {
 
 fn assert_ready(outcome: &SyncOutcome, reason: &str) {
     assert!(
-        outcome.report.ready && outcome.report.reason == reason,
+        outcome.report.ready() && outcome.report.reason == reason,
         "expected Ready with {reason}, got {:?}",
         outcome.report
     );
@@ -196,7 +195,7 @@ fn assert_ready(outcome: &SyncOutcome, reason: &str) {
 
 fn assert_refused(outcome: &SyncOutcome, reason: &str) {
     assert!(
-        !outcome.report.ready && outcome.report.reason == reason,
+        !outcome.report.ready() && outcome.report.reason == reason,
         "expected a refusal with {reason}, got {:?}",
         outcome.report
     );
@@ -337,7 +336,7 @@ flavoured!(
         w.instance.allow_editable_apps = Some(false);
         let out = w.sync(&w.spec(json!({"editable": true}))).await;
         assert_refused(&out, "EditableNotAllowed");
-        assert!(out.report.stalled);
+        assert!(out.report.stalled());
         assert_eq!(w.standin.write_count(), 0);
     }
 );
@@ -453,7 +452,7 @@ flavoured!(plan_says_what_sync_would_do_and_writes_nothing, flavour, {
     let mut w = World::new(flavour).await;
     let spec = w.spec(json!({}));
     let out = w.sync_with(&spec, None, None, Mode::Plan).await;
-    assert!(out.report.ready, "{:?}", out.report);
+    assert!(out.report.ready(), "{:?}", out.report);
     assert!(!out.actions.is_empty());
     assert!(
         out.actions[0].to_string().starts_with("import the app"),
@@ -516,10 +515,10 @@ flavoured!(
                 "{label}: {:?}",
                 w.standin.apps()
             );
-            assert!(!failed.report.ready, "{label}: the fault went unnoticed");
-            assert!(failed.report.retryable, "{label}: {:?}", failed.report);
+            assert!(!failed.report.ready(), "{label}: the fault went unnoticed");
+            assert!(failed.report.retryable(), "{label}: {:?}", failed.report);
             let out = w.sync(&spec).await;
-            assert!(out.report.ready, "{label}: {:?}", out.report);
+            assert!(out.report.ready(), "{label}: {:?}", out.report);
             let app = w.the_app(APP);
             assert_eq!(app.slug, slug, "{label}");
             assert_eq!(app.definition["icon"], json!("v2"), "{label}");
@@ -548,14 +547,14 @@ flavoured!(
             .faults()
             .fail_nth("PUT", "/api/apps/*", release + 3, 503);
         let failed = w.sync(&spec).await;
-        assert!(!failed.report.ready);
+        assert!(!failed.report.ready());
         w.standin.faults().reset();
         // Left behind: the old app under the aside name, the new one pending under its temporary name.
         let names: Vec<String> = w.standin.apps().into_iter().map(|a| a.name).collect();
         assert!(names.contains(&w.key.aside_name()), "{names:?}");
         assert!(w.state.pending_app.is_some());
         let out = w.sync(&spec).await;
-        assert!(out.report.ready, "{:?}", out.report);
+        assert!(out.report.ready(), "{:?}", out.report);
         let after = w.the_app(APP);
         assert_eq!(after.slug, before.slug);
         assert_eq!(after.definition["icon"], json!("v2"));
@@ -588,7 +587,7 @@ flavoured!(
             .faults()
             .fail_nth("POST", "/api/v2/resources/import", 1, 503);
         let failed = w.sync(&other_app).await;
-        assert!(!failed.report.ready, "{:?}", failed.report);
+        assert!(!failed.report.ready(), "{:?}", failed.report);
         w.standin.faults().reset();
         let out = w.sync(&other_app).await;
         assert_ready(&out, "Updated");
@@ -685,7 +684,7 @@ flavoured!(
         let mut refused = 0;
         for (stem, bytes) in &fixtures {
             w.key = ImportKey::new("team-a", stem);
-            w.state = AppImportStatus::default();
+            w.state = SyncState::default();
             let name = format!("Fidelity {stem}")
                 .chars()
                 .take(50)
@@ -749,7 +748,7 @@ flavoured!(
             "{}",
             out.report.message
         );
-        assert!(!out.report.retryable);
+        assert!(!out.report.retryable());
         assert_eq!(w.standin.write_count(), 0);
         assert!(w.standin.apps().is_empty());
     }
@@ -797,7 +796,7 @@ flavoured!(
                 assert!(message.contains(part), "{mode:?}: {part:?} in {message}");
             }
             assert!(
-                out.report.stalled && !out.report.retryable,
+                out.report.stalled() && !out.report.retryable(),
                 "{:?}",
                 out.report
             );
@@ -838,7 +837,7 @@ flavoured!(an_invalid_bundle_is_refused_before_any_write, flavour, {
         "{}",
         out.report.message
     );
-    assert!(!out.report.retryable);
+    assert!(!out.report.retryable());
     assert_eq!(w.standin.write_count(), 0);
     assert!(w.standin.apps().is_empty());
 });
@@ -1117,7 +1116,7 @@ impl World {
     async fn sync_as(
         &mut self,
         key: &ImportKey,
-        state: &mut AppImportStatus,
+        state: &mut SyncState,
         spec: &AppImportSpec,
     ) -> SyncOutcome {
         let own_key = std::mem::replace(&mut self.key, key.clone());
@@ -1195,7 +1194,7 @@ impl World {
     }
 }
 
-fn recorded(state: &AppImportStatus) -> Vec<(String, String, DataSourceAction)> {
+fn recorded(state: &SyncState) -> Vec<(String, String, DataSourceAction)> {
     state
         .data_sources
         .iter()
@@ -1212,7 +1211,7 @@ flavoured!(
     {
         let mut w = World::orders(flavour).await;
         let report_key = ImportKey::new("team-a", "orders-report");
-        let mut report_state = AppImportStatus::default();
+        let mut report_state = SyncState::default();
         let dash = w.spec_of(DASH);
         let report = w.spec_of(REPORT);
 
@@ -1276,7 +1275,7 @@ flavoured!(
     {
         let mut w = World::orders(flavour).await;
         let report_key = ImportKey::new("team-a", "orders-report");
-        let mut report_state = AppImportStatus::default();
+        let mut report_state = SyncState::default();
         let dash = w.spec_of(DASH);
         assert_ready(&w.sync(&dash).await, "Imported");
         assert_ready(
@@ -1374,7 +1373,7 @@ flavoured!(
             .import_app(&legacy, "Legacy E")
             .await
             .expect("import by hand");
-        let state = AppImportStatus {
+        let state = SyncState {
             app: Some(tooljet_operator::api::AppStatus {
                 id: d.id.clone(),
                 name: d.name.clone(),
@@ -1383,7 +1382,7 @@ flavoured!(
                 version_id: None,
                 edit_fingerprint: None,
             }),
-            ..AppImportStatus::default()
+            ..SyncState::default()
         };
         w.engine
             .release(
@@ -1445,7 +1444,7 @@ flavoured!(
                 let label = format!("{flavour}: {method} {pattern} #{nth} drop={drop}");
                 let mut w = World::orders(flavour).await;
                 let report_key = ImportKey::new("team-a", "orders-report");
-                let mut report_state = AppImportStatus::default();
+                let mut report_state = SyncState::default();
                 let dash = w.spec_of(DASH);
                 assert_ready(&w.sync(&dash).await, "Imported");
                 assert_ready(
@@ -1470,9 +1469,10 @@ flavoured!(
                 w.assert_all_queries(REPORT, ORDERS_REPORT.1, &label);
                 let out = w.sync(&dash).await;
                 assert!(
-                    out.report.ready,
+                    out.report.ready(),
                     "{label}: {:?} then {:?}",
-                    first.report, out.report
+                    first.report,
+                    out.report
                 );
                 assert_eq!(w.the_app(DASH).definition["icon"], json!("v2"), "{label}");
                 w.the_app(REPORT);
@@ -1499,7 +1499,7 @@ flavoured!(
         let dash = w.spec_of(DASH);
         let failed = w.sync(&dash).await;
         assert!(
-            !failed.report.ready && failed.report.retryable,
+            !failed.report.ready() && failed.report.retryable(),
             "{:?}",
             failed.report
         );
@@ -1526,7 +1526,7 @@ flavoured!(
 struct CrashAt {
     n: usize,
     count: std::sync::atomic::AtomicUsize,
-    saved: std::sync::Mutex<Option<AppImportStatus>>,
+    saved: std::sync::Mutex<Option<SyncState>>,
 }
 
 impl CrashAt {
@@ -1542,7 +1542,7 @@ impl CrashAt {
 impl tooljet_operator::sync::Checkpoint for CrashAt {
     fn save<'a>(
         &'a self,
-        state: &'a AppImportStatus,
+        state: &'a SyncState,
     ) -> futures::future::BoxFuture<'a, Result<(), String>> {
         let i = self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let result = if i >= self.n {
@@ -1566,7 +1566,7 @@ flavoured!(
             let label = format!("{flavour}: crash at save #{step}");
             let mut w = World::orders(flavour).await;
             let report_key = ImportKey::new("team-a", "orders-report");
-            let mut report_state = AppImportStatus::default();
+            let mut report_state = SyncState::default();
             let dash = w.spec_of(DASH);
             assert_ready(&w.sync(&dash).await, "Imported");
             assert_ready(
@@ -1581,13 +1581,13 @@ flavoured!(
                 .engine
                 .sync(
                     SyncRequest {
-                        key: &w.key,
+                        key: w.key.clone(),
                         spec: &dash,
                         instance: &w.instance,
                         generation: Some(w.generation),
                         approve: None,
                         force_pull: None,
-                        git_credentials: &Credentials::Anonymous,
+                        git_credentials: Credentials::Anonymous,
                         state: w.state.clone(),
                     },
                     &w.client,
@@ -1596,7 +1596,7 @@ flavoured!(
                 )
                 .await;
             let saves = crash.count.load(std::sync::atomic::Ordering::SeqCst);
-            if out.report.ready {
+            if out.report.ready() {
                 // No save left to crash at: every step was covered.
                 assert!(step > 2, "{label}: an update saves state several times");
                 break;
@@ -1610,7 +1610,7 @@ flavoured!(
             w.assert_all_queries(REPORT, ORDERS_REPORT.1, &label);
             let next = w.sync(&dash).await;
             assert!(
-                next.report.ready,
+                next.report.ready(),
                 "{label} ({saves} saves): {:?}",
                 next.report
             );
@@ -1627,7 +1627,7 @@ flavoured!(
 flavoured!(plan_names_the_data_sources_it_would_create, flavour, {
     let mut w = World::orders(flavour).await;
     let out = w.sync_with(&w.spec_of(DASH), None, None, Mode::Plan).await;
-    assert!(out.report.ready, "{:?}", out.report);
+    assert!(out.report.ready(), "{:?}", out.report);
     let creates: Vec<String> = out
         .actions
         .iter()
@@ -1657,7 +1657,7 @@ async fn first_import_check_fails(flavour: Flavour, damage: ImportDamage, reason
     let out = w.sync(&spec).await;
     assert_refused(&out, reason);
     assert!(
-        out.report.retryable && !out.report.stalled,
+        out.report.retryable() && !out.report.stalled(),
         "{:?}",
         out.report
     );
@@ -1728,7 +1728,7 @@ async fn update_check_fails(w: &mut World, reason: &str) -> String {
     let spec = w.spec(json!({}));
     let out = w.sync(&spec).await;
     assert_refused(&out, reason);
-    assert!(out.report.retryable, "{:?}", out.report);
+    assert!(out.report.retryable(), "{:?}", out.report);
     let app = w.the_app(APP);
     assert_eq!(
         app.definition["icon"],
@@ -1797,7 +1797,7 @@ flavoured!(
         w.standin.ignore_next_rename_to(APP);
         let out = w.sync(&spec).await;
         assert_refused(&out, "ImportIncomplete");
-        assert!(out.report.retryable, "{:?}", out.report);
+        assert!(out.report.retryable(), "{:?}", out.report);
         assert!(w.standin.apps().is_empty(), "{:?}", w.standin.apps());
         assert_ready(&w.sync(&spec).await, "Imported");
         w.the_app(APP);

@@ -11,8 +11,9 @@ use futures::StreamExt;
 use git_fixtures::tooljet::{BASE64, CODE_EXPLAINER, CREDIT_CARD};
 use git_fixtures::{GitDaemon, TestRepo};
 use serde_json::json;
-use tooljet_operator::api::{AppImportSpec, AppImportStatus, ToolJetInstanceSpec};
+use tooljet_operator::api::{AppImportSpec, ToolJetInstanceSpec};
 use tooljet_operator::source::{CacheConfig, Credentials, MirrorStats, SourceCache};
+use tooljet_operator::sync::SyncState;
 use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncRequest};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
 
@@ -206,7 +207,7 @@ fn bundle(i: usize, version: &str) -> Result<Vec<u8>, Fail> {
 pub struct Import {
     pub key: ImportKey,
     pub spec: AppImportSpec,
-    pub state: AppImportStatus,
+    pub state: SyncState,
 }
 
 impl Import {
@@ -225,7 +226,7 @@ impl Import {
                 "source": {"url": url, "ref": {"branch": "master"}, "app": git_app},
                 "appName": app_name,
             }))?,
-            state: AppImportStatus::default(),
+            state: SyncState::default(),
         })
     }
 }
@@ -277,13 +278,13 @@ impl Fleet {
                 let out = engine
                     .sync(
                         SyncRequest {
-                            key: &imp.key,
+                            key: imp.key.clone(),
                             spec: &imp.spec,
                             instance,
                             generation: Some(1),
                             approve: None,
                             force_pull: None,
-                            git_credentials: &Credentials::Anonymous,
+                            git_credentials: Credentials::Anonymous,
                             state: imp.state.clone(),
                         },
                         client,
@@ -303,7 +304,7 @@ impl Fleet {
             reasons: Vec::with_capacity(results.len()),
         };
         for (i, out, took) in results {
-            if !out.report.ready {
+            if !out.report.ready() {
                 return Err(format!(
                     "sync of {} failed: {}: {}",
                     self.imports[i].key, out.report.reason, out.report.message
@@ -312,7 +313,7 @@ impl Fleet {
             }
             self.imports[i].state = out.state;
             pass.calls.push(took);
-            pass.reasons.push(out.report.reason);
+            pass.reasons.push(out.report.reason.to_string());
         }
         Ok(pass)
     }

@@ -456,12 +456,6 @@ pub struct AppImportStatus {
 }
 
 impl AppImportStatus {
-    /// Records an applied commit at the front of `history`, keeping the newest [`HISTORY_LIMIT`].
-    pub fn push_history(&mut self, entry: HistoryEntry) {
-        self.history.insert(0, entry);
-        self.history.truncate(HISTORY_LIMIT);
-    }
-
     /// The condition of this type, if present.
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_)
@@ -634,20 +628,6 @@ mod tests {
             .expect_err("bad")
             .to_string();
         assert!(err.contains("`soon`"), "{err}");
-    }
-
-    #[test]
-    fn history_keeps_the_newest_ten() {
-        let mut status = AppImportStatus::default();
-        for i in 0..12 {
-            status.push_history(HistoryEntry {
-                sha: format!("{i:040}"),
-                applied_at: Time(jiff::Timestamp::UNIX_EPOCH),
-            });
-        }
-        assert_eq!(status.history.len(), HISTORY_LIMIT);
-        assert_eq!(status.history[0].sha, format!("{:040}", 11));
-        assert_eq!(status.history[9].sha, format!("{:040}", 2));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use kube::ResourceExt;
 
-use super::{AppImport, ToolJetInstance};
+use super::{AppImport, Reason, ToolJetInstance, Verdict};
 
 /// Why no instance could be chosen; each message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,15 +47,20 @@ pub enum InstanceChoiceError {
 }
 
 impl InstanceChoiceError {
-    /// CamelCase reason for the Ready condition.
-    pub fn reason(&self) -> &'static str {
+    /// The reason for the Ready condition.
+    pub fn reason(&self) -> Reason {
         match self {
             InstanceChoiceError::RefNotFound { .. }
-            | InstanceChoiceError::NoneForEnvironment { .. } => "InstanceNotFound",
-            InstanceChoiceError::NamespaceNotAllowed { .. } => "NamespaceNotAllowed",
-            InstanceChoiceError::EnvironmentMismatch { .. } => "EnvironmentMismatch",
-            InstanceChoiceError::Several { .. } => "SeveralInstances",
+            | InstanceChoiceError::NoneForEnvironment { .. } => Reason::InstanceNotFound,
+            InstanceChoiceError::NamespaceNotAllowed { .. } => Reason::NamespaceNotAllowed,
+            InstanceChoiceError::EnvironmentMismatch { .. } => Reason::EnvironmentMismatch,
+            InstanceChoiceError::Several { .. } => Reason::SeveralInstances,
         }
+    }
+
+    /// The verdict an AppImport gets when no instance can be chosen.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::new(self.reason(), self.to_string())
     }
 }
 

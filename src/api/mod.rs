@@ -8,6 +8,7 @@ mod matching;
 mod shared;
 #[cfg(test)]
 mod validation_tests;
+mod verdict;
 
 pub use app_import::{
     AppImport, AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo,
@@ -32,6 +33,7 @@ pub use shared::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, Environment,
     FINALIZER, GROUP, SecretKeyRef, SecretRef, VERSION,
 };
+pub use verdict::{Consequence, DetailReason, Drift, Reason, Verdict, reasons_markdown};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -49,14 +51,15 @@ pub mod condition {
     /// AppImport with `editable: false`: the app was edited in ToolJet and is being restored.
     pub const DRIFTED: &str = "Drifted";
 
-    /// Reasons named by the API (others are chosen by the layers that set them).
+    /// Reasons named by the API; every reason is in [`super::Reason`].
     pub mod reason {
+        use super::super::Reason;
         /// Editable app edited in ToolJet while a newer commit arrived: nothing written.
-        pub const LOCAL_CHANGES: &str = "LocalChanges";
+        pub const LOCAL_CHANGES: &str = Reason::LocalChanges.as_str();
         /// Editable import into an instance with `allowEditableApps: false`.
-        pub const EDITABLE_NOT_ALLOWED: &str = "EditableNotAllowed";
+        pub const EDITABLE_NOT_ALLOWED: &str = Reason::EditableNotAllowed.as_str();
         /// An app of that name exists that this AppImport did not import.
-        pub const NAME_CONFLICT: &str = "NameConflict";
+        pub const NAME_CONFLICT: &str = Reason::NameConflict.as_str();
     }
 }
 

@@ -12,6 +12,8 @@
 //!   `gitops.tooljet.dev/skip-finalizer-cleanup: "true"` on the AppImport: the finalizer is released
 //!   without touching ToolJet (same Event).
 
+mod status;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +21,6 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -30,15 +31,17 @@ use tracing::{info, warn};
 
 use super::ControllerError;
 use super::caches::Cache;
-use super::conditions::{self, preflight_report};
-use super::resolve::{CACHE_WAIT, ClientCache, Refusal, not_listed, read_secrets, select_instance};
+use super::conditions;
+use super::resolve::{CACHE_WAIT, ClientCache, not_listed, read_secrets, select_instance};
+use crate::api::condition::READY;
 use crate::api::{
-    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, AppImport,
-    AppImportStatus, DeletionPolicy, FINALIZER, ToolJetInstance,
+    ANNOTATION_RECONCILE_REQUESTED_AT, AppImport, AppImportStatus, Consequence, DeletionPolicy,
+    DetailReason, FINALIZER, Reason, ToolJetInstance, Verdict,
 };
 use crate::process::metrics::{Metrics, ReconcileResult};
+use crate::sync::request::import_secret_names;
 use crate::sync::{
-    self, Checkpoint, Engine, ImportKey, Mode, Report, SyncOutcome, SyncRequest, git_credentials,
+    self, Checkpoint, Engine, ImportKey, Mode, SyncOutcome, SyncState, sync_request,
 };
 
 /// Field manager of every server-side apply the operator makes.
@@ -159,14 +162,12 @@ pub fn error_policy(obj: Arc<AppImport>, error: &ControllerError, ctx: Arc<Conte
     Action::requeue(delay)
 }
 
-/// How a report counts in `tooljet_operator_reconciles_total`.
-fn verdict_of(report: &Report) -> ReconcileResult {
-    if report.ready {
-        ReconcileResult::Success
-    } else if report.retryable && !report.stalled {
-        ReconcileResult::Error
-    } else {
-        ReconcileResult::Refused
+/// How a verdict counts in `tooljet_operator_reconciles_total`.
+pub fn verdict_of(report: &Verdict) -> ReconcileResult {
+    match report.consequence() {
+        Consequence::Ready => ReconcileResult::Success,
+        Consequence::Retrying => ReconcileResult::Error,
+        Consequence::Stalled => ReconcileResult::Refused,
     }
 }
 
@@ -176,7 +177,7 @@ fn is_managed(status: &AppImportStatus) -> bool {
         && status
             .conditions
             .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+            .any(|c| c.type_ == READY && c.status == "True")
 }
 
 async fn apply(
@@ -191,10 +192,10 @@ async fn apply(
         Ok(d) => d,
         Err(e) => {
             // The CRD rejects such intervals; an old object may still carry one.
-            let report = preflight_report("InvalidSpec", e.to_string(), false);
+            let report = Verdict::new(Reason::InvalidSpec, e.to_string());
             set_verdict(verdict_of(&report));
             ctx.metrics.set_managed(&key, false);
-            write_status(api, obj, obj.status.clone().unwrap_or_default(), &report).await?;
+            write_status(api, obj, None, &report).await?;
             return Ok(Action::await_change());
         }
     };
@@ -223,33 +224,27 @@ async fn apply(
     }
     let outcome = match run_engine(obj, ctx, api).await {
         Ok(outcome) => outcome,
-        Err(refusal) => {
-            let report = preflight_report(refusal.reason, &refusal.message, refusal.retryable);
+        Err(report) => {
             set_verdict(verdict_of(&report));
             ctx.metrics.set_managed(&key, false);
-            write_status(api, obj, previous, &report).await?;
-            publish(
-                ctx,
-                obj,
-                EventType::Warning,
-                &report.reason,
-                &report.message,
-            )
-            .await;
+            write_status(api, obj, None, &report).await?;
+            for (type_, reason, note) in events_for(previous.app.is_some(), None, &report) {
+                publish(ctx, obj, type_, reason, note).await;
+            }
             return Ok(requeue(ctx, &key, &report, interval));
         }
     };
     set_verdict(verdict_of(&outcome.report));
     ctx.metrics
-        .set_managed(&key, outcome.report.ready && outcome.state.app.is_some());
-    write_status(api, obj, outcome.state.clone(), &outcome.report).await?;
+        .set_managed(&key, outcome.report.ready() && outcome.state.app.is_some());
+    write_status(api, obj, Some(&outcome.state), &outcome.report).await?;
     publish_outcome(ctx, obj, &previous, &outcome).await;
     Ok(requeue(ctx, &key, &outcome.report, interval))
 }
 
 /// Success and Stalled wait `interval`; only retryable failures back off.
-fn requeue(ctx: &Context, key: &str, report: &Report, interval: Duration) -> Action {
-    if !report.ready && report.retryable && !report.stalled {
+fn requeue(ctx: &Context, key: &str, report: &Verdict, interval: Duration) -> Action {
+    if report.retryable() {
         Action::requeue(ctx.backoff.next(key))
     } else {
         ctx.backoff.reset(key);
@@ -261,42 +256,24 @@ async fn run_engine(
     obj: &AppImport,
     ctx: &Context,
     api: &Api<AppImport>,
-) -> Result<SyncOutcome, Refusal> {
+) -> Result<SyncOutcome, Verdict> {
     let ns = obj.namespace().unwrap_or_default();
     let instance = resolve_instance(obj, ctx).await?;
     let tooljet = ctx.clients.client_for(&ctx.secrets, &instance).await?;
-    let git_secret: Vec<String> = obj
-        .spec
-        .source
-        .secret_ref
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
     // Git credentials only from the AppImport's own namespace (tenancy).
-    let (secrets, _) = read_secrets(&ctx.secrets, &ns, &git_secret).await?;
-    let creds =
-        git_credentials(git_secret.first().map(String::as_str), &secrets).map_err(|e| Refusal {
-            reason: e.reason(),
-            message: e.to_string(),
-            retryable: false,
-        })?;
-    let key = ImportKey::new(ns, obj.name_any());
-    let state = obj.status.clone().unwrap_or_default();
+    let (secrets, _) = read_secrets(&ctx.secrets, &ns, &import_secret_names(obj)).await?;
+    let previous = obj.status.clone().unwrap_or_default();
+    let request = sync_request(
+        obj,
+        &instance,
+        &secrets,
+        obj.meta().generation,
+        status::state_of(&previous),
+    )?;
     let checkpoint = StatusCheckpoint {
         api: api.clone(),
         obj,
-        conditions: state.conditions.clone(),
-    };
-    let annotations = obj.annotations();
-    let request = SyncRequest {
-        key: &key,
-        spec: &obj.spec,
-        instance: &instance.spec,
-        generation: obj.meta().generation,
-        approve: annotations.get(ANNOTATION_APPROVE).map(String::as_str),
-        force_pull: annotations.get(ANNOTATION_FORCE_PULL).map(String::as_str),
-        git_credentials: &creds,
-        state,
+        previous,
     };
     Ok(ctx
         .engine
@@ -304,7 +281,7 @@ async fn run_engine(
         .await)
 }
 
-async fn resolve_instance(obj: &AppImport, ctx: &Context) -> Result<Arc<ToolJetInstance>, Refusal> {
+async fn resolve_instance(obj: &AppImport, ctx: &Context) -> Result<Arc<ToolJetInstance>, Verdict> {
     // Before the first list completes the store is empty: waiting avoids a false InstanceNotFound.
     let all = ctx
         .instances
@@ -315,19 +292,19 @@ async fn resolve_instance(obj: &AppImport, ctx: &Context) -> Result<Arc<ToolJetI
     select_instance(obj, &ns, &all).cloned()
 }
 
-/// Saves the engine's state mid-run, so a crash never forgets an app it created. The conditions
-/// of the last full write are sent again: server-side apply would drop fields the manager omits.
+/// Saves the engine's state mid-run, so a crash never forgets an app it created. The rest of the
+/// last full write (conditions, observedGeneration) is sent again: server-side apply would drop
+/// fields the manager omits.
 struct StatusCheckpoint<'a> {
     api: Api<AppImport>,
     obj: &'a AppImport,
-    conditions: Vec<Condition>,
+    previous: AppImportStatus,
 }
 
 impl Checkpoint for StatusCheckpoint<'_> {
-    fn save<'a>(&'a self, state: &'a AppImportStatus) -> BoxFuture<'a, Result<(), String>> {
+    fn save<'a>(&'a self, state: &'a SyncState) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let mut status = state.clone();
-            status.conditions = self.conditions.clone();
+            let status = status::with_state(self.previous.clone(), state);
             patch_status(&self.api, self.obj, &status)
                 .await
                 .map_err(|e| e.to_string())
@@ -335,24 +312,21 @@ impl Checkpoint for StatusCheckpoint<'_> {
     }
 }
 
-/// Writes `state` with the conditions computed from `report`.
+/// Writes the status after a run: the engine's `state` (when it ran) and the verdict's conditions.
 async fn write_status(
     api: &Api<AppImport>,
     obj: &AppImport,
-    mut status: AppImportStatus,
-    report: &Report,
+    state: Option<&SyncState>,
+    report: &Verdict,
 ) -> Result<(), ControllerError> {
-    let previous = obj
-        .status
-        .as_ref()
-        .map(|s| s.conditions.clone())
-        .unwrap_or_default();
-    status.conditions =
-        conditions::from_report(&previous, report, obj.meta().generation, Timestamp::now());
-    // Every verdict, refusals before the engine included, describes this generation (kstatus).
-    // The engine's own memory of what it applied is `lastAppliedGeneration`.
-    status.observed_generation = obj.meta().generation;
-    status.last_handled_reconcile_at = requested_at(obj).or(status.last_handled_reconcile_at);
+    let status = status::after_run(
+        &obj.status.clone().unwrap_or_default(),
+        state,
+        report,
+        obj.meta().generation,
+        requested_at(obj),
+        Timestamp::now(),
+    );
     patch_status(api, obj, &status).await
 }
 
@@ -411,8 +385,47 @@ fn event_note(note: &str) -> String {
     note[..end].to_owned()
 }
 
-/// Events for what a sync did: Imported / Updated on a new app version, DriftCorrected,
-/// and a Warning with the condition reason (LocalChanges, NameConflict, ...) on failure.
+/// Events for what a sync did: Imported / Updated on a new app version, DriftCorrected, and a
+/// Warning with the verdict's reason (LocalChanges, NameConflict, ...) on every failure. Pure:
+/// `had_app` is whether the status named an app before the run, `outcome` the engine's when it ran.
+pub fn events_for<'a>(
+    had_app: bool,
+    outcome: Option<&'a SyncOutcome>,
+    report: &'a Verdict,
+) -> Vec<(EventType, &'static str, &'a str)> {
+    let mut events = Vec::new();
+    let imported = outcome.is_some_and(|o| {
+        o.actions
+            .iter()
+            .any(|a| matches!(a, sync::Action::Import { .. }))
+    });
+    if imported && report.ready() {
+        let reason = if had_app {
+            Reason::Updated
+        } else {
+            Reason::Imported
+        };
+        events.push((EventType::Normal, reason.as_str(), report.message.as_str()));
+    }
+    if let Some(drift) = &report.drift
+        && drift.corrected
+    {
+        events.push((
+            EventType::Normal,
+            DetailReason::DriftCorrected.as_str(),
+            drift.message.as_str(),
+        ));
+    }
+    if !report.ready() {
+        events.push((
+            EventType::Warning,
+            report.reason.as_str(),
+            report.message.as_str(),
+        ));
+    }
+    events
+}
+
 async fn publish_outcome(
     ctx: &Context,
     obj: &AppImport,
@@ -420,41 +433,14 @@ async fn publish_outcome(
     outcome: &SyncOutcome,
 ) {
     let report = &outcome.report;
-    let imported = outcome
-        .actions
-        .iter()
-        .any(|a| matches!(a, sync::Action::Import { .. }));
-    if imported && report.ready {
-        let reason = if previous.app.is_some() {
-            "Updated"
-        } else {
-            "Imported"
-        };
-        info!(appimport = %object_key(obj), reason, "app written to ToolJet");
-        publish(ctx, obj, EventType::Normal, reason, &report.message).await;
-    }
-    if let Some(drift) = &report.drift
-        && drift.corrected
-    {
+    if report.drift.as_ref().is_some_and(|d| d.corrected) {
         ctx.metrics.drift_corrected();
-        publish(
-            ctx,
-            obj,
-            EventType::Normal,
-            "DriftCorrected",
-            &drift.message,
-        )
-        .await;
     }
-    if !report.ready {
-        publish(
-            ctx,
-            obj,
-            EventType::Warning,
-            &report.reason,
-            &report.message,
-        )
-        .await;
+    for (type_, reason, note) in events_for(previous.app.is_some(), Some(outcome), report) {
+        if type_ == EventType::Normal && reason != DetailReason::DriftCorrected.as_str() {
+            info!(appimport = %object_key(obj), reason, "app written to ToolJet");
+        }
+        publish(ctx, obj, type_, reason, note).await;
     }
 }
 
@@ -477,36 +463,57 @@ async fn cleanup_inner(obj: &AppImport, ctx: &Context) -> Result<Action, Control
         let note = format!(
             "annotation {ANNOTATION_SKIP_CLEANUP} is \"true\": deletionPolicy not applied, apps left in ToolJet"
         );
-        publish(ctx, obj, EventType::Warning, "CleanupSkipped", &note).await;
+        publish(
+            ctx,
+            obj,
+            EventType::Warning,
+            DetailReason::CleanupSkipped.as_str(),
+            &note,
+        )
+        .await;
         return Ok(Action::await_change());
     }
     let instance = match resolve_instance(obj, ctx).await {
         Ok(i) => i,
-        Err(r) if !r.retryable => {
+        Err(r) if !r.retryable() => {
             // No instance any more: nothing can ever reach that ToolJet through this AppImport.
             let note = format!(
                 "{}; deletionPolicy not applied, apps left in ToolJet",
                 r.message
             );
-            publish(ctx, obj, EventType::Warning, "CleanupSkipped", &note).await;
+            publish(
+                ctx,
+                obj,
+                EventType::Warning,
+                DetailReason::CleanupSkipped.as_str(),
+                &note,
+            )
+            .await;
             return Ok(Action::await_change());
         }
         Err(r) => return Err(ControllerError::Cleanup(r.message)),
     };
     let tooljet = match ctx.clients.client_for(&ctx.secrets, &instance).await {
         Ok(c) => c,
-        Err(r) if r.reason == "SecretNotFound" => {
+        Err(r) if r.reason == Reason::SecretNotFound => {
             let note = format!(
                 "{}; deletionPolicy not applied, apps left in ToolJet",
                 r.message
             );
-            publish(ctx, obj, EventType::Warning, "CleanupSkipped", &note).await;
+            publish(
+                ctx,
+                obj,
+                EventType::Warning,
+                DetailReason::CleanupSkipped.as_str(),
+                &note,
+            )
+            .await;
             return Ok(Action::await_change());
         }
         Err(r) => return Err(ControllerError::Cleanup(r.message)),
     };
     let key = ImportKey::new(obj.namespace().unwrap_or_default(), obj.name_any());
-    let state = obj.status.clone().unwrap_or_default();
+    let state = status::state_of(&obj.status.clone().unwrap_or_default());
     let delete_app = obj.spec.deletion_policy == DeletionPolicy::Delete;
     match ctx
         .engine
@@ -521,7 +528,14 @@ async fn cleanup_inner(obj: &AppImport, ctx: &Context) -> Result<Action, Control
             let message = format!(
                 "{e}; the AppImport stays until this succeeds. If ToolJet is gone for good, set the annotation {ANNOTATION_SKIP_CLEANUP}: \"true\""
             );
-            publish(ctx, obj, EventType::Warning, "CleanupFailed", &message).await;
+            publish(
+                ctx,
+                obj,
+                EventType::Warning,
+                DetailReason::CleanupFailed.as_str(),
+                &message,
+            )
+            .await;
             Err(ControllerError::Cleanup(message))
         }
     }

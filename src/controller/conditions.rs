@@ -9,40 +9,24 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::condition::{DRIFTED, READY, RECONCILING, STALLED, UPDATE_AVAILABLE};
-use crate::sync::Report;
+use crate::api::{Consequence, DetailReason, Verdict};
 
 /// Reason of the Ready condition while `spec.suspend` is true.
-pub const REASON_SUSPENDED: &str = "Suspended";
+pub const REASON_SUSPENDED: &str = DetailReason::Suspended.as_str();
 /// Reason of Reconciling while a failure is retried with backoff.
-pub const REASON_RETRYING: &str = "Retrying";
+pub const REASON_RETRYING: &str = DetailReason::Retrying.as_str();
 /// Reason of the Drifted condition on the run that restored the git version.
-pub const REASON_DRIFT_CORRECTED: &str = "DriftCorrected";
+pub const REASON_DRIFT_CORRECTED: &str = DetailReason::DriftCorrected.as_str();
 /// Reason of the Drifted condition while an edit lasts.
-pub const REASON_DRIFT_DETECTED: &str = "DriftDetected";
+pub const REASON_DRIFT_DETECTED: &str = DetailReason::DriftDetected.as_str();
 /// Reason of UpdateAvailable with `updatePolicy: Manual`.
-pub const REASON_AWAITING_APPROVAL: &str = "AwaitingApproval";
+pub const REASON_AWAITING_APPROVAL: &str = DetailReason::AwaitingApproval.as_str();
 
-/// A failure found before the engine ran (instance, tenancy, Secrets), as a [`Report`] so that
-/// the same condition code handles both.
-pub fn preflight_report(reason: &str, message: impl Into<String>, retryable: bool) -> Report {
-    Report {
-        ready: false,
-        reason: reason.to_owned(),
-        message: message.into(),
-        // Retrying cannot fix it; the user (or another object) must change.
-        stalled: !retryable,
-        retryable,
-        drift: None,
-        update_available: None,
-        force_pushed: false,
-    }
-}
-
-/// The conditions after a run that produced `report`, keeping `lastTransitionTime` of every
-/// condition whose status did not change.
+/// The conditions after a run that produced `report` (by the engine, or by a check before it),
+/// keeping `lastTransitionTime` of every condition whose status did not change.
 pub fn from_report(
     previous: &[Condition],
-    report: &Report,
+    report: &Verdict,
     generation: Option<i64>,
     now: Timestamp,
 ) -> Vec<Condition> {
@@ -52,21 +36,22 @@ pub fn from_report(
             previous, type_, status, reason, message, generation, now,
         ));
     };
-    put(
-        READY,
-        if report.ready { "True" } else { "False" },
-        &report.reason,
-        &report.message,
-    );
-    if !report.ready && report.stalled {
-        put(STALLED, "True", &report.reason, &report.message);
-    } else if !report.ready && report.retryable {
-        put(
-            RECONCILING,
-            "True",
-            REASON_RETRYING,
-            &format!("retrying with backoff after: {}", report.message),
-        );
+    let reason = report.reason.as_str();
+    match report.consequence() {
+        Consequence::Ready => put(READY, "True", reason, &report.message),
+        Consequence::Stalled => {
+            put(READY, "False", reason, &report.message);
+            put(STALLED, "True", reason, &report.message);
+        }
+        Consequence::Retrying => {
+            put(READY, "False", reason, &report.message);
+            put(
+                RECONCILING,
+                "True",
+                REASON_RETRYING,
+                &format!("retrying with backoff after: {}", report.message),
+            );
+        }
     }
     if let Some(commit) = &report.update_available {
         let message = format!(
@@ -154,24 +139,14 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::CommitInfo;
-    use crate::sync::Drift;
+    use crate::api::{CommitInfo, Drift, Reason};
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + s).expect("valid")
     }
 
-    fn ok_report() -> Report {
-        Report {
-            ready: true,
-            reason: "Imported".into(),
-            message: "imported commit abc1234".into(),
-            stalled: false,
-            retryable: false,
-            drift: None,
-            update_available: None,
-            force_pushed: false,
-        }
+    fn ok_report() -> Verdict {
+        Verdict::new(Reason::Imported, "imported commit abc1234")
     }
 
     fn find<'a>(c: &'a [Condition], type_: &str) -> Option<&'a Condition> {
@@ -196,14 +171,14 @@ mod tests {
     fn transition_time_kept_while_status_unchanged_and_moved_on_change() {
         let first = from_report(&[], &ok_report(), Some(1), t(0));
         let mut again = ok_report();
-        again.reason = "UpToDate".into();
+        again.reason = Reason::UpToDate;
         let second = from_report(&first, &again, Some(2), t(60));
         let ready = find(&second, READY).expect("Ready");
         assert_eq!(ready.last_transition_time, Time(t(0)));
         assert_eq!(ready.reason, "UpToDate");
         assert_eq!(ready.observed_generation, Some(2));
 
-        let failed = preflight_report("InstanceNotFound", "no instance", false);
+        let failed = Verdict::new(Reason::InstanceNotFound, "no instance");
         let third = from_report(&second, &failed, Some(2), t(120));
         assert_eq!(
             find(&third, READY).expect("Ready").last_transition_time,
@@ -213,10 +188,9 @@ mod tests {
 
     #[test]
     fn non_retryable_failure_is_stalled_with_the_same_reason() {
-        let r = preflight_report(
-            "NamespaceNotAllowed",
+        let r = Verdict::new(
+            Reason::NamespaceNotAllowed,
             "add the namespace to allowedNamespaces",
-            false,
         );
         let c = from_report(&[], &r, None, t(0));
         let ready = find(&c, READY).expect("Ready");
@@ -233,7 +207,7 @@ mod tests {
 
     #[test]
     fn retryable_failure_is_reconciling_not_stalled() {
-        let r = preflight_report("ToolJetUnavailable", "connection refused", true);
+        let r = Verdict::new(Reason::ToolJetUnavailable, "connection refused");
         let c = from_report(&[], &r, None, t(0));
         assert_eq!(find(&c, READY).expect("Ready").status, "False");
         let rec = find(&c, RECONCILING).expect("Reconciling");
@@ -247,27 +221,30 @@ mod tests {
 
     #[test]
     fn engine_refusals_map_to_their_reasons() {
-        for reason in ["LocalChanges", "NameConflict", "EditableNotAllowed"] {
+        for reason in [
+            Reason::LocalChanges,
+            Reason::NameConflict,
+            Reason::EditableNotAllowed,
+        ] {
             let mut r = ok_report();
-            r.ready = false;
-            r.stalled = true;
-            r.reason = reason.into();
+            r.reason = reason;
+            assert!(!r.ready() && r.stalled());
             let c = from_report(&[], &r, None, t(0));
-            assert_eq!(find(&c, READY).expect("Ready").reason, reason);
-            assert_eq!(find(&c, STALLED).expect("Stalled").reason, reason);
+            assert_eq!(find(&c, READY).expect("Ready").reason, reason.as_str());
+            assert_eq!(find(&c, STALLED).expect("Stalled").reason, reason.as_str());
         }
     }
 
     #[test]
     fn manual_update_sets_update_available_with_the_approve_instruction() {
         let mut r = ok_report();
-        r.update_available = Some(CommitInfo {
+        r.update_available = Some(Box::new(CommitInfo {
             sha: "a".repeat(40),
             short_sha: "aaaaaaa".into(),
             message: "add button\n\nlong body".into(),
             author: "dev".into(),
             date: None,
-        });
+        }));
         let c = from_report(&[], &r, None, t(0));
         let u = find(&c, UPDATE_AVAILABLE).expect("UpdateAvailable");
         assert_eq!(u.status, "True");

@@ -19,7 +19,7 @@ use super::caches::Cache;
 use super::conditions::condition;
 use super::resolve::{instance_secret_names, read_secrets};
 use crate::api::condition::READY;
-use crate::api::{ToolJetInstance, ToolJetInstanceStatus};
+use crate::api::{Consequence, Reason, ToolJetInstance, ToolJetInstanceStatus};
 use crate::sync::tooljet_config;
 use crate::tooljet::{ToolJetClient, ToolJetError};
 
@@ -36,36 +36,43 @@ pub struct InstanceContext {
 /// The outcome of checking one instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    pub ready: bool,
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
     pub workspace_id: Option<String>,
     /// The server's version, when it was read.
     pub server_version: Option<String>,
 }
 
+impl Check {
+    pub fn ready(&self) -> bool {
+        self.reason.consequence() == Consequence::Ready
+    }
+}
+
 /// Reason and advice for a failed login or reachability check.
-pub fn check_failure(e: &ToolJetError) -> (&'static str, String) {
+pub fn check_failure(e: &ToolJetError) -> (Reason, String) {
     match e {
         ToolJetError::Unauthorized { .. } | ToolJetError::Forbidden { .. } => (
-            "LoginFailed",
+            Reason::LoginFailed,
             format!("{e}; fix the credentials in the auth Secret"),
         ),
-        ToolJetError::Tls { .. } | ToolJetError::Config(_) => {
-            ("InvalidSpec", format!("{e}; fix spec.url or spec.tls"))
+        ToolJetError::Tls { .. } | ToolJetError::Config(_) => (
+            Reason::InvalidSpec,
+            format!("{e}; fix spec.url or spec.tls"),
+        ),
+        ToolJetError::UnsupportedServerVersion { .. } => {
+            (Reason::UnsupportedVersion, e.to_string())
         }
-        ToolJetError::UnsupportedServerVersion { .. } => ("UnsupportedVersion", e.to_string()),
         _ => (
-            "Unreachable",
+            Reason::Unreachable,
             format!("{e}; check spec.url and that ToolJet is running"),
         ),
     }
 }
 
 async fn check(secret_cache: &Cache<Secret>, obj: &ToolJetInstance) -> Check {
-    let fail = |reason: &str, message: String| Check {
-        ready: false,
-        reason: reason.to_owned(),
+    let fail = |reason: Reason, message: String| Check {
+        reason,
         message,
         workspace_id: None,
         server_version: None,
@@ -75,20 +82,21 @@ async fn check(secret_cache: &Cache<Secret>, obj: &ToolJetInstance) -> Check {
         Ok((s, _)) => s,
         Err(r) => return fail(r.reason, r.message),
     };
+    // A missing Secret is SecretNotFound; anything else wrong with auth or TLS is InvalidSpec.
     let config = match tooljet_config(&obj.spec, &secrets) {
         Ok(c) => c,
-        Err(e) => return fail("InvalidSpec", e.to_string()),
+        Err(e) if e.reason() == Reason::SecretNotFound => return fail(e.reason(), e.to_string()),
+        Err(e) => return fail(Reason::InvalidSpec, e.to_string()),
     };
     let tooljet = match ToolJetClient::new(config) {
         Ok(c) => c,
-        Err(e) => return fail("InvalidSpec", format!("{e}; fix the ToolJetInstance")),
+        Err(e) => return fail(Reason::InvalidSpec, format!("{e}; fix the ToolJetInstance")),
     };
     let result = tooljet.check().await;
     let server_version = tooljet.known_server_version().map(|v| v.to_string());
     match result {
         Ok(workspace_id) => Check {
-            ready: true,
-            reason: "Connected".into(),
+            reason: Reason::Connected,
             message: format!("logged in to {} (workspace {workspace_id})", obj.spec.url),
             workspace_id: Some(workspace_id),
             server_version,
@@ -112,8 +120,8 @@ pub fn status_for(obj: &ToolJetInstance, check: &Check, now: Timestamp) -> ToolJ
         conditions: vec![condition(
             &previous.conditions,
             READY,
-            if check.ready { "True" } else { "False" },
-            &check.reason,
+            if check.ready() { "True" } else { "False" },
+            check.reason.as_str(),
             &check.message,
             generation,
             now,
@@ -136,7 +144,7 @@ pub async fn reconcile(
         ControllerError::InvalidObject("ToolJetInstance without a namespace".into())
     })?;
     let result = check(&ctx.secrets, &obj).await;
-    info!(instance = %format!("{ns}/{}", obj.name_any()), ready = result.ready, reason = %result.reason, "checked");
+    info!(instance = %format!("{ns}/{}", obj.name_any()), ready = result.ready(), reason = %result.reason, "checked");
     let status = status_for(&obj, &result, Timestamp::now());
     let api: Api<ToolJetInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = json!({
@@ -151,7 +159,7 @@ pub async fn reconcile(
     )
     .await
     .map_err(ControllerError::Kube)?;
-    Ok(Action::requeue(if result.ready {
+    Ok(Action::requeue(if result.ready() {
         RECHECK_READY
     } else {
         RECHECK_NOT_READY
@@ -210,8 +218,7 @@ mod tests {
         .expect("instance");
         let t0 = Timestamp::from_second(1_700_000_000).expect("t");
         let ok = Check {
-            ready: true,
-            reason: "Connected".into(),
+            reason: Reason::Connected,
             message: "ok".into(),
             workspace_id: Some("w1".into()),
             server_version: Some("2.27.1".into()),
@@ -221,8 +228,7 @@ mod tests {
         assert_eq!(s.workspace_id.as_deref(), Some("w1"));
         obj.status = Some(s);
         let down = Check {
-            ready: false,
-            reason: "Unreachable".into(),
+            reason: Reason::Unreachable,
             message: "down".into(),
             workspace_id: None,
             server_version: None,

@@ -10,103 +10,65 @@ use kube::ResourceExt;
 
 use super::caches::Cache;
 
-use crate::api::{AppImport, AuthMethod, ToolJetInstance, ToolJetInstanceSpec};
-use crate::sync::{Secrets, tooljet_config};
+use crate::api::{AppImport, Reason, ToolJetInstance, Verdict};
+use crate::sync::Secrets;
+pub use crate::sync::request::instance_secret_names;
+use crate::sync::request::tooljet_client;
 use crate::tooljet::{RequestObserver, ToolJetClient};
 
-/// Why an AppImport cannot run yet; each carries the condition reason and a message saying what
-/// to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub reason: &'static str,
-    pub message: String,
-    /// Retrying without a user change may help (an API server hiccup, not a missing object).
-    pub retryable: bool,
-}
-
-impl Refusal {
-    fn stalled(reason: &'static str, message: String) -> Self {
-        Refusal {
-            reason,
-            message,
-            retryable: false,
-        }
-    }
-}
-
 /// The instance an AppImport in `app_ns` targets among `instances` (see
-/// [`crate::api::select_instance`]), as a refusal the controller reports when there is none.
+/// [`crate::api::select_instance`]), or the verdict the controller reports when there is none.
 pub fn select_instance<'a>(
     app: &AppImport,
     app_ns: &str,
     instances: &'a [Arc<ToolJetInstance>],
-) -> Result<&'a Arc<ToolJetInstance>, Refusal> {
+) -> Result<&'a Arc<ToolJetInstance>, Verdict> {
     let chosen =
         crate::api::select_instance(app, app_ns, instances.iter().map(|i| i.as_ref()), app_ns)
-            .map_err(|e| Refusal::stalled(e.reason(), e.to_string()))?;
+            .map_err(|e| e.verdict())?;
     instances
         .iter()
         .find(|i| std::ptr::eq(i.as_ref(), chosen))
         .ok_or_else(|| {
-            Refusal::stalled(
-                "InstanceNotFound",
-                "the chosen instance vanished; retrying".into(),
+            Verdict::new(
+                Reason::InstanceNotFound,
+                "the chosen instance vanished; retrying",
             )
         })
-}
-
-/// Names of the Secrets an instance reads (auth, and the CA when set), in its own namespace.
-pub fn instance_secret_names(spec: &ToolJetInstanceSpec) -> Vec<String> {
-    let mut names = Vec::new();
-    match spec.auth.method() {
-        Some(AuthMethod::AdminApiKey(r)) | Some(AuthMethod::ExternalToken(r)) => {
-            names.push(r.name.clone())
-        }
-        Some(AuthMethod::Password(r)) => names.push(r.name.clone()),
-        None => {}
-    }
-    if let Some(ca) = spec.tls.as_ref().and_then(|t| t.ca_secret_ref.as_ref()) {
-        names.push(ca.name.clone());
-    }
-    names.sort();
-    names.dedup();
-    names
 }
 
 /// How long a reconcile waits for a watch's first full list before it gives up and retries.
 pub const CACHE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A watch that has not delivered its first full list within [`CACHE_WAIT`] (RBAC, API server).
-pub fn not_listed(kind: &str) -> Refusal {
-    Refusal {
-        reason: "CacheNotSynced",
-        message: format!(
+pub fn not_listed(kind: &str) -> Verdict {
+    Verdict::new(
+        Reason::CacheNotSynced,
+        format!(
             "the operator's {kind} watch has not completed its first list within {}s; check that the operator may list and watch {kind}s (RBAC) and that the API server answers; retrying",
             CACHE_WAIT.as_secs()
         ),
-        retryable: true,
-    }
+    )
 }
 
 /// Reads the named Secrets of one namespace from the Secret cache (the watch the controllers
-/// share; no API request). Returns them with a fingerprint of their resourceVersions (so a rotated
-/// Secret yields a new client). A missing Secret is a refusal.
+/// share; no API request). Returns those that exist (a missing one is reported by whoever needs
+/// it, as `SecretNotFound`) with a fingerprint of their resourceVersions (so a rotated or
+/// created Secret yields a new client).
 pub async fn read_secrets(
     cache: &Cache<Secret>,
     namespace: &str,
     names: &[String],
-) -> Result<(Secrets, String), Refusal> {
-    let mut secrets = Secrets::new();
+) -> Result<(Secrets, String), Verdict> {
+    let mut secrets = Secrets::in_namespace(namespace);
     let mut versions = String::new();
     for name in names {
         let Some(found) = cache.synced_get(namespace, name, CACHE_WAIT).await else {
             return Err(not_listed("Secret"));
         };
         let Some(secret) = found else {
-            return Err(Refusal::stalled(
-                "SecretNotFound",
-                format!("Secret {namespace}/{name} not found; create it in namespace {namespace}"),
-            ));
+            versions.push_str("-,");
+            continue;
         };
         versions.push_str(&secret.resource_version().unwrap_or_default());
         versions.push(',');
@@ -145,7 +107,7 @@ impl ClientCache {
         &self,
         secret_cache: &Cache<Secret>,
         instance: &ToolJetInstance,
-    ) -> Result<Arc<ToolJetClient>, Refusal> {
+    ) -> Result<Arc<ToolJetClient>, Verdict> {
         let ns = instance.namespace().unwrap_or_default();
         let (secrets, secret_versions) =
             read_secrets(secret_cache, &ns, &instance_secret_names(&instance.spec)).await?;
@@ -161,14 +123,7 @@ impl ClientCache {
         {
             return Ok(c.clone());
         }
-        let config = tooljet_config(&instance.spec, &secrets)
-            .map_err(|e| Refusal::stalled(e.reason(), e.to_string()))?;
-        let mut client = ToolJetClient::new(config).map_err(|e| {
-            Refusal::stalled(
-                "ToolJetConfigInvalid",
-                format!("{e}; fix the ToolJetInstance"),
-            )
-        })?;
+        let mut client = tooljet_client(instance, &secrets)?;
         if let Some(observer) = &self.observer {
             client = client.with_observer(observer.clone());
         }
@@ -216,7 +171,7 @@ mod tests {
     fn none_or_several_instances_are_refused_with_a_hint() {
         let e = select_instance(&app("team", ""), "team", &[]).unwrap_err();
         assert_eq!(e.reason, "InstanceNotFound");
-        assert!(e.message.contains("instanceRef") && !e.retryable);
+        assert!(e.message.contains("instanceRef") && !e.retryable());
         let list = vec![
             instance("team", "a", STAGING),
             instance("team", "b", STAGING),
@@ -238,15 +193,5 @@ mod tests {
         let list = vec![instance("platform", "shared", &allowed)];
         let got = select_instance(&app("team", refd), "team", &list).expect("allowed");
         assert_eq!(got.name_any(), "shared");
-    }
-
-    #[test]
-    fn instance_secret_names_cover_auth_and_ca() {
-        let yaml = format!(
-            "{}  tls: {{caSecretRef: {{name: ca, key: ca.crt}}}}\n",
-            STAGING
-        );
-        let i = instance("ns", "i", &yaml);
-        assert_eq!(instance_secret_names(&i.spec), vec!["ca", "tj"]);
     }
 }

@@ -21,6 +21,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::api::{
+    Reason,
     ConfiguredDataSource, ConstantKind, ConstantSpec, DataSourceConfig, MAX_CONSTANT_NAME,
     MAX_CONSTANT_NAME_V2, MAX_CONSTANT_VALUE, MAX_OPTION_VALUE, OwnedConstant, SecretKeyRef,
     ValueSource,
@@ -101,22 +102,22 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// The condition reason for this error (CamelCase).
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            ConfigError::ConstantConflict { .. } => "ConstantConflict",
-            ConfigError::SecretConstantOnV2 { .. } => "SecretConstantUnsupported",
-            ConfigError::ConstantTypeMismatch { .. } => "ConstantConflict",
-            ConfigError::DataSourceAmbiguous { .. } => "DataSourceAmbiguous",
-            ConfigError::DataSourceKindMismatch { .. } => "DataSourceKindMismatch",
+            ConfigError::ConstantConflict { .. } => Reason::ConstantConflict,
+            ConfigError::SecretConstantOnV2 { .. } => Reason::SecretConstantUnsupported,
+            ConfigError::ConstantTypeMismatch { .. } => Reason::ConstantConflict,
+            ConfigError::DataSourceAmbiguous { .. } => Reason::DataSourceAmbiguous,
+            ConfigError::DataSourceKindMismatch { .. } => Reason::DataSourceKindMismatch,
             ConfigError::SecretNotFound { .. }
             | ConfigError::SecretKeyNotFound { .. }
-            | ConfigError::SecretNotText { .. } => "SecretNotFound",
+            | ConfigError::SecretNotText { .. } => Reason::SecretNotFound,
             ConfigError::InvalidConstantName { .. }
             | ConfigError::ConstantValueLength { .. }
             | ConfigError::DuplicateConstant { .. }
             | ConfigError::DuplicateDataSource { .. }
             | ConfigError::InvalidOption { .. }
-            | ConfigError::NoSingleValue { .. } => "InvalidSpec",
+            | ConfigError::NoSingleValue { .. } => Reason::InvalidSpec,
         }
     }
 }

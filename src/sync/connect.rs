@@ -12,24 +12,37 @@ use crate::tooljet::{Auth, ClientConfig};
 
 /// The Secrets of one namespace, by name, as `data` (already base64-decoded).
 #[derive(Clone, Default)]
-pub struct Secrets(BTreeMap<String, BTreeMap<String, Vec<u8>>>);
+pub struct Secrets {
+    /// Named in the error when a Secret is missing.
+    namespace: Option<String>,
+    by_name: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+}
 
 impl Secrets {
     pub fn new() -> Self {
         Self::default()
     }
 
-    pub fn insert(&mut self, name: impl Into<String>, data: BTreeMap<String, Vec<u8>>) {
-        self.0.insert(name.into(), data);
+    /// The Secrets of `namespace` (none yet).
+    pub fn in_namespace(namespace: impl Into<String>) -> Self {
+        Secrets {
+            namespace: Some(namespace.into()),
+            by_name: BTreeMap::new(),
+        }
     }
 
-    /// The whole Secret, or an error saying which one is missing.
+    pub fn insert(&mut self, name: impl Into<String>, data: BTreeMap<String, Vec<u8>>) {
+        self.by_name.insert(name.into(), data);
+    }
+
+    /// The whole Secret, or [`SyncError::SecretNotFound`] naming it.
     pub fn secret(&self, name: &str) -> Result<&BTreeMap<String, Vec<u8>>, SyncError> {
-        self.0.get(name).ok_or_else(|| {
-            SyncError::InvalidSpec(format!(
-                "Secret {name:?} not found; create it in the same namespace"
-            ))
-        })
+        self.by_name
+            .get(name)
+            .ok_or_else(|| SyncError::SecretNotFound {
+                namespace: self.namespace.clone(),
+                name: name.to_owned(),
+            })
     }
 
     /// One key of a Secret as UTF-8 text (surrounding whitespace trimmed).
@@ -54,7 +67,7 @@ impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map()
             .entries(
-                self.0
+                self.by_name
                     .iter()
                     .map(|(name, data)| (name, data.keys().collect::<Vec<_>>())),
             )

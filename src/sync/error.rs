@@ -1,14 +1,21 @@
 //! Why a sync did not reach its goal, with the condition reason users see.
 
+use crate::api::Reason;
 use crate::source::SourceError;
 use crate::tooljet::ToolJetError;
 
-/// A sync that stopped. Every variant maps to a CamelCase condition reason, and says whether
+/// A sync that stopped. Every variant maps to a [`Reason`], whose consequence says whether
 /// retrying without a change by the user can help.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     #[error("the AppImport is invalid: {0}")]
     InvalidSpec(String),
+
+    #[error("{}", secret_not_found(namespace.as_deref(), name))]
+    SecretNotFound {
+        namespace: Option<String>,
+        name: String,
+    },
 
     #[error(
         "app {app:?} is editable, but the ToolJetInstance does not allow editable apps (allowEditableApps: false); set editable: false, or allow editable apps on the instance"
@@ -56,52 +63,49 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    /// The condition reason (CamelCase) for this failure.
-    pub fn reason(&self) -> &'static str {
+    /// The reason (and with it the consequence) of this failure.
+    pub fn reason(&self) -> Reason {
         match self {
-            SyncError::InvalidSpec(_) => "InvalidSpec",
-            SyncError::EditableNotAllowed { .. } => "EditableNotAllowed",
-            SyncError::NameConflict { .. } => "NameConflict",
-            SyncError::LocalChanges { .. } => "LocalChanges",
+            SyncError::InvalidSpec(_) => Reason::InvalidSpec,
+            SyncError::SecretNotFound { .. } => Reason::SecretNotFound,
+            SyncError::EditableNotAllowed { .. } => Reason::EditableNotAllowed,
+            SyncError::NameConflict { .. } => Reason::NameConflict,
+            SyncError::LocalChanges { .. } => Reason::LocalChanges,
             SyncError::Source(e) => source_reason(e),
             SyncError::ToolJet(e) => tooljet_reason(e),
-            SyncError::Checkpoint(_) => "StateNotSaved",
-            SyncError::QueriesMissing { .. } => "QueriesMissing",
-            SyncError::ImportIncomplete { .. } => "ImportIncomplete",
+            SyncError::Checkpoint(_) => Reason::StateNotSaved,
+            SyncError::QueriesMissing { .. } => Reason::QueriesMissing,
+            SyncError::ImportIncomplete { .. } => Reason::ImportIncomplete,
         }
     }
 
-    /// True when retrying later, with nothing changed by the user, may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            SyncError::Source(e) => matches!(
-                e,
-                SourceError::Timeout { .. }
-                    | SourceError::RemoteUnavailable { .. }
-                    | SourceError::Mirror { .. }
-                    | SourceError::Internal(_)
-            ),
-            SyncError::ToolJet(e) => e.is_retryable(),
-            SyncError::Checkpoint(_)
-            | SyncError::QueriesMissing { .. }
-            | SyncError::ImportIncomplete { .. } => true,
-            _ => false,
-        }
+    /// The verdict of a run that stopped with this failure.
+    pub fn verdict(&self) -> crate::api::Verdict {
+        crate::api::Verdict::new(self.reason(), self.to_string())
     }
 }
 
-fn source_reason(e: &SourceError) -> &'static str {
+fn secret_not_found(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("Secret {ns}/{name} not found; create it in namespace {ns}"),
+        None => format!("Secret {name:?} not found; create it in the same namespace"),
+    }
+}
+
+fn source_reason(e: &SourceError) -> Reason {
     match e {
-        SourceError::InvalidUrl { .. } | SourceError::InvalidCommitId { .. } => "InvalidSpec",
+        SourceError::InvalidUrl { .. } | SourceError::InvalidCommitId { .. } => Reason::InvalidSpec,
         SourceError::InvalidCredentials { .. }
         | SourceError::AuthenticationRequired { .. }
-        | SourceError::AuthenticationFailed { .. } => "GitAuthenticationFailed",
+        | SourceError::AuthenticationFailed { .. } => Reason::GitAuthenticationFailed,
         SourceError::HostKeyUnknown { .. } | SourceError::HostKeyMismatch { .. } => {
-            "GitHostKeyRejected"
+            Reason::GitHostKeyRejected
         }
-        SourceError::Timeout { .. } | SourceError::RemoteUnavailable { .. } => "GitUnavailable",
-        SourceError::RefNotFound { .. } | SourceError::CommitNotFound { .. } => "RefNotFound",
-        SourceError::AppNotFound { .. } | SourceError::BundleMissing { .. } => "AppNotFound",
+        SourceError::Timeout { .. } | SourceError::RemoteUnavailable { .. } => {
+            Reason::GitUnavailable
+        }
+        SourceError::RefNotFound { .. } | SourceError::CommitNotFound { .. } => Reason::RefNotFound,
+        SourceError::AppNotFound { .. } | SourceError::BundleMissing { .. } => Reason::AppNotFound,
         SourceError::MetaJsonMissing { .. }
         | SourceError::MetaJsonInvalid { .. }
         | SourceError::BundleNotJson { .. }
@@ -109,29 +113,77 @@ fn source_reason(e: &SourceError) -> &'static str {
         | SourceError::BundleTooLarge { .. }
         | SourceError::PathEscapesRepo { .. }
         | SourceError::SymlinkNotFollowed { .. }
-        | SourceError::UnsupportedLayout { .. } => "InvalidBundle",
-        SourceError::Mirror { .. } | SourceError::Internal(_) => "GitError",
+        | SourceError::UnsupportedLayout { .. } => Reason::InvalidBundle,
+        SourceError::Mirror { .. } | SourceError::Internal(_) => Reason::GitError,
     }
 }
 
-fn tooljet_reason(e: &ToolJetError) -> &'static str {
+fn tooljet_reason(e: &ToolJetError) -> Reason {
     match e {
-        ToolJetError::NameTaken { .. } | ToolJetError::SlugTaken { .. } => "NameConflict",
-        ToolJetError::BundleNewerThanServer { .. } => "BundleNewerThanServer",
-        ToolJetError::BodyTooLarge { .. } => "InvalidBundle",
+        ToolJetError::NameTaken { .. } | ToolJetError::SlugTaken { .. } => Reason::NameConflict,
+        ToolJetError::BundleNewerThanServer { .. } => Reason::BundleNewerThanServer,
+        ToolJetError::BodyTooLarge { .. } => Reason::InvalidBundle,
         ToolJetError::Unauthorized { .. } | ToolJetError::Forbidden { .. } => {
-            "ToolJetAuthenticationFailed"
+            Reason::ToolJetAuthenticationFailed
         }
-        ToolJetError::NotFound { .. } => "ToolJetNotFound",
-        ToolJetError::RouteMissing { .. } => "ToolJetUnsupported",
-        ToolJetError::UnsupportedServerVersion { .. } => "ToolJetVersionUnsupported",
-        ToolJetError::ReleaseNotApplied { .. } => "ReleaseFailed",
-        ToolJetError::PlanLimit { .. } => "PlanLimit",
-        ToolJetError::Transient { .. } => "ToolJetUnavailable",
-        ToolJetError::Rejected { .. } | ToolJetError::InvalidResponse { .. } => "ToolJetError",
-        ToolJetError::Unsupported { .. } => "ToolJetUnsupported",
-        ToolJetError::Tls { .. } | ToolJetError::Config(_) => "ToolJetConfigInvalid",
-        ToolJetError::ConstantExists { .. } => "ConstantConflict",
-        ToolJetError::SecretConstantUnsupported { .. } => "SecretConstantUnsupported",
+        ToolJetError::NotFound { .. } => Reason::ToolJetNotFound,
+        ToolJetError::RouteMissing { .. } => Reason::ToolJetUnsupported,
+        ToolJetError::UnsupportedServerVersion { .. } => Reason::ToolJetVersionUnsupported,
+        ToolJetError::ReleaseNotApplied { .. } => Reason::ReleaseFailed,
+        ToolJetError::PlanLimit { .. } => Reason::PlanLimit,
+        ToolJetError::Transient { .. } => Reason::ToolJetUnavailable,
+        ToolJetError::Rejected { .. } | ToolJetError::InvalidResponse { .. } => {
+            Reason::ToolJetError
+        }
+        ToolJetError::Unsupported { .. } => Reason::ToolJetUnsupported,
+        ToolJetError::Tls { .. } | ToolJetError::Config(_) => Reason::ToolJetConfigInvalid,
+        ToolJetError::ConstantExists { .. } => Reason::ConstantConflict,
+        ToolJetError::SecretConstantUnsupported { .. } => Reason::SecretConstantUnsupported,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Consequence;
+    use crate::tooljet::TransientKind;
+
+    /// The table's consequence agrees with what the ToolJet layer says about retrying.
+    #[test]
+    fn retryable_errors_map_to_retrying_reasons() {
+        for (e, retryable) in [
+            (
+                ToolJetError::Transient {
+                    route: "GET /api/apps",
+                    kind: TransientKind::ConnectionRefused,
+                },
+                true,
+            ),
+            (
+                ToolJetError::PlanLimit {
+                    route: "POST /api/v2/resources/import",
+                    detail: "limit".into(),
+                },
+                false,
+            ),
+        ] {
+            assert_eq!(e.is_retryable(), retryable);
+            let consequence = SyncError::ToolJet(e).reason().consequence();
+            let expected = if retryable {
+                Consequence::Retrying
+            } else {
+                Consequence::Stalled
+            };
+            assert_eq!(consequence, expected);
+        }
+        let gone = SyncError::SecretNotFound {
+            namespace: Some("ns".into()),
+            name: "git".into(),
+        };
+        assert_eq!(gone.reason(), Reason::SecretNotFound);
+        assert_eq!(
+            gone.to_string(),
+            "Secret ns/git not found; create it in namespace ns"
+        );
     }
 }

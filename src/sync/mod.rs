@@ -2,28 +2,44 @@
 //! It knows nothing about Kubernetes: the controller and `tooljet-operator sync` / `plan` both
 //! call it with a spec, the instance, credentials and the state the last run left.
 //!
-//! - [`plan`]: the pure decision (create, update, restore, rename, refuse, nothing).
-//! - [`engine`]: observation and the crash-safe write order (import under a temporary name, swap).
+//! - [`plan`]: the pure decision (create, update, restore, rename, refuse, nothing) and the no-op
+//!   rules (what a run need not read).
+//! - [`engine`]: one run as observe → decide → act → verdict; `observe`, `recover`, `act`,
+//!   `swap` (the crash-safe write order), `import` and `convert` hold its parts.
 //! - [`names`]: the names of temporary and moved-aside apps, by which leftovers are recognised.
 //! - [`verify`]: what an imported app must hold before a run reports success.
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
 //! - [`config_plan`]: what to write for an instance's constants and data-source options (pure).
 //! - [`promotion`]: the pure rules of `ref.fromAppImport` (which upstream commit, from when,
 //!   tenancy, cycles).
+//! - [`request`]: an AppImport, its instance and Secrets to a ToolJet client and a [`SyncRequest`]
+//!   (for the controller and the command line alike).
+//! - [`state`]: what the engine remembers between runs ([`SyncState`]).
 
+mod act;
 pub mod config_plan;
 pub mod connect;
+mod convert;
 mod datasources;
 pub mod engine;
 mod error;
+mod import;
 pub mod names;
+mod observe;
 mod outcome;
 pub mod plan;
 pub mod promotion;
+mod recover;
+pub mod request;
+mod state;
+mod swap;
 mod verify;
 
 pub use connect::{Secrets, git_credentials, tooljet_config};
-pub use engine::{Checkpoint, Engine, Mode, NoCheckpoint, SyncRequest, commit_status};
+pub use convert::commit_status;
+pub use engine::{Checkpoint, Engine, Mode, NoCheckpoint};
 pub use error::SyncError;
 pub use names::ImportKey;
-pub use outcome::{Action, Drift, Report, SyncOutcome};
+pub use outcome::{Action, SyncOutcome};
+pub use request::{SyncRequest, sync_request, tooljet_client};
+pub use state::SyncState;

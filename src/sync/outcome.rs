@@ -1,11 +1,12 @@
-//! What a sync reports: the new state, the steps taken (or planned), and a verdict the
+//! What a sync returns: the new state, the steps taken (or planned), and the [`Verdict`] the
 //! controller turns into conditions and the command line into a summary.
 
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::api::{AppImportStatus, CommitInfo};
+use super::state::SyncState;
+use crate::api::Verdict;
 
 /// One step the engine took, or would take in `plan`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -84,45 +85,16 @@ fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
 }
 
-/// The verdict of one sync.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Report {
-    /// The app in ToolJet is what the spec asks for (or, with Manual, the approved version).
-    pub ready: bool,
-    /// CamelCase reason for the Ready condition.
-    pub reason: String,
-    /// What happened, and what to do when something is wrong.
-    pub message: String,
-    /// No progress is possible until the user changes something (kstatus Stalled).
-    pub stalled: bool,
-    /// Retrying soon, with nothing changed, may help (back off and retry).
-    pub retryable: bool,
-    /// An edit made in ToolJet was found (the Drifted condition), and whether it was undone.
-    pub drift: Option<Drift>,
-    /// Manual policy: the newest commit waiting for approval.
-    pub update_available: Option<CommitInfo>,
-    /// The followed branch was force-pushed since the last run.
-    pub force_pushed: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Drift {
-    pub message: String,
-    /// The git version was restored; false while the drift lasts.
-    pub corrected: bool,
-}
-
 /// Everything a sync returns.
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncOutcome {
-    /// The state to keep for the next run (what the controller writes to status).
-    pub state: AppImportStatus,
+    /// The state to keep for the next run (the controller writes it to status).
+    pub state: SyncState,
     /// Steps taken (sync) or that would be taken (plan), in order.
     pub actions: Vec<Action>,
-    pub report: Report,
+    /// Ready, retrying or stalled, with the reason.
+    pub report: Verdict,
 }
 
 impl SyncOutcome {

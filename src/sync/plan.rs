@@ -1,5 +1,6 @@
-//! The decision: given what git and ToolJet look like now, what should be done. Pure, no I/O, so
-//! every rule of the behaviour section of `api.md` is tested here without servers.
+//! The decision: given what git and ToolJet look like now, what should be done, and which reads
+//! a run may skip because nothing changed (the no-op rules). Pure, no I/O, so every rule of the
+//! behaviour section of `api.md` is tested here without servers.
 
 use crate::api::UpdatePolicy;
 
@@ -86,6 +87,74 @@ pub fn choose_target(
             }
         }
     }
+}
+
+/// What the last successful run recorded, as far as the no-op rules need it: they decide what
+/// a run can skip reading (git objects, the app's files) because nothing it depends on changed.
+#[derive(Clone, Copy, Debug)]
+pub struct Recorded<'a> {
+    /// The generation of the spec this run applies (`None`: unknown, never "unchanged").
+    pub generation: Option<i64>,
+    /// The generation the app in ToolJet matches (`lastAppliedGeneration`).
+    pub applied_generation: Option<i64>,
+    /// The commit whose app is in ToolJet.
+    pub applied_commit: Option<&'a str>,
+    /// A hash of the applied app definition is recorded.
+    pub hash_recorded: bool,
+}
+
+/// How the newest commit relates to the applied one, for this app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LatestChange {
+    /// It may change the app (first import, or the spec changed too).
+    Differs,
+    /// It is the applied commit.
+    Same,
+    /// Another commit, same spec: only comparing the app's files in git can tell.
+    CompareFiles,
+}
+
+impl Recorded<'_> {
+    /// The spec is the one last applied successfully.
+    pub fn spec_unchanged(&self) -> bool {
+        self.generation.is_some() && self.generation == self.applied_generation
+    }
+
+    /// What is known about the newest commit without reading git.
+    pub fn latest_change(&self, latest: &str) -> LatestChange {
+        match self.applied_commit {
+            None => LatestChange::Differs,
+            Some(applied) if applied == latest => LatestChange::Same,
+            Some(_) if self.spec_unchanged() => LatestChange::CompareFiles,
+            Some(_) => LatestChange::Differs,
+        }
+    }
+
+    /// The no-op rule: the app's content is known unchanged without reading it from git when
+    /// the spec is unchanged, a hash is recorded, and the target is the applied commit or the
+    /// newest commit does not touch this app.
+    pub fn content_known_unchanged(&self, target: &str, latest_differs: bool) -> bool {
+        self.spec_unchanged()
+            && self.hash_recorded
+            && self.applied_commit.is_some()
+            && (self.applied_commit == Some(target) || !latest_differs)
+    }
+}
+
+/// Whether an app holding the wanted name must be looked for: not when the owned app has it.
+pub fn needs_name_check(owned_name: Option<&str>, wanted: &str) -> bool {
+    owned_name != Some(wanted)
+}
+
+/// With nothing to write: whether to record the owned app's edit fingerprint now. A state from
+/// before fingerprints gets one as soon as the app is known unedited, so that from then on every
+/// edit is seen (2.x query edits too).
+pub fn backfill_fingerprint(
+    local_edits_kept: bool,
+    recorded_app: bool,
+    recorded_fingerprint: Option<&str>,
+) -> bool {
+    !local_edits_kept && recorded_app && recorded_fingerprint.is_none()
 }
 
 /// Everything the decision depends on.
@@ -471,6 +540,88 @@ mod tests {
         assert_eq!(
             choose_target(UpdatePolicy::Automatic, Some(OLD), NEW, true, None).sha,
             NEW
+        );
+    }
+
+    fn recorded(generation: Option<i64>, applied: Option<&str>) -> Recorded<'_> {
+        Recorded {
+            generation,
+            applied_generation: Some(1),
+            applied_commit: applied,
+            hash_recorded: true,
+        }
+    }
+
+    #[test]
+    fn the_spec_is_unchanged_only_at_a_known_equal_generation() {
+        assert!(recorded(Some(1), Some(OLD)).spec_unchanged());
+        assert!(!recorded(Some(2), Some(OLD)).spec_unchanged());
+        assert!(!recorded(None, Some(OLD)).spec_unchanged());
+    }
+
+    #[test]
+    fn the_newest_commit_is_compared_in_git_only_when_nothing_else_tells() {
+        assert_eq!(
+            recorded(Some(1), None).latest_change(NEW),
+            LatestChange::Differs
+        );
+        assert_eq!(
+            recorded(Some(1), Some(NEW)).latest_change(NEW),
+            LatestChange::Same
+        );
+        assert_eq!(
+            recorded(Some(1), Some(OLD)).latest_change(NEW),
+            LatestChange::CompareFiles
+        );
+        // A changed spec needs the app read anyway: no comparison.
+        assert_eq!(
+            recorded(Some(2), Some(OLD)).latest_change(NEW),
+            LatestChange::Differs
+        );
+    }
+
+    #[test]
+    fn content_is_known_unchanged_only_when_nothing_it_depends_on_moved() {
+        let r = recorded(Some(1), Some(OLD));
+        assert!(
+            r.content_known_unchanged(OLD, true),
+            "target is the applied commit"
+        );
+        assert!(
+            r.content_known_unchanged(NEW, false),
+            "newest commit leaves the app alone"
+        );
+        assert!(
+            !r.content_known_unchanged(NEW, true),
+            "newest commit changes the app"
+        );
+        assert!(!recorded(Some(2), Some(OLD)).content_known_unchanged(OLD, false));
+        assert!(!recorded(Some(1), None).content_known_unchanged(OLD, false));
+        let no_hash = Recorded {
+            hash_recorded: false,
+            ..r
+        };
+        assert!(!no_hash.content_known_unchanged(OLD, false));
+    }
+
+    #[test]
+    fn the_name_is_checked_unless_the_owned_app_holds_it() {
+        assert!(!needs_name_check(Some("Sales"), "Sales"));
+        assert!(needs_name_check(Some("Old"), "Sales"));
+        assert!(needs_name_check(None, "Sales"));
+    }
+
+    #[test]
+    fn a_missing_fingerprint_is_recorded_only_for_an_unedited_owned_app() {
+        assert!(backfill_fingerprint(false, true, None));
+        assert!(!backfill_fingerprint(true, true, None), "edits kept");
+        assert!(
+            !backfill_fingerprint(false, true, Some("f")),
+            "already recorded"
+        );
+        assert!(
+            !backfill_fingerprint(false, false, None),
+            "nothing recorded"
         );
     }
 

@@ -1,0 +1,141 @@
+//! Act: carry out the decision and say how it went (the verdict of a run that reached its goal).
+
+use super::convert::app_status;
+use super::engine::{Mode, Run};
+use super::error::SyncError;
+use super::observe::Observation;
+use super::plan::{Decision, ObservedApp, Refusal, ReplaceReason, backfill_fingerprint};
+use crate::api::{CommitInfo, Drift, Reason, Verdict};
+
+impl Run<'_, '_> {
+    /// Carries out the decision (writes in [`Mode::Apply`], records the steps in both modes) and
+    /// says how it went.
+    pub(super) async fn act(
+        &mut self,
+        decision: Decision,
+        seen: Observation,
+    ) -> Result<Verdict, SyncError> {
+        let Observation {
+            source,
+            locator,
+            applied,
+            target,
+            wanted,
+            owned,
+            ..
+        } = seen;
+        let short = CommitInfo::short_sha_of(&target.sha);
+        match decision {
+            Decision::Nothing { local_edits_kept } => {
+                Ok(self.up_to_date(owned.as_ref(), local_edits_kept, &wanted, &short))
+            }
+            Decision::Create { recreate } => {
+                if recreate {
+                    self.drift = Some(Drift {
+                        message: format!(
+                            "app {wanted:?} was deleted in ToolJet; importing it again"
+                        ),
+                        corrected: false,
+                    });
+                }
+                self.create(&source, &locator, &wanted, &target.sha).await?;
+                self.correct_drift();
+                Ok(Verdict::new(
+                    if recreate {
+                        Reason::Recreated
+                    } else {
+                        Reason::Imported
+                    },
+                    format!(
+                        "{} app {wanted:?} from commit {short}",
+                        self.verb("imported", "would import")
+                    ),
+                ))
+            }
+            Decision::Replace { old, why } => {
+                if why == ReplaceReason::DriftRestore {
+                    self.drift = Some(Drift {
+                        message: format!(
+                            "app {:?} was edited in ToolJet; restoring the version of commit {short} from git",
+                            old.name
+                        ),
+                        corrected: false,
+                    });
+                }
+                if why == ReplaceReason::Adopt {
+                    // Own the adopted app first, so a crash mid-swap is recovered like any update.
+                    self.state.app = Some(app_status(&old));
+                    self.save().await?;
+                }
+                self.replace(&source, &locator, &old, &wanted, &target.sha)
+                    .await?;
+                self.correct_drift();
+                let (reason, what) = match why {
+                    ReplaceReason::NewCommit => (Reason::Updated, "updated"),
+                    ReplaceReason::ForcePull => (
+                        Reason::ForcePulled,
+                        "overwrote the edits made in ToolJet of",
+                    ),
+                    ReplaceReason::DriftRestore => (Reason::DriftCorrected, "restored"),
+                    ReplaceReason::Adopt => (Reason::Adopted, "took over"),
+                };
+                Ok(Verdict::new(
+                    reason,
+                    format!("{what} app {wanted:?} from commit {short}"),
+                ))
+            }
+            Decision::Rename { app } => {
+                self.rename(&app, &wanted).await?;
+                Ok(Verdict::new(
+                    Reason::Renamed,
+                    format!(
+                        "{} app {:?} to {wanted:?}",
+                        self.verb("renamed", "would rename"),
+                        app.name
+                    ),
+                ))
+            }
+            Decision::Refuse(Refusal::NameConflict { holder }) => Err(SyncError::NameConflict {
+                name: holder.name,
+                id: holder.id,
+            }),
+            Decision::Refuse(Refusal::LocalChanges { app }) => Err(SyncError::LocalChanges {
+                name: app.name,
+                applied: applied.unwrap_or_default(),
+                target: target.sha,
+            }),
+        }
+    }
+
+    /// Nothing to write: the verdict says so (and what waits for approval).
+    fn up_to_date(
+        &mut self,
+        owned: Option<&ObservedApp>,
+        local_edits_kept: bool,
+        wanted: &str,
+        short: &str,
+    ) -> Verdict {
+        let recorded = self.state.app.as_ref();
+        if let Some(app) = owned
+            && self.mode == Mode::Apply
+            && backfill_fingerprint(
+                local_edits_kept,
+                recorded.is_some(),
+                recorded.and_then(|a| a.edit_fingerprint.as_deref()),
+            )
+        {
+            self.state.app = Some(app_status(app));
+        }
+        let mut message = format!("app {wanted:?} is up to date with commit {short}");
+        if local_edits_kept {
+            message.push_str("; edits made in ToolJet are kept (editable app)");
+        }
+        if let Some(next) = &self.update_available {
+            message.push_str(&format!(
+                "; commit {} is available: approve it with the annotation gitops.tooljet.dev/approve: \"{}\"",
+                next.short_sha, next.sha
+            ));
+        }
+        Verdict::new(Reason::UpToDate, message)
+    }
+}
