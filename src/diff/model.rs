@@ -342,8 +342,31 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
     let app = app_v2(bundle)?;
     let editing_version = app.get("editingVersion").filter(|v| v.is_object());
     let editing = editing_version.and_then(|v| text(v, &["id"]));
-    let mut reg = Registry::default();
     let mut hints = Hints::default();
+    // First every id is registered under the name it stands for, then the model is built with
+    // ids replaced by those names: an id that an export regenerates is never a change.
+    let mut reg = register_versions(app, editing_version);
+    let (page_keys, page_of_id) = index_pages(app, editing, &mut reg, &mut hints);
+    let by_page = index_components(app, editing, &page_of_id, &mut reg);
+    let sources = index_sources(app, editing, &mut reg);
+    let query_keys = index_queries(app, editing, &mut reg);
+
+    let mut model = AppModel {
+        name: text(app, &["name"]).unwrap_or_default().to_string(),
+        ..AppModel::default()
+    };
+    settings_into(&mut model, app, editing_version, &reg);
+    pages_into(&mut model, &page_keys, by_page, &reg);
+    queries_into(&mut model, &query_keys, &sources, &reg);
+    add_events(app, editing, &reg, &mut model);
+    Ok((model, hints))
+}
+
+type Keyed<'a> = Vec<(String, &'a Value)>;
+
+/// The app, its versions and its environments.
+fn register_versions(app: &Value, editing_version: Option<&Value>) -> Registry {
+    let mut reg = Registry::default();
     reg.add(text(app, &["id"]), Ref::App);
     for v in rows(app, "appVersions", None) {
         reg.add(
@@ -364,7 +387,16 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
         );
     }
 
-    // Pages, ordered by handle so that repeated names number the same way in every export.
+    reg
+}
+
+/// Pages, ordered by handle so that repeated names number the same way in every export.
+fn index_pages<'a>(
+    app: &'a Value,
+    editing: Option<&str>,
+    reg: &mut Registry,
+    hints: &mut Hints,
+) -> (Keyed<'a>, HashMap<&'a str, String>) {
     let mut page_rows = rows(app, "pages", editing);
     page_rows.sort_by(|a, b| {
         (text(a, &["handle"]), text(a, &["name"])).cmp(&(text(b, &["handle"]), text(b, &["name"])))
@@ -382,7 +414,16 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
         page_keys.push((key, row));
     }
 
-    // Components: grouped by page, keyed by name within it.
+    (page_keys, page_of_id)
+}
+
+/// Components: grouped by page, keyed by name within it.
+fn index_components<'a>(
+    app: &'a Value,
+    editing: Option<&str>,
+    page_of_id: &HashMap<&str, String>,
+    reg: &mut Registry,
+) -> BTreeMap<String, Keyed<'a>> {
     let mut component_rows = rows(app, "components", editing);
     component_rows.sort_by(|a, b| text(a, &["name"]).cmp(&text(b, &["name"])));
     let mut by_page: BTreeMap<String, Vec<(String, &Value)>> = BTreeMap::new();
@@ -406,7 +447,15 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
         by_page.entry(page).or_default().push((key, row));
     }
 
-    // Data sources (all versions' rows: global ones belong to none).
+    by_page
+}
+
+/// Data sources (all versions' rows: global ones belong to none).
+fn index_sources<'a>(
+    app: &'a Value,
+    editing: Option<&str>,
+    reg: &mut Registry,
+) -> HashMap<&'a str, &'a Value> {
     let mut sources: HashMap<&str, &Value> = HashMap::new();
     for row in rows(app, "dataSources", editing) {
         if let Some(id) = text(row, &["id"]) {
@@ -418,6 +467,10 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
         );
     }
 
+    sources
+}
+
+fn index_queries<'a>(app: &'a Value, editing: Option<&str>, reg: &mut Registry) -> Keyed<'a> {
     let mut query_rows = rows(app, "dataQueries", editing);
     query_rows.sort_by(|a, b| text(a, &["name"]).cmp(&text(b, &["name"])));
     let mut seen = BTreeMap::new();
@@ -428,12 +481,15 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
         query_keys.push((key, row));
     }
 
-    let mut model = AppModel {
-        name: text(app, &["name"]).unwrap_or_default().to_string(),
-        ..AppModel::default()
-    };
+    query_keys
+}
 
-    // Settings.
+fn settings_into(
+    model: &mut AppModel,
+    app: &Value,
+    editing_version: Option<&Value>,
+    reg: &Registry,
+) {
     model
         .settings
         .insert("name".into(), Value::String(model.name.clone()));
@@ -467,19 +523,25 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
                 .insert("homePage".into(), Value::String(shown));
         }
         if let Some(obj) = v.as_object() {
-            flatten_into(&mut model.settings, "", obj, VERSION_VOLATILE, &reg, None);
+            flatten_into(&mut model.settings, "", obj, VERSION_VOLATILE, reg, None);
         }
     }
+}
 
-    // Pages and their components.
-    for (key, row) in &page_keys {
+fn pages_into(
+    model: &mut AppModel,
+    page_keys: &Keyed<'_>,
+    mut by_page: BTreeMap<String, Keyed<'_>>,
+    reg: &Registry,
+) {
+    for (key, row) in page_keys {
         let components = by_page.remove(key).unwrap_or_default();
         let page = PageModel {
-            fields: row_fields(row, PAGE_KEYS, &reg, Some(key)),
+            fields: row_fields(row, PAGE_KEYS, reg, Some(key)),
             events: BTreeMap::new(),
             components: components
                 .into_iter()
-                .map(|(name, row)| (name, component(row, &reg, key)))
+                .map(|(name, row)| (name, component(row, reg, key)))
                 .collect(),
         };
         model.pages.insert(key.clone(), page);
@@ -488,14 +550,21 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
     for (page, components) in by_page {
         let entry = model.pages.entry(page.clone()).or_default();
         for (name, row) in components {
-            entry.components.insert(name, component(row, &reg, &page));
+            entry.components.insert(name, component(row, reg, &page));
         }
     }
+}
 
-    // Queries and the data sources they use.
+/// Queries and the data sources they use.
+fn queries_into(
+    model: &mut AppModel,
+    query_keys: &Keyed<'_>,
+    sources: &HashMap<&str, &Value>,
+    reg: &Registry,
+) {
     let mut used_sources: Vec<&str> = Vec::new();
-    for (key, row) in &query_keys {
-        let mut fields = row_fields(row, QUERY_KEYS, &reg, None);
+    for (key, row) in query_keys {
+        let mut fields = row_fields(row, QUERY_KEYS, reg, None);
         let source = text(row, &["dataSourceId", "data_source_id"]).and_then(|id| {
             used_sources.push(id);
             sources.get(id)
@@ -515,7 +584,7 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
             },
         );
     }
-    for (id, row) in &sources {
+    for (id, row) in sources {
         let is_static = text(row, &["type"]) == Some("static");
         if is_static && !used_sources.contains(id) {
             continue;
@@ -523,11 +592,8 @@ pub(crate) fn normalise_with_hints(bundle: &Value) -> Result<(AppModel, Hints), 
         let name = text(row, &["name"]).unwrap_or_default().to_string();
         model
             .data_sources
-            .insert(name, row_fields(row, DATA_SOURCE_KEYS, &reg, None));
+            .insert(name, row_fields(row, DATA_SOURCE_KEYS, reg, None));
     }
-
-    add_events(app, editing, &reg, &mut model);
-    Ok((model, hints))
 }
 
 fn component(row: &Value, reg: &Registry, page: &str) -> Entity {
