@@ -8,8 +8,10 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::condition::{DRIFTED, READY, RECONCILING, STALLED, UPDATE_AVAILABLE};
-use crate::api::{Consequence, DetailReason, Verdict};
+use crate::api::condition::{
+    DATA_SOURCES_CONFIGURED, DRIFTED, READY, RECONCILING, STALLED, UPDATE_AVAILABLE,
+};
+use crate::api::{Consequence, DataSourceStatus, DetailReason, Verdict};
 
 /// Reason of the Ready condition while `spec.suspend` is true.
 pub const REASON_SUSPENDED: &str = DetailReason::Suspended.as_str();
@@ -70,6 +72,49 @@ pub fn from_report(
         }
     }
     out
+}
+
+/// `DataSourcesConfigured` of an AppImport, from its data sources marked `configured`: False
+/// naming those the instance does not configure (informative: defaults may do in development),
+/// True when it configures them all; absent before any was checked.
+pub fn data_sources_configured(
+    previous: &[Condition],
+    used: &[DataSourceStatus],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<Condition> {
+    if used.iter().all(|d| d.configured.is_none()) {
+        return None;
+    }
+    let missing: Vec<&str> = used
+        .iter()
+        .filter(|d| d.configured == Some(false))
+        .map(|d| d.name.as_str())
+        .collect();
+    Some(if missing.is_empty() {
+        condition(
+            previous,
+            DATA_SOURCES_CONFIGURED,
+            "True",
+            DetailReason::AllConfigured.as_str(),
+            "the ToolJetInstance configures every data source the app's queries use",
+            generation,
+            now,
+        )
+    } else {
+        condition(
+            previous,
+            DATA_SOURCES_CONFIGURED,
+            "False",
+            DetailReason::NotConfigured.as_str(),
+            &format!(
+                "the ToolJetInstance's spec.dataSources does not configure {} used by the app's queries; they keep the options the import gave them (no secrets)",
+                missing.join(", ")
+            ),
+            generation,
+            now,
+        )
+    })
 }
 
 /// The conditions while `spec.suspend` is true: Ready keeps its status (a suspended app that was
