@@ -1,6 +1,9 @@
 //! Issue 15: a ToolJetInstance's workspace constants and data-source options, from the spec and
 //! from Secrets, applied by `sync::instance_config` on both stand-in flavours, and through
-//! `sync -f` / `plan -f`.
+//! `sync -f` / `plan -f`; and the controllers' side against kube's mock API server: the
+//! instance's status and conditions, and an AppImport waiting for its instance's configuration.
+
+mod kube_mock;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -554,3 +557,164 @@ flavoured!(sync_and_plan_from_files_configure_an_environment_without_a_cluster, 
     assert_eq!(standin.write_count(), writes);
     assert_eq!(standin.constants()[0].value, "eu-central-1");
 });
+
+// ---- controllers -----------------------------------------------------------------------------
+
+mod controllers {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use kube::runtime::controller::Action as Requeue;
+    use serde_json::json;
+    use tooljet_operator::controller::instance::{InstanceContext, reconcile};
+
+    use crate::kube_mock::{base64_of, finish, mock_api, secret_cache};
+
+    const NS: &str = "team";
+    const API_KEY: &str = "mock-config-key";
+
+    fn instance_json(standin: &StandIn) -> serde_json::Value {
+        json!({
+            "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+            "metadata": {"name": "tj", "namespace": NS, "generation": 3, "uid": "i-9"},
+            "spec": {"url": standin.base_url(), "environment": "production",
+                     "workspaceId": standin.workspace_id(),
+                     "auth": {"adminApiKey": {"secretRef": {"name": "tj-admin", "key": "api-key"}}},
+                     "constants": [{"name": "REGION", "value": "eu"}],
+                     "dataSources": [{"name": "sales-db", "kind": "postgresql", "options": {
+                         "host": {"value": "db"},
+                         "password": {"valueFrom": {"secretKeyRef": {"name": "sales-db", "key": "password"}},
+                                      "encrypted": true}}}]}
+        })
+    }
+
+    fn secret(name: &str, data: serde_json::Value) -> serde_json::Value {
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": NS, "resourceVersion": "1"}, "data": data})
+    }
+
+    async fn reconcile_once(
+        instance: serde_json::Value,
+        secrets: Vec<serde_json::Value>,
+    ) -> (Requeue, serde_json::Value, String) {
+        let obj: ToolJetInstance = serde_json::from_value(instance.clone()).expect("instance");
+        let (client, server) = mock_api(move |_| (http::StatusCode::OK, instance.clone()));
+        let ctx = Arc::new(InstanceContext {
+            client,
+            secrets: secret_cache(secrets),
+        });
+        let action = reconcile(Arc::new(obj), ctx.clone()).await.expect("reconcile");
+        drop(ctx);
+        let seen = finish(server).await;
+        assert_eq!(seen.len(), 1, "one status patch: {seen:#?}");
+        (action, seen[0].json(), seen[0].body.clone())
+    }
+
+    fn condition<'a>(body: &'a serde_json::Value, type_: &str) -> &'a serde_json::Value {
+        body["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == type_))
+            .unwrap_or_else(|| panic!("no {type_} in {body}"))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_instance_controller_applies_and_reports_without_values() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let standin = StandIn::builder()
+            .admin_api_key(API_KEY)
+            .start()
+            .await
+            .expect("stand-in");
+        standin.set_connection_target("postgresql", &[("password", DB_PASSWORD)]);
+        let instance = instance_json(&standin);
+        let admin = secret("tj-admin", json!({"api-key": base64_of(API_KEY)}));
+
+        // The password Secret is missing: ConfigApplied=False, Ready=False, nothing written.
+        let (action, body, raw) = reconcile_once(instance.clone(), vec![admin.clone()]).await;
+        assert_eq!(action, Requeue::requeue(Duration::from_secs(60)));
+        let applied = condition(&body, "ConfigApplied");
+        assert_eq!((applied["status"].as_str(), applied["reason"].as_str()), (Some("False"), Some("SecretNotFound")));
+        assert_eq!(applied["observedGeneration"], 3);
+        assert_eq!(condition(&body, "Ready")["status"], "False");
+        assert!(standin.constants().is_empty() && standin.data_sources().is_empty());
+        assert!(!raw.contains(API_KEY));
+
+        // With the Secret: applied, tested, recorded by name and hash only.
+        let db = secret("sales-db", json!({"password": base64_of(DB_PASSWORD)}));
+        let (action, body, raw) = reconcile_once(instance.clone(), vec![admin.clone(), db.clone()]).await;
+        assert_eq!(action, Requeue::requeue(Duration::from_secs(300)));
+        assert_eq!(condition(&body, "Ready")["status"], "True");
+        assert_eq!(condition(&body, "ConfigApplied")["reason"], "Configured");
+        assert_eq!(condition(&body, "DataSourcesHealthy")["status"], "True");
+        assert_eq!(body["status"]["constants"][0]["name"], "REGION");
+        assert_eq!(body["status"]["dataSources"][0]["connection"], "Ok");
+        assert!(!raw.contains(DB_PASSWORD) && !raw.contains(API_KEY), "{raw}");
+        assert_eq!(standin.constants()[0].value, "eu");
+
+        // A failed connection test: a warning condition, the instance stays Ready.
+        standin.set_connection_target("postgresql", &[("password", "another")]);
+        let mut with_status = instance.clone();
+        with_status["status"] = body["status"].clone();
+        with_status["status"]["dataSources"][0]["connection"] = json!("Failed");
+        let (action, body, raw) = reconcile_once(with_status, vec![admin, db]).await;
+        assert_eq!(action, Requeue::requeue(Duration::from_secs(300)));
+        assert_eq!(condition(&body, "Ready")["status"], "True");
+        let healthy = condition(&body, "DataSourcesHealthy");
+        assert_eq!((healthy["status"].as_str(), healthy["reason"].as_str()), (Some("False"), Some("DataSourceTestFailed")));
+        assert!(healthy["message"].as_str().is_some_and(|m| m.contains("sales-db") && m.contains("password authentication failed")), "{healthy}");
+        assert!(!raw.contains(DB_PASSWORD));
+    }
+
+    #[tokio::test]
+    async fn an_app_import_waits_for_its_instance_configuration() {
+        use git_fixtures::tooljet::CREDIT_CARD;
+        use kube::runtime::events::{Recorder, Reporter};
+        use tooljet_operator::api::AppImport;
+        use tooljet_operator::controller::app_import::{Context, reconcile as reconcile_app};
+        use tooljet_operator::source::{CacheConfig, SourceCache};
+        use tooljet_operator::sync::Engine;
+
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let standin = StandIn::builder()
+            .admin_api_key(API_KEY)
+            .start()
+            .await
+            .expect("stand-in");
+        let mut instance: ToolJetInstance =
+            serde_json::from_value(instance_json(&standin)).expect("instance");
+        instance.metadata.resource_version = Some("4".into());
+        let app = json!({
+            "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
+            "metadata": {"name": "a", "namespace": NS, "uid": "u-1", "generation": 1,
+                         "resourceVersion": "7", "finalizers": ["gitops.tooljet.dev/finalizer"]},
+            "spec": {"environment": "production",
+                     "source": {"url": "file:///nowhere", "ref": {"branch": "master"}, "app": CREDIT_CARD.0}},
+        });
+        let echo = app.clone();
+        let (client, server) = mock_api(move |_| (http::StatusCode::OK, echo.clone()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            Engine::new(SourceCache::new(CacheConfig {
+                dir: dir.path().to_owned(),
+                ..CacheConfig::default()
+            })),
+            Recorder::new(client, Reporter { controller: "tooljet-operator".into(), instance: None }),
+            crate::kube_mock::ready_store(vec![instance]),
+            secret_cache(vec![secret("tj-admin", json!({"api-key": base64_of(API_KEY)}))]),
+        ));
+        let obj: AppImport = serde_json::from_value(app).expect("app");
+        let action = reconcile_app(Arc::new(obj), ctx.clone()).await.expect("reconcile");
+        drop(ctx);
+        let seen = finish(server).await;
+        let body = seen[0].json();
+        let ready = condition(&body, "Ready");
+        assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("WaitingForInstanceConfig")));
+        assert!(ready["message"].as_str().is_some_and(|m| m.contains("team/tj")), "{ready}");
+        assert_eq!(condition(&body, "Reconciling")["status"], "True");
+        // Retried soon (backoff), not at the interval.
+        assert_ne!(action, Requeue::requeue(Duration::from_secs(300)));
+        assert!(standin.apps().is_empty(), "nothing imported");
+    }
+}
