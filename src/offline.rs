@@ -26,11 +26,11 @@ use crate::api::{
     AppImport, InstanceChoiceError, Reason, ToolJetInstance, Verdict, validate_against_crd,
 };
 use crate::source::SourceCache;
+use crate::sync::instance_config::{ConfigRecord, configure, has_configuration, hasher_for};
 use crate::sync::request::{DEFAULT_NAMESPACE, namespace_of};
 use crate::sync::{
     Checkpoint, Engine, Mode, Secrets, SyncOutcome, SyncState, sync_request, tooljet_client,
 };
-use crate::sync::instance_config::{ConfigRecord, configure, has_configuration, hasher_for};
 use crate::tooljet::ToolJetClient;
 
 /// AppImports synced at once.
@@ -583,6 +583,29 @@ pub fn summary(results: &[ImportResult], mode: Mode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Instances' configuration records share the file with the AppImports' states.
+    #[test]
+    fn instance_records_round_trip_beside_app_states() {
+        use crate::api::{ConstantKind, OwnedConstant};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let file = StateFile::open(Some(&path)).expect("opens");
+        file.put("team/sales", &SyncState::default()).expect("app");
+        let record = ConfigRecord {
+            constants: vec![OwnedConstant {
+                name: "REGION".into(),
+                kind: ConstantKind::Global,
+                written_hash: Some("hmac-sha256:00".into()),
+            }],
+            data_sources: Vec::new(),
+        };
+        file.put_instance("team/tj", &record).expect("instance");
+        let again = StateFile::open(Some(&path)).expect("reopens");
+        assert_eq!(again.instance("team/tj"), record);
+        assert_eq!(again.get("team/sales"), SyncState::default());
+        assert_eq!(again.instance("team/other"), ConfigRecord::default());
+    }
 
     /// A state file written before the engine had its own state type (an AppImport status per
     /// key, with `observedGeneration`) still reads, and is rewritten in the same shape.

@@ -1158,7 +1158,10 @@ async fn a_rotated_secret_reaches_the_instance_constant_within_seconds() {
         })
         .await;
     let shown = serde_json::to_string(&instance.status).expect("json");
-    assert!(!shown.contains("api-v1.staging.example"), "a value in status: {shown}");
+    assert!(
+        !shown.contains("api-v1.staging.example"),
+        "a value in status: {shown}"
+    );
 
     let rotated_at = std::time::Instant::now();
     secrets

@@ -39,8 +39,8 @@ use crate::api::{
     DetailReason, FINALIZER, Reason, ToolJetInstance, Verdict,
 };
 use crate::process::metrics::{Metrics, ReconcileResult};
-use crate::sync::request::import_secret_names;
 use crate::sync::instance_config::mark_configured;
+use crate::sync::request::import_secret_names;
 use crate::sync::{
     self, Checkpoint, Engine, ImportKey, Mode, SyncOutcome, SyncState, sync_request,
 };

@@ -183,6 +183,44 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::api::{DataSourceAction, DataSourceStatus};
+
+    #[test]
+    fn data_sources_configured_names_the_missing_ones() {
+        let now = Timestamp::from_second(1_700_000_000).expect("t");
+        let used = |name: &str, configured: Option<bool>| DataSourceStatus {
+            name: name.into(),
+            kind: "postgresql".into(),
+            id: None,
+            action: DataSourceAction::Linked,
+            configured,
+        };
+        assert!(data_sources_configured(&[], &[used("a", None)], Some(1), now).is_none());
+        let c = data_sources_configured(
+            &[],
+            &[used("a", Some(true)), used("b", Some(false))],
+            Some(1),
+            now,
+        )
+        .expect("condition");
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str()),
+            ("DataSourcesConfigured", "False")
+        );
+        assert_eq!(c.reason, "NotConfigured");
+        assert!(
+            c.message.contains(" b ") && !c.message.contains(" a "),
+            "{}",
+            c.message
+        );
+        let c = data_sources_configured(&[], &[used("a", Some(true))], Some(1), now)
+            .expect("condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "AllConfigured")
+        );
+    }
+
     use super::*;
     use crate::api::{CommitInfo, Drift, Reason};
 

@@ -153,10 +153,14 @@ pub fn record_of(status: Option<&ToolJetInstanceStatus>) -> ConfigRecord {
 }
 
 /// Applies the instance's constants and data-source options after a successful login.
-async fn configure(obj: &ToolJetInstance, tooljet: &ToolJetClient, secrets: &Secrets) -> ConfigOutcome {
-    let identity = obj.uid().unwrap_or_else(|| {
-        format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
-    });
+async fn configure(
+    obj: &ToolJetInstance,
+    tooljet: &ToolJetClient,
+    secrets: &Secrets,
+) -> ConfigOutcome {
+    let identity = obj
+        .uid()
+        .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()));
     let hasher = instance_config::hasher_for(&identity, &obj.spec, secrets);
     instance_config::configure(
         tooljet,
@@ -417,5 +421,71 @@ mod tests {
         assert_eq!(s2.server_version.as_deref(), Some("2.27.1"));
         assert_eq!(s2.conditions[0].status, "False");
         assert_eq!(s2.conditions[0].last_transition_time.0, later);
+    }
+
+    #[test]
+    fn config_applied_needs_the_condition_of_the_current_generation() {
+        let mut obj: ToolJetInstance = serde_json::from_value(json!({
+            "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+            "metadata": {"name": "tj", "namespace": "ns", "generation": 2},
+            "spec": {"url": "http://tj", "environment": "staging", "workspaceId": "w",
+                     "auth": {"adminApiKey": {"secretRef": {"name": "s", "key": "k"}}}}
+        }))
+        .expect("instance");
+        assert!(config_applied(&obj), "nothing to configure");
+        obj.spec.constants =
+            serde_json::from_value(json!([{"name": "A", "value": "v"}])).expect("constants");
+        assert!(!config_applied(&obj), "no status yet");
+        let t0 = Timestamp::from_second(1_700_000_000).expect("t");
+        let check = Check {
+            reason: Reason::Connected,
+            message: "ok".into(),
+            workspace_id: Some("w".into()),
+            server_version: None,
+        };
+        let outcome = |reason: Reason| ConfigOutcome {
+            record: ConfigRecord::default(),
+            actions: Vec::new(),
+            verdict: Verdict::new(reason, "m"),
+            notes: vec!["a note".into()],
+        };
+        let stalled = status_after(&obj, &check, Some(&outcome(Reason::SecretNotFound)), t0);
+        let ready = stalled
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "SecretNotFound")
+        );
+        obj.status = Some(stalled);
+        assert!(!config_applied(&obj));
+        obj.status = Some(status_after(
+            &obj,
+            &check,
+            Some(&outcome(Reason::Configured)),
+            t0,
+        ));
+        assert!(config_applied(&obj));
+        let applied = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONFIG_APPLIED))
+            .expect("ConfigApplied");
+        assert!(applied.message.contains("a note"), "{}", applied.message);
+        // Not logged in: the configuration conditions are kept as they were.
+        let down = Check {
+            reason: Reason::Unreachable,
+            ..check
+        };
+        let kept = status_after(&obj, &down, None, t0);
+        assert!(
+            kept.conditions
+                .iter()
+                .any(|c| c.type_ == CONFIG_APPLIED && c.status == "True")
+        );
+        obj.metadata.generation = Some(3);
+        assert!(!config_applied(&obj), "a newer spec is not applied yet");
     }
 }

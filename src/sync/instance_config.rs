@@ -136,7 +136,9 @@ pub fn hasher_for(identity: &str, spec: &ToolJetInstanceSpec, secrets: &Secrets)
 
 fn refused(errors: &[ConfigError], previous: &ConfigRecord) -> ConfigOutcome {
     // The first error's reason decides the consequence; the message lists them all.
-    let reason = errors.first().map_or(Reason::InvalidSpec, ConfigError::reason);
+    let reason = errors
+        .first()
+        .map_or(Reason::InvalidSpec, ConfigError::reason);
     let listed: Vec<String> = errors.iter().map(ToString::to_string).collect();
     ConfigOutcome {
         record: previous.clone(),
@@ -195,7 +197,16 @@ pub async fn configure(
     if let Err(errors) = check_data_sources(&desired_sources) {
         return refused(&errors, previous);
     }
-    match read_and_plan(tj, spec, previous, &desired_constants, desired_sources, hasher).await {
+    match read_and_plan(
+        tj,
+        spec,
+        previous,
+        &desired_constants,
+        desired_sources,
+        hasher,
+    )
+    .await
+    {
         Err(Failure::Refused(errors)) => refused(&errors, previous),
         Err(Failure::ToolJet(verdict)) => ConfigOutcome {
             record: previous.clone(),
@@ -234,7 +245,10 @@ async fn read_and_plan(
         let doing = doing.to_string();
         move |e| Failure::ToolJet(tooljet_failure(e, &doing))
     };
-    let family = tj.family().await.map_err(fail("reading ToolJet's version"))?;
+    let family = tj
+        .family()
+        .await
+        .map_err(fail("reading ToolJet's version"))?;
     let version = tj
         .known_server_version()
         .map_or_else(|| "2.x".to_string(), |v| v.to_string());
@@ -306,7 +320,10 @@ async fn read_and_plan(
                 family,
                 &desired,
                 &current,
-                previous.data_sources.iter().find(|r| r.name == desired.name),
+                previous
+                    .data_sources
+                    .iter()
+                    .find(|r| r.name == desired.name),
                 &constants.record,
                 hasher,
             )),
@@ -471,18 +488,21 @@ impl Planned {
 
         // Data sources, one at a time: each entry's record changes only once its write is done.
         let mut configured = Vec::new();
-        for s in &self.sources {
+        for (index, s) in self.sources.iter().enumerate() {
             let before = previous
                 .data_sources
                 .iter()
                 .find(|r| r.name == s.desired.name)
                 .cloned();
-            match self.apply_source(tj, s, before.as_ref(), &mut actions).await {
+            match self
+                .apply_source(tj, s, before.as_ref(), &mut actions)
+                .await
+            {
                 Ok(entry) => configured.push(entry),
                 Err(verdict) => {
                     // Keep what is known of this and the remaining entries.
                     configured.extend(before);
-                    for rest in self.sources.iter().skip(configured.len()) {
+                    for rest in &self.sources[index + 1..] {
                         configured.extend(
                             previous
                                 .data_sources
@@ -553,9 +573,7 @@ impl Planned {
                 let id = tj
                     .create_data_source_with_options(name, kind, merged, env)
                     .await
-                    .map_err(|e| {
-                        tooljet_failure(e, &format!("creating data source `{name}`"))
-                    })?;
+                    .map_err(|e| tooljet_failure(e, &format!("creating data source `{name}`")))?;
                 (id, kind.clone())
             }
             // A data source to create always has something to write (its hash is unrecorded).
@@ -576,7 +594,8 @@ impl Planned {
             .map(|o| o.value.as_str())
             .collect();
         let retest = wrote
-            || before.is_none_or(|b| b.connection != ConnectionState::Ok || b.id.as_ref() != Some(&id));
+            || before
+                .is_none_or(|b| b.connection != ConnectionState::Ok || b.id.as_ref() != Some(&id));
         let (connection, message) = if retest {
             let options = if wrote {
                 tj.data_source_options(&id, env).await.map_err(|e| {
@@ -589,7 +608,10 @@ impl Planned {
                 .test_connection(&id, &kind, env, &options, &secrets)
                 .await
                 .map_err(|e| {
-                    tooljet_failure(e, &format!("testing the connection of data source `{name}`"))
+                    tooljet_failure(
+                        e,
+                        &format!("testing the connection of data source `{name}`"),
+                    )
                 })?
                 .redacted(&secrets);
             match tested {
@@ -599,7 +621,8 @@ impl Planned {
         } else {
             let b = before.cloned();
             (
-                b.as_ref().map_or(ConnectionState::Untested, |b| b.connection),
+                b.as_ref()
+                    .map_or(ConnectionState::Untested, |b| b.connection),
                 b.and_then(|b| b.message),
             )
         };
