@@ -2,8 +2,14 @@
 //! the same engine as the controller.
 //!
 //! The state file is JSON, one AppImport status per `namespace/name`, rewritten atomically after
-//! every step of a run (a killed run loses nothing it created). Since files have no
-//! `metadata.generation`, a hash of the spec stands in for it.
+//! every step of a run (a killed run loses nothing it created), and under the key
+//! `toolJetInstances` each instance's configuration record (owned constants and configured data
+//! sources: names and keyed hashes, never values). Since files have no `metadata.generation`, a
+//! hash of the spec stands in for it.
+//!
+//! Instances in the manifests with constants or data sources are configured first (`plan`
+//! lists the writes, never a value); an AppImport not imported yet waits while its instance's
+//! configuration failed, as in the cluster.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +26,7 @@ use crate::api::{
     AppImport, InstanceChoiceError, Reason, ToolJetInstance, Verdict, validate_against_crd,
 };
 use crate::source::SourceCache;
+use crate::sync::instance_config::{ConfigRecord, configure, has_configuration, hasher_for};
 use crate::sync::request::{DEFAULT_NAMESPACE, namespace_of};
 use crate::sync::{
     Checkpoint, Engine, Mode, Secrets, SyncOutcome, SyncState, sync_request, tooljet_client,
@@ -43,7 +50,9 @@ pub enum OfflineError {
         kind: String,
         reason: String,
     },
-    #[error("no AppImport in the given files; pass the files that hold them with -f")]
+    #[error(
+        "no AppImport, and no ToolJetInstance with constants or dataSources, in the given files; pass the files that hold them with -f"
+    )]
     NothingToSync,
     #[error("cannot use the state file {path}: {reason}")]
     State { path: PathBuf, reason: String },
@@ -152,27 +161,45 @@ impl Manifests {
 pub struct StateFile {
     path: Option<PathBuf>,
     states: Mutex<BTreeMap<String, SyncState>>,
+    instances: Mutex<BTreeMap<String, ConfigRecord>>,
 }
+
+/// The state file's key for the instances' configuration records (AppImport keys always hold a
+/// `/`, so it cannot collide with one).
+const INSTANCES_KEY: &str = "toolJetInstances";
 
 impl StateFile {
     /// Opens the file (a missing file is an empty state); `None` keeps state in memory only.
     pub fn open(path: Option<&Path>) -> Result<StateFile, OfflineError> {
-        let states = match path {
+        let (states, instances) = match path {
             Some(p) if p.exists() => {
                 let text = std::fs::read_to_string(p).map_err(|e| OfflineError::State {
                     path: p.to_owned(),
                     reason: e.to_string(),
                 })?;
-                serde_json::from_str(&text).map_err(|e| OfflineError::State {
+                let bad = |e: serde_json::Error| OfflineError::State {
                     path: p.to_owned(),
                     reason: format!("not a state file ({e}); move it away to start afresh"),
-                })?
+                };
+                let mut all: BTreeMap<String, serde_json::Value> =
+                    serde_json::from_str(&text).map_err(bad)?;
+                let instances = match all.remove(INSTANCES_KEY) {
+                    Some(v) => serde_json::from_value(v).map_err(bad)?,
+                    None => BTreeMap::new(),
+                };
+                let states = all
+                    .into_iter()
+                    .map(|(k, v)| Ok((k, serde_json::from_value(v)?)))
+                    .collect::<Result<_, serde_json::Error>>()
+                    .map_err(bad)?;
+                (states, instances)
             }
-            _ => BTreeMap::new(),
+            _ => (BTreeMap::new(), BTreeMap::new()),
         };
         Ok(StateFile {
             path: path.map(Path::to_owned),
             states: Mutex::new(states),
+            instances: Mutex::new(instances),
         })
     }
 
@@ -187,10 +214,39 @@ impl StateFile {
 
     /// Records one AppImport's state and rewrites the file atomically (write, fsync, rename).
     pub fn put(&self, key: &str, state: &SyncState) -> Result<(), String> {
+        self.lock().insert(key.to_owned(), state.clone());
+        self.write()
+    }
+
+    /// An instance's configuration record (`namespace/name`).
+    pub fn instance(&self, key: &str) -> ConfigRecord {
+        self.lock_instances().get(key).cloned().unwrap_or_default()
+    }
+
+    /// Records an instance's configuration and rewrites the file atomically.
+    pub fn put_instance(&self, key: &str, record: &ConfigRecord) -> Result<(), String> {
+        self.lock_instances().insert(key.to_owned(), record.clone());
+        self.write()
+    }
+
+    fn lock_instances(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ConfigRecord>> {
+        self.instances.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> Result<(), String> {
         let text = {
-            let mut states = self.lock();
-            states.insert(key.to_owned(), state.clone());
-            serde_json::to_string_pretty(&*states).map_err(|e| e.to_string())?
+            let states = self.lock();
+            let instances = self.lock_instances();
+            let mut all = serde_json::to_value(&*states).map_err(|e| e.to_string())?;
+            if !instances.is_empty()
+                && let Some(map) = all.as_object_mut()
+            {
+                map.insert(
+                    INSTANCES_KEY.to_owned(),
+                    serde_json::to_value(&*instances).map_err(|e| e.to_string())?,
+                );
+            }
+            serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
         };
         let Some(path) = &self.path else {
             return Ok(());
@@ -238,20 +294,120 @@ pub async fn run(
     state: &StateFile,
     mode: Mode,
 ) -> Result<Vec<ImportResult>, OfflineError> {
-    if manifests.app_imports.is_empty() {
+    let configured: Vec<&ToolJetInstance> = manifests
+        .instances
+        .iter()
+        .filter(|i| has_configuration(&i.spec, &state.instance(&instance_key(i))))
+        .collect();
+    if manifests.app_imports.is_empty() && configured.is_empty() {
         return Err(OfflineError::NothingToSync);
     }
     let engine = Engine::new(cache);
     let mut clients: BTreeMap<String, Arc<ToolJetClient>> = BTreeMap::new();
-    let results = stream::iter(manifests.app_imports.iter())
+    let mut results = Vec::new();
+    // Instances whose configuration failed: their AppImports not imported yet wait.
+    let mut unconfigured = Vec::new();
+    for instance in configured {
+        let result = configure_one(manifests, instance, &mut clients, state, mode).await;
+        if !result.report.ready() {
+            unconfigured.push(instance_key(instance));
+        }
+        results.push(result);
+    }
+    let apps = stream::iter(manifests.app_imports.iter())
         .map(|app| {
-            let client = prepare(manifests, app, &mut clients);
+            let client = prepare(manifests, app, &mut clients, &unconfigured, state);
             sync_one(&engine, app, client, state, mode)
         })
         .buffered(CONCURRENCY)
         .collect::<Vec<_>>()
         .await;
+    results.extend(apps);
     Ok(results)
+}
+
+fn instance_key(instance: &ToolJetInstance) -> String {
+    format!(
+        "{}/{}",
+        namespace_of(instance.metadata.namespace.as_deref()),
+        instance.name_any()
+    )
+}
+
+fn client_for(
+    manifests: &Manifests,
+    instance: &ToolJetInstance,
+    clients: &mut BTreeMap<String, Arc<ToolJetClient>>,
+) -> Result<Arc<ToolJetClient>, Box<Verdict>> {
+    let inst_ns = namespace_of(instance.metadata.namespace.as_deref());
+    let inst_key = instance_key(instance);
+    Ok(match clients.get(&inst_key) {
+        Some(c) => c.clone(),
+        None => {
+            let client = Arc::new(tooljet_client(instance, &manifests.secrets_in(&inst_ns))?);
+            clients.insert(inst_key, client.clone());
+            client
+        }
+    })
+}
+
+/// Applies (or plans) one instance's constants and data sources; the record goes to the state
+/// file only in apply.
+async fn configure_one(
+    manifests: &Manifests,
+    instance: &ToolJetInstance,
+    clients: &mut BTreeMap<String, Arc<ToolJetClient>>,
+    state: &StateFile,
+    mode: Mode,
+) -> ImportResult {
+    let key = instance_key(instance);
+    let name = format!("{key} (ToolJetInstance)");
+    let client = match client_for(manifests, instance, clients) {
+        Ok(c) => c,
+        Err(report) => {
+            return ImportResult {
+                name,
+                report: *report,
+                actions: Vec::new(),
+                server: None,
+            };
+        }
+    };
+    let secrets = manifests.secrets_in(&namespace_of(instance.metadata.namespace.as_deref()));
+    let hasher = hasher_for(&key, &instance.spec, &secrets);
+    let outcome = configure(
+        &client,
+        &instance.spec,
+        &state.instance(&key),
+        &secrets,
+        &hasher,
+        mode,
+    )
+    .await;
+    let mut report = outcome.verdict.clone();
+    for note in &outcome.notes {
+        report.message.push_str("; ");
+        report.message.push_str(note);
+    }
+    for (source, message) in outcome.failed_connections() {
+        report.message.push_str(&format!(
+            "; warning: ToolJet's connection test of data source `{source}` failed: {message}"
+        ));
+    }
+    if mode == Mode::Apply
+        && let Err(e) = state.put_instance(&key, &outcome.record)
+    {
+        report = Verdict::new(
+            Reason::StateNotSaved,
+            format!("could not save the state file: {e}"),
+        );
+    }
+    ImportResult {
+        name,
+        report,
+        actions: outcome.actions,
+        server: server_of(&client),
+    }
 }
 
 /// What one AppImport needs besides the engine: its instance, the instance's client, and the
@@ -266,20 +422,27 @@ fn prepare<'m>(
     manifests: &'m Manifests,
     app: &AppImport,
     clients: &mut BTreeMap<String, Arc<ToolJetClient>>,
+    unconfigured: &[String],
+    state: &StateFile,
 ) -> Result<Prepared<'m>, Box<Verdict>> {
     let instance = manifests
         .instance_for(app)
         .map_err(|e| Box::new(e.verdict()))?;
-    let inst_ns = namespace_of(instance.metadata.namespace.as_deref());
-    let inst_key = format!("{inst_ns}/{}", instance.name_any());
-    let client = match clients.get(&inst_key) {
-        Some(c) => c.clone(),
-        None => {
-            let client = Arc::new(tooljet_client(instance, &manifests.secrets_in(&inst_ns))?);
-            clients.insert(inst_key, client.clone());
-            client
-        }
-    };
+    let inst_key = instance_key(instance);
+    let app_key = format!(
+        "{}/{}",
+        namespace_of(app.metadata.namespace.as_deref()),
+        app.name_any()
+    );
+    if unconfigured.contains(&inst_key) && state.get(&app_key).app.is_none() {
+        return Err(Box::new(Verdict::new(
+            Reason::WaitingForInstanceConfig,
+            format!(
+                "ToolJetInstance {inst_key} has not applied its constants and data sources (see its line); the first import waits for it"
+            ),
+        )));
+    }
+    let client = client_for(manifests, instance, clients)?;
     Ok(Prepared {
         instance,
         client,
@@ -324,7 +487,7 @@ async fn sync_one(
             };
         }
     };
-    let outcome: SyncOutcome = engine
+    let mut outcome: SyncOutcome = engine
         .sync(
             request,
             &prepared.client,
@@ -335,6 +498,10 @@ async fn sync_one(
             },
         )
         .await;
+    crate::sync::instance_config::mark_configured(
+        &mut outcome.state.data_sources,
+        &prepared.instance.spec,
+    );
     let mut report = outcome.report;
     if mode == Mode::Apply
         && let Err(e) = state.put(&name, &outcome.state)
@@ -416,6 +583,29 @@ pub fn summary(results: &[ImportResult], mode: Mode) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Instances' configuration records share the file with the AppImports' states.
+    #[test]
+    fn instance_records_round_trip_beside_app_states() {
+        use crate::api::{ConstantKind, OwnedConstant};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let file = StateFile::open(Some(&path)).expect("opens");
+        file.put("team/sales", &SyncState::default()).expect("app");
+        let record = ConfigRecord {
+            constants: vec![OwnedConstant {
+                name: "REGION".into(),
+                kind: ConstantKind::Global,
+                written_hash: Some("hmac-sha256:00".into()),
+            }],
+            data_sources: Vec::new(),
+        };
+        file.put_instance("team/tj", &record).expect("instance");
+        let again = StateFile::open(Some(&path)).expect("reopens");
+        assert_eq!(again.instance("team/tj"), record);
+        assert_eq!(again.get("team/sales"), SyncState::default());
+        assert_eq!(again.instance("team/other"), ConfigRecord::default());
+    }
 
     /// A state file written before the engine had its own state type (an AppImport status per
     /// key, with `observedGeneration`) still reads, and is rewritten in the same shape.

@@ -1104,3 +1104,83 @@ async fn converged(
     }
     None
 }
+
+/// Issue 15: a ToolJetInstance's constant read from a Secret is written to ToolJet, and rotating
+/// the Secret reaches ToolJet within seconds (the Secret watch re-checks the instance). The time
+/// from the Secret's update to the new value in the stand-in is printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_reaches_the_instance_constant_within_seconds() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), &h.ns);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "api-config"},
+        "stringData": {"base": "https://api-v1.staging.example"},
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("Secret created");
+    let name = Harness::instance_name("staging");
+    h.instances()
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"constants": [
+                {"name": "API_BASE", "valueFrom": {"secretKeyRef": {"name": "api-config", "key": "base"}}},
+                {"name": "REGION", "value": "eu-west-1"},
+            ]}})),
+        )
+        .await
+        .expect("constants added");
+    let standin = h.standin("staging");
+    let value_of = |name: &str| {
+        standin
+            .constants()
+            .into_iter()
+            .find(|c| c.name == name)
+            .map(|c| c.value)
+    };
+    wait_for("API_BASE written from the Secret", TIMEOUT, || async {
+        (value_of("API_BASE").as_deref() == Some("https://api-v1.staging.example")).then_some(())
+    })
+    .await;
+    let instance = h
+        .wait_instance("staging", "ConfigApplied=True", |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "ConfigApplied" && c.status == "True")
+                    && s.constants.len() == 2
+            })
+        })
+        .await;
+    let shown = serde_json::to_string(&instance.status).expect("json");
+    assert!(
+        !shown.contains("api-v1.staging.example"),
+        "a value in status: {shown}"
+    );
+
+    let rotated_at = std::time::Instant::now();
+    secrets
+        .patch(
+            "api-config",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"base": "https://api-v2.staging.example"}})),
+        )
+        .await
+        .expect("Secret rotated");
+    wait_for("the rotated value in ToolJet", TIMEOUT, || async {
+        (value_of("API_BASE").as_deref() == Some("https://api-v2.staging.example")).then_some(())
+    })
+    .await;
+    let took = rotated_at.elapsed();
+    println!(
+        "issue 15: Secret rotation reached the ToolJet constant in {} ms",
+        took.as_millis()
+    );
+    assert_eq!(value_of("REGION").as_deref(), Some("eu-west-1"));
+    h.finish().await;
+}

@@ -50,6 +50,14 @@ pub mod condition {
     pub const UPDATE_AVAILABLE: &str = "UpdateAvailable";
     /// AppImport with `editable: false`: the app was edited in ToolJet and is being restored.
     pub const DRIFTED: &str = "Drifted";
+    /// ToolJetInstance: its constants and data-source options are written as the spec says.
+    pub const CONFIG_APPLIED: &str = "ConfigApplied";
+    /// ToolJetInstance: ToolJet's connection test of every configured data source passed
+    /// (False is a warning, not a stall).
+    pub const DATA_SOURCES_HEALTHY: &str = "DataSourcesHealthy";
+    /// AppImport: the instance configures every data source the app's queries use
+    /// (informative).
+    pub const DATA_SOURCES_CONFIGURED: &str = "DataSourcesConfigured";
 
     /// Reasons named by the API; every reason is in [`super::Reason`].
     pub mod reason {

@@ -83,6 +83,7 @@ reasons! {
     Renamed => Ready, "Only spec.appName changed: the app was renamed in ToolJet, nothing imported.";
     // A ToolJetInstance the operator can log in to.
     Connected => Ready, "ToolJetInstance: the operator logged in to ToolJet.";
+    Configured => Ready, "ToolJetInstance: the constants and data-source options of the spec are written (ConfigApplied=True); a failed connection test shows in DataSourcesHealthy.";
 
     // Failures that retrying may fix.
     GitUnavailable => Retrying, "The git server did not answer in time or refused the connection; retried with backoff.";
@@ -92,6 +93,7 @@ reasons! {
     QueriesMissing => Retrying, "The imported app lacks some of its bundle's queries (a data source was missing or deleted); imported again.";
     ImportIncomplete => Retrying, "The imported app did not come out as its bundle says; nothing was swapped, and it is imported again.";
     CacheNotSynced => Retrying, "The operator's watch of ToolJetInstances or Secrets has not listed them yet (check its RBAC); retried.";
+    WaitingForInstanceConfig => Retrying, "AppImport: the first import waits until its ToolJetInstance has applied its constants and data sources (ConfigApplied=True); re-enqueued when the instance changes.";
     Unreachable => Retrying, "ToolJetInstance: ToolJet did not answer; check spec.url and that ToolJet runs. Rechecked every minute.";
 
     // Failures that need a change by the user.
@@ -175,6 +177,14 @@ pub enum DetailReason {
     CleanupSkipped,
     /// Warning Event: applying deletionPolicy failed; retried.
     CleanupFailed,
+    /// ToolJetInstance `DataSourcesHealthy=True`: every tested data source connected.
+    ConnectionsOk,
+    /// ToolJetInstance `DataSourcesHealthy=False`: a connection test failed (a warning).
+    DataSourceTestFailed,
+    /// AppImport `DataSourcesConfigured=True`: the instance configures every data source used.
+    AllConfigured,
+    /// AppImport `DataSourcesConfigured=False`: some data source used is not configured.
+    NotConfigured,
 }
 
 impl DetailReason {
@@ -186,6 +196,10 @@ impl DetailReason {
         DetailReason::Suspended,
         DetailReason::CleanupSkipped,
         DetailReason::CleanupFailed,
+        DetailReason::ConnectionsOk,
+        DetailReason::DataSourceTestFailed,
+        DetailReason::AllConfigured,
+        DetailReason::NotConfigured,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -197,6 +211,10 @@ impl DetailReason {
             DetailReason::Suspended => "Suspended",
             DetailReason::CleanupSkipped => "CleanupSkipped",
             DetailReason::CleanupFailed => "CleanupFailed",
+            DetailReason::ConnectionsOk => "ConnectionsOk",
+            DetailReason::DataSourceTestFailed => "DataSourceTestFailed",
+            DetailReason::AllConfigured => "AllConfigured",
+            DetailReason::NotConfigured => "NotConfigured",
         }
     }
 
@@ -223,6 +241,18 @@ impl DetailReason {
             }
             DetailReason::CleanupFailed => {
                 "Warning Event: applying deletionPolicy failed; the AppImport stays until it succeeds."
+            }
+            DetailReason::ConnectionsOk => {
+                "ToolJetInstance `DataSourcesHealthy=True`: ToolJet's connection test passed for every configured data source it tested."
+            }
+            DetailReason::DataSourceTestFailed => {
+                "ToolJetInstance `DataSourcesHealthy=False` and a Warning Event: ToolJet's connection test of a configured data source failed (its message in status.dataSources); the options are written and the instance stays Ready: a warning, not a stall."
+            }
+            DetailReason::AllConfigured => {
+                "AppImport `DataSourcesConfigured=True`: the instance's spec.dataSources configures every data source the app's queries use."
+            }
+            DetailReason::NotConfigured => {
+                "AppImport `DataSourcesConfigured=False`: some data sources the app uses are not in the instance's spec.dataSources (named in the message); informative, the import is not blocked."
             }
         }
     }

@@ -33,12 +33,13 @@ use super::ControllerError;
 use super::caches::Cache;
 use super::conditions;
 use super::resolve::{CACHE_WAIT, ClientCache, not_listed, read_secrets, select_instance};
-use crate::api::condition::READY;
+use crate::api::condition::{CONFIG_APPLIED, READY};
 use crate::api::{
     ANNOTATION_RECONCILE_REQUESTED_AT, AppImport, AppImportStatus, Consequence, DeletionPolicy,
     DetailReason, FINALIZER, Reason, ToolJetInstance, Verdict,
 };
 use crate::process::metrics::{Metrics, ReconcileResult};
+use crate::sync::instance_config::mark_configured;
 use crate::sync::request::import_secret_names;
 use crate::sync::{
     self, Checkpoint, Engine, ImportKey, Mode, SyncOutcome, SyncState, sync_request,
@@ -263,6 +264,25 @@ async fn run_engine(
     // Git credentials only from the AppImport's own namespace (tenancy).
     let (secrets, _) = read_secrets(&ctx.secrets, &ns, &import_secret_names(obj)).await?;
     let previous = obj.status.clone().unwrap_or_default();
+    // The first import waits for the instance's constants and data-source credentials: an app
+    // imported before them would run its queries against empty or development values.
+    if previous.app.is_none() && !super::instance::config_applied(&instance) {
+        let why = instance
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONFIG_APPLIED))
+            .filter(|c| c.status == "False")
+            .map(|c| format!(" (ConfigApplied=False, {}: {})", c.reason, c.message))
+            .unwrap_or_default();
+        return Err(Verdict::new(
+            Reason::WaitingForInstanceConfig,
+            format!(
+                "ToolJetInstance {}/{} has not applied its constants and data sources yet{why}; the first import waits for it",
+                instance.namespace().unwrap_or_default(),
+                instance.name_any()
+            ),
+        ));
+    }
     let request = sync_request(
         obj,
         &instance,
@@ -275,10 +295,12 @@ async fn run_engine(
         obj,
         previous,
     };
-    Ok(ctx
+    let mut outcome = ctx
         .engine
         .sync(request, &tooljet, Mode::Apply, &checkpoint)
-        .await)
+        .await;
+    mark_configured(&mut outcome.state.data_sources, &instance.spec);
+    Ok(outcome)
 }
 
 async fn resolve_instance(obj: &AppImport, ctx: &Context) -> Result<Arc<ToolJetInstance>, Verdict> {

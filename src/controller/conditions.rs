@@ -8,8 +8,10 @@
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::condition::{DRIFTED, READY, RECONCILING, STALLED, UPDATE_AVAILABLE};
-use crate::api::{Consequence, DetailReason, Verdict};
+use crate::api::condition::{
+    DATA_SOURCES_CONFIGURED, DRIFTED, READY, RECONCILING, STALLED, UPDATE_AVAILABLE,
+};
+use crate::api::{Consequence, DataSourceStatus, DetailReason, Verdict};
 
 /// Reason of the Ready condition while `spec.suspend` is true.
 pub const REASON_SUSPENDED: &str = DetailReason::Suspended.as_str();
@@ -70,6 +72,49 @@ pub fn from_report(
         }
     }
     out
+}
+
+/// `DataSourcesConfigured` of an AppImport, from its data sources marked `configured`: False
+/// naming those the instance does not configure (informative: defaults may do in development),
+/// True when it configures them all; absent before any was checked.
+pub fn data_sources_configured(
+    previous: &[Condition],
+    used: &[DataSourceStatus],
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<Condition> {
+    if used.iter().all(|d| d.configured.is_none()) {
+        return None;
+    }
+    let missing: Vec<&str> = used
+        .iter()
+        .filter(|d| d.configured == Some(false))
+        .map(|d| d.name.as_str())
+        .collect();
+    Some(if missing.is_empty() {
+        condition(
+            previous,
+            DATA_SOURCES_CONFIGURED,
+            "True",
+            DetailReason::AllConfigured.as_str(),
+            "the ToolJetInstance configures every data source the app's queries use",
+            generation,
+            now,
+        )
+    } else {
+        condition(
+            previous,
+            DATA_SOURCES_CONFIGURED,
+            "False",
+            DetailReason::NotConfigured.as_str(),
+            &format!(
+                "the ToolJetInstance's spec.dataSources does not configure {} used by the app's queries; they keep the options the import gave them (no secrets)",
+                missing.join(", ")
+            ),
+            generation,
+            now,
+        )
+    })
 }
 
 /// The conditions while `spec.suspend` is true: Ready keeps its status (a suspended app that was
@@ -138,6 +183,44 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::api::{DataSourceAction, DataSourceStatus};
+
+    #[test]
+    fn data_sources_configured_names_the_missing_ones() {
+        let now = Timestamp::from_second(1_700_000_000).expect("t");
+        let used = |name: &str, configured: Option<bool>| DataSourceStatus {
+            name: name.into(),
+            kind: "postgresql".into(),
+            id: None,
+            action: DataSourceAction::Linked,
+            configured,
+        };
+        assert!(data_sources_configured(&[], &[used("a", None)], Some(1), now).is_none());
+        let c = data_sources_configured(
+            &[],
+            &[used("a", Some(true)), used("b", Some(false))],
+            Some(1),
+            now,
+        )
+        .expect("condition");
+        assert_eq!(
+            (c.type_.as_str(), c.status.as_str()),
+            ("DataSourcesConfigured", "False")
+        );
+        assert_eq!(c.reason, "NotConfigured");
+        assert!(
+            c.message.contains(" b ") && !c.message.contains(" a "),
+            "{}",
+            c.message
+        );
+        let c = data_sources_configured(&[], &[used("a", Some(true))], Some(1), now)
+            .expect("condition");
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", "AllConfigured")
+        );
+    }
+
     use super::*;
     use crate::api::{CommitInfo, Drift, Reason};
 

@@ -1,6 +1,8 @@
-//! Reconcile of one ToolJetInstance: read its Secrets, log in (`check`), and report `Ready` with
-//! the workspace id. Rechecked every 5 minutes while ready, every minute while not, and at once
-//! when the instance or one of its Secrets changes.
+//! Reconcile of one ToolJetInstance: read its Secrets, log in (`check`), apply its constants and
+//! data-source options ([`crate::sync::instance_config`]), and report `Ready` with the workspace
+//! id, `ConfigApplied` and `DataSourcesHealthy`. Rechecked every 5 minutes while ready, every
+//! minute while not, and at once when the instance or one of its Secrets changes (a rotated
+//! Secret value reaches ToolJet within seconds).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +20,13 @@ use super::app_import::FIELD_MANAGER;
 use super::caches::Cache;
 use super::conditions::condition;
 use super::resolve::{instance_secret_names, read_secrets};
-use crate::api::condition::READY;
-use crate::api::{Consequence, Reason, ToolJetInstance, ToolJetInstanceStatus};
-use crate::sync::tooljet_config;
+use crate::api::condition::{CONFIG_APPLIED, DATA_SOURCES_HEALTHY, READY};
+use crate::api::{
+    ConnectionState, Consequence, DetailReason, Reason, ToolJetInstance, ToolJetInstanceStatus,
+    Verdict,
+};
+use crate::sync::instance_config::{self, ConfigOutcome, ConfigRecord};
+use crate::sync::{Mode, Secrets, tooljet_config};
 use crate::tooljet::{ToolJetClient, ToolJetError};
 
 const RECHECK_READY: Duration = Duration::from_secs(300);
@@ -70,7 +76,11 @@ pub fn check_failure(e: &ToolJetError) -> (Reason, String) {
     }
 }
 
-async fn check(secret_cache: &Cache<Secret>, obj: &ToolJetInstance) -> Check {
+/// Logs in; with a ready check, the client and the Secrets for the configuration step.
+async fn check(
+    secret_cache: &Cache<Secret>,
+    obj: &ToolJetInstance,
+) -> (Check, Option<(ToolJetClient, Secrets)>) {
     let fail = |reason: Reason, message: String| Check {
         reason,
         message,
@@ -80,10 +90,26 @@ async fn check(secret_cache: &Cache<Secret>, obj: &ToolJetInstance) -> Check {
     let ns = obj.namespace().unwrap_or_default();
     let secrets = match read_secrets(secret_cache, &ns, &instance_secret_names(&obj.spec)).await {
         Ok((s, _)) => s,
-        Err(r) => return fail(r.reason, r.message),
+        Err(r) => return (fail(r.reason, r.message), None),
+    };
+    let (check, client) = login(obj, &secrets).await;
+    (check, client.map(|c| (c, secrets)))
+}
+
+async fn login(obj: &ToolJetInstance, secrets: &Secrets) -> (Check, Option<ToolJetClient>) {
+    let fail = |reason: Reason, message: String| {
+        (
+            Check {
+                reason,
+                message,
+                workspace_id: None,
+                server_version: None,
+            },
+            None,
+        )
     };
     // A missing Secret is SecretNotFound; anything else wrong with auth or TLS is InvalidSpec.
-    let config = match tooljet_config(&obj.spec, &secrets) {
+    let config = match tooljet_config(&obj.spec, secrets) {
         Ok(c) => c,
         Err(e) if e.reason() == Reason::SecretNotFound => return fail(e.reason(), e.to_string()),
         Err(e) => return fail(Reason::InvalidSpec, e.to_string()),
@@ -95,20 +121,165 @@ async fn check(secret_cache: &Cache<Secret>, obj: &ToolJetInstance) -> Check {
     let result = tooljet.check().await;
     let server_version = tooljet.known_server_version().map(|v| v.to_string());
     match result {
-        Ok(workspace_id) => Check {
-            reason: Reason::Connected,
-            message: format!("logged in to {} (workspace {workspace_id})", obj.spec.url),
-            workspace_id: Some(workspace_id),
-            server_version,
-        },
+        Ok(workspace_id) => (
+            Check {
+                reason: Reason::Connected,
+                message: format!("logged in to {} (workspace {workspace_id})", obj.spec.url),
+                workspace_id: Some(workspace_id),
+                server_version,
+            },
+            Some(tooljet),
+        ),
         Err(e) => {
             let (reason, message) = check_failure(&e);
-            Check {
-                server_version,
-                ..fail(reason, message)
-            }
+            let (check, _) = fail(reason, message);
+            (
+                Check {
+                    server_version,
+                    ..check
+                },
+                None,
+            )
         }
     }
+}
+
+/// The configuration record as status holds it.
+pub fn record_of(status: Option<&ToolJetInstanceStatus>) -> ConfigRecord {
+    status.map_or_else(ConfigRecord::default, |s| ConfigRecord {
+        constants: s.constants.clone(),
+        data_sources: s.data_sources.clone(),
+    })
+}
+
+/// Applies the instance's constants and data-source options after a successful login.
+async fn configure(
+    obj: &ToolJetInstance,
+    tooljet: &ToolJetClient,
+    secrets: &Secrets,
+) -> ConfigOutcome {
+    let identity = obj
+        .uid()
+        .unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()));
+    let hasher = instance_config::hasher_for(&identity, &obj.spec, secrets);
+    instance_config::configure(
+        tooljet,
+        &obj.spec,
+        &record_of(obj.status.as_ref()),
+        secrets,
+        &hasher,
+        Mode::Apply,
+    )
+    .await
+}
+
+/// The status after a check and, when it logged in, a configuration run: `Ready` is True only
+/// when both succeeded; `ConfigApplied` says how the configuration went; `DataSourcesHealthy`
+/// (present once a data source was tested) is False while a connection test fails, a warning
+/// that does not make the instance not ready.
+pub fn status_after(
+    obj: &ToolJetInstance,
+    check: &Check,
+    config: Option<&ConfigOutcome>,
+    now: Timestamp,
+) -> ToolJetInstanceStatus {
+    let mut status = status_for(obj, check, now);
+    let Some(config) = config else {
+        // Not logged in: the configuration conditions keep what the last run found.
+        let previous = obj.status.clone().unwrap_or_default();
+        status.conditions.extend(
+            previous
+                .conditions
+                .into_iter()
+                .filter(|c| c.type_ == CONFIG_APPLIED || c.type_ == DATA_SOURCES_HEALTHY),
+        );
+        return status;
+    };
+    let previous = obj
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let generation = obj.meta().generation;
+    let verdict: &Verdict = &config.verdict;
+    let mut message = verdict.message.clone();
+    for note in &config.notes {
+        message.push_str("; ");
+        message.push_str(note);
+    }
+    if !verdict.ready() {
+        status.conditions = vec![condition(
+            &previous,
+            READY,
+            "False",
+            verdict.reason.as_str(),
+            &message,
+            generation,
+            now,
+        )];
+    }
+    status.conditions.push(condition(
+        &previous,
+        CONFIG_APPLIED,
+        if verdict.ready() { "True" } else { "False" },
+        verdict.reason.as_str(),
+        &message,
+        generation,
+        now,
+    ));
+    let failed = config.failed_connections();
+    let tested = config
+        .record
+        .data_sources
+        .iter()
+        .any(|d| d.connection != ConnectionState::Untested);
+    if !failed.is_empty() {
+        let listed: Vec<String> = failed
+            .iter()
+            .map(|(name, msg)| format!("`{name}`: {msg}"))
+            .collect();
+        status.conditions.push(condition(
+            &previous,
+            DATA_SOURCES_HEALTHY,
+            "False",
+            DetailReason::DataSourceTestFailed.as_str(),
+            &format!(
+                "ToolJet's connection test failed for {}; check the options (and the Secrets they come from) in spec.dataSources",
+                listed.join("; ")
+            ),
+            generation,
+            now,
+        ));
+    } else if tested {
+        status.conditions.push(condition(
+            &previous,
+            DATA_SOURCES_HEALTHY,
+            "True",
+            DetailReason::ConnectionsOk.as_str(),
+            "ToolJet's connection test passed for every configured data source",
+            generation,
+            now,
+        ));
+    }
+    status.constants = config.record.constants.clone();
+    status.data_sources = config.record.data_sources.clone();
+    status
+}
+
+/// Whether `instance` has applied the configuration of its current spec (what an AppImport's
+/// first import waits for). An instance with nothing to configure has.
+pub fn config_applied(instance: &ToolJetInstance) -> bool {
+    let record = record_of(instance.status.as_ref());
+    if !instance_config::has_configuration(&instance.spec, &record) {
+        return true;
+    }
+    instance.status.as_ref().is_some_and(|s| {
+        s.conditions.iter().any(|c| {
+            c.type_ == CONFIG_APPLIED
+                && c.status == "True"
+                && c.observed_generation == instance.meta().generation
+        })
+    })
 }
 
 /// The status after a check, keeping `lastTransitionTime` when Ready did not change.
@@ -143,9 +314,18 @@ pub async fn reconcile(
     let ns = obj.namespace().ok_or_else(|| {
         ControllerError::InvalidObject("ToolJetInstance without a namespace".into())
     })?;
-    let result = check(&ctx.secrets, &obj).await;
+    let (result, logged_in) = check(&ctx.secrets, &obj).await;
     info!(instance = %format!("{ns}/{}", obj.name_any()), ready = result.ready(), reason = %result.reason, "checked");
-    let status = status_for(&obj, &result, Timestamp::now());
+    let config = match &logged_in {
+        Some((tooljet, secrets)) => Some(configure(&obj, tooljet, secrets).await),
+        None => None,
+    };
+    if let Some(config) = &config {
+        info!(instance = %format!("{ns}/{}", obj.name_any()), reason = %config.verdict.reason,
+            writes = config.actions.len(), failed_connections = config.failed_connections().len(), "configured");
+    }
+    let status = status_after(&obj, &result, config.as_ref(), Timestamp::now());
+    let ready = result.ready() && config.as_ref().is_none_or(|c| c.verdict.ready());
     let api: Api<ToolJetInstance> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = json!({
         "apiVersion": ToolJetInstance::api_version(&()),
@@ -159,7 +339,7 @@ pub async fn reconcile(
     )
     .await
     .map_err(ControllerError::Kube)?;
-    Ok(Action::requeue(if result.ready() {
+    Ok(Action::requeue(if ready {
         RECHECK_READY
     } else {
         RECHECK_NOT_READY
@@ -241,5 +421,71 @@ mod tests {
         assert_eq!(s2.server_version.as_deref(), Some("2.27.1"));
         assert_eq!(s2.conditions[0].status, "False");
         assert_eq!(s2.conditions[0].last_transition_time.0, later);
+    }
+
+    #[test]
+    fn config_applied_needs_the_condition_of_the_current_generation() {
+        let mut obj: ToolJetInstance = serde_json::from_value(json!({
+            "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+            "metadata": {"name": "tj", "namespace": "ns", "generation": 2},
+            "spec": {"url": "http://tj", "environment": "staging", "workspaceId": "w",
+                     "auth": {"adminApiKey": {"secretRef": {"name": "s", "key": "k"}}}}
+        }))
+        .expect("instance");
+        assert!(config_applied(&obj), "nothing to configure");
+        obj.spec.constants =
+            serde_json::from_value(json!([{"name": "A", "value": "v"}])).expect("constants");
+        assert!(!config_applied(&obj), "no status yet");
+        let t0 = Timestamp::from_second(1_700_000_000).expect("t");
+        let check = Check {
+            reason: Reason::Connected,
+            message: "ok".into(),
+            workspace_id: Some("w".into()),
+            server_version: None,
+        };
+        let outcome = |reason: Reason| ConfigOutcome {
+            record: ConfigRecord::default(),
+            actions: Vec::new(),
+            verdict: Verdict::new(reason, "m"),
+            notes: vec!["a note".into()],
+        };
+        let stalled = status_after(&obj, &check, Some(&outcome(Reason::SecretNotFound)), t0);
+        let ready = stalled
+            .conditions
+            .iter()
+            .find(|c| c.type_ == READY)
+            .expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "SecretNotFound")
+        );
+        obj.status = Some(stalled);
+        assert!(!config_applied(&obj));
+        obj.status = Some(status_after(
+            &obj,
+            &check,
+            Some(&outcome(Reason::Configured)),
+            t0,
+        ));
+        assert!(config_applied(&obj));
+        let applied = obj
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == CONFIG_APPLIED))
+            .expect("ConfigApplied");
+        assert!(applied.message.contains("a note"), "{}", applied.message);
+        // Not logged in: the configuration conditions are kept as they were.
+        let down = Check {
+            reason: Reason::Unreachable,
+            ..check
+        };
+        let kept = status_after(&obj, &down, None, t0);
+        assert!(
+            kept.conditions
+                .iter()
+                .any(|c| c.type_ == CONFIG_APPLIED && c.status == "True")
+        );
+        obj.metadata.generation = Some(3);
+        assert!(!config_applied(&obj), "a newer spec is not applied yet");
     }
 }

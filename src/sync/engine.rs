@@ -260,7 +260,12 @@ impl Run<'_, '_> {
                 | Action::Release { .. }
                 | Action::MoveAside { .. }
                 | Action::CreateDataSource { .. }
-                | Action::FreeDataSource { .. } => {
+                | Action::FreeDataSource { .. }
+                | Action::DeleteConstant { .. }
+                | Action::CreateConstant { .. }
+                | Action::UpdateConstant { .. }
+                | Action::CreateConfiguredDataSource { .. }
+                | Action::WriteOptions { .. } => {
                     return Err(SyncError::InvalidSpec(format!(
                         "internal: {action} is not a single write"
                     )));

@@ -10,6 +10,8 @@
 //! - [`verify`]: what an imported app must hold before a run reports success.
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
 //! - [`config_plan`]: what to write for an instance's constants and data-source options (pure).
+//! - [`instance_config`]: applies an instance's constants and data-source options (I/O around
+//!   [`config_plan`]).
 //! - [`promotion`]: the pure rules of `ref.fromAppImport` (which upstream commit, from when,
 //!   tenancy, cycles).
 //! - [`request`]: an AppImport, its instance and Secrets to a ToolJet client and a [`SyncRequest`]
@@ -24,6 +26,7 @@ mod datasources;
 pub mod engine;
 mod error;
 mod import;
+pub mod instance_config;
 pub mod names;
 mod observe;
 mod outcome;

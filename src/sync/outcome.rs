@@ -39,6 +39,22 @@ pub enum Action {
     /// Freed a data source from the app version that created it (ToolJet 2.x), so that deleting
     /// that app no longer deletes it.
     FreeDataSource { id: String, name: String },
+    /// ToolJetInstance: deleted an owned constant removed from the spec.
+    DeleteConstant { name: String },
+    /// ToolJetInstance: created a workspace constant (`Global` or `Secret`).
+    CreateConstant { name: String, kind: String },
+    /// ToolJetInstance: wrote a new value to an owned constant.
+    UpdateConstant { name: String },
+    /// ToolJetInstance: created a configured data source with its options (keys named, never
+    /// values).
+    CreateConfiguredDataSource {
+        name: String,
+        kind: String,
+        keys: Vec<String>,
+    },
+    /// ToolJetInstance: wrote a data source's options for the environment (keys named, never
+    /// values).
+    WriteOptions { name: String, keys: Vec<String> },
 }
 
 impl fmt::Display for Action {
@@ -77,6 +93,23 @@ impl fmt::Display for Action {
                     "free the data source {name:?} ({id}) from the app version that created it"
                 )
             }
+            Action::DeleteConstant { name } => write!(f, "delete constant {name}"),
+            Action::CreateConstant { name, kind } => {
+                write!(f, "create {kind} constant {name} (value not shown)")
+            }
+            Action::UpdateConstant { name } => {
+                write!(f, "write a new value to constant {name} (value not shown)")
+            }
+            Action::CreateConfiguredDataSource { name, kind, keys } => write!(
+                f,
+                "create the {kind} data source {name:?} with options {} (values not shown)",
+                keys.join(", ")
+            ),
+            Action::WriteOptions { name, keys } => write!(
+                f,
+                "write the options of data source {name:?}, setting {} (values not shown)",
+                keys.join(", ")
+            ),
         }
     }
 }

@@ -42,9 +42,11 @@ pub fn namespace_of(ns: Option<&str>) -> String {
         .to_owned()
 }
 
-/// Names of the Secrets an instance reads (auth, and the CA when set), in its own namespace.
+/// Names of the Secrets an instance reads (auth, the CA when set, and those of its constants and
+/// data-source options), in its own namespace. The Secret watch re-checks the instance when one
+/// of them changes, so a rotated value reaches ToolJet within seconds.
 pub fn instance_secret_names(spec: &ToolJetInstanceSpec) -> Vec<String> {
-    let mut names = Vec::new();
+    let mut names = super::instance_config::config_secret_names(spec);
     match spec.auth.method() {
         Some(AuthMethod::AdminApiKey(r)) | Some(AuthMethod::ExternalToken(r)) => {
             names.push(r.name.clone())

@@ -82,6 +82,14 @@ pub fn after_run(
         None => previous.clone(),
     };
     status.conditions = conditions::from_report(&previous.conditions, verdict, generation, now);
+    status
+        .conditions
+        .extend(conditions::data_sources_configured(
+            &previous.conditions,
+            &status.data_sources,
+            generation,
+            now,
+        ));
     // Every verdict, refusals before the engine included, describes this generation (kstatus).
     // The engine's own memory of what it applied is `lastAppliedGeneration`.
     status.observed_generation = generation;
