@@ -371,10 +371,14 @@ fn spec_generation(app: &AppImport) -> i64 {
     i64::from_be_bytes(first) & i64::MAX
 }
 
-/// The exit code of `sync` / `plan`: 0 when every AppImport is ready, 1 when one is not (retrying
+/// The exit code of `sync` / `plan`: 0 when every AppImport is ready or waiting (a promotion not due
+/// yet: the current app stays), 1 when one is not (retrying
 /// or stalled alike: a pipeline step has no later). Unusable input (exit 2) never gets this far.
 pub fn exit_code(results: &[ImportResult]) -> u8 {
-    if results.iter().all(|r| r.report.ready()) {
+    if results
+        .iter()
+        .all(|r| r.report.ready() || r.report.waiting())
+    {
         0
     } else {
         1
@@ -383,7 +387,13 @@ pub fn exit_code(results: &[ImportResult]) -> u8 {
 
 /// The first line `summary` prints for a verdict: whether it is ready, the reason, the message.
 pub fn verdict_line(name: &str, report: &Verdict) -> String {
-    let verdict = if report.ready() { "ready" } else { "NOT READY" };
+    let verdict = if report.ready() {
+        "ready"
+    } else if report.waiting() {
+        "waiting"
+    } else {
+        "NOT READY"
+    };
     format!("{name}: {verdict} ({}): {}", report.reason, report.message)
 }
 

@@ -27,6 +27,11 @@ pub enum Consequence {
     Retrying,
     /// Not ready until the user changes something (`Stalled=True`, rechecked at the interval).
     Stalled,
+    /// Waiting for something that comes by itself (a promotion's soak time, the upstream
+    /// AppImport): the current app stays as it is, `Ready` keeps its status and
+    /// `Reconciling=True` says what is awaited. Rechecked when it is due or the upstream changes,
+    /// never with backoff.
+    Waiting,
 }
 
 impl Consequence {
@@ -35,6 +40,7 @@ impl Consequence {
             Consequence::Ready => "Ready",
             Consequence::Retrying => "Retrying",
             Consequence::Stalled => "Stalled",
+            Consequence::Waiting => "Waiting",
         }
     }
 }
@@ -125,6 +131,15 @@ reasons! {
     SecretConstantUnsupported => Stalled, "type: Secret constants need ToolJet 3.x; on 2.x put the value in an encrypted data-source option instead.";
     DataSourceAmbiguous => Stalled, "Several workspace data sources have the name of a spec.dataSources entry; rename one in ToolJet.";
     DataSourceKindMismatch => Stalled, "The workspace data source of that name is of another kind than spec.dataSources[].kind.";
+    // Promotion (source.ref.fromAppImport).
+    PromotionNotAllowed => Stalled, "fromAppImport names an AppImport in another namespace whose gitops.tooljet.dev/promote-to-namespaces annotation does not list this namespace.";
+    PromotionCycle => Stalled, "The fromAppImport chain loops back to an AppImport already in it; point one of them at a branch, tag or commit.";
+    CommitNotInRepository => Stalled, "The commit the upstream AppImport applied is not in this AppImport's source.url; both must use the same repository.";
+    UpstreamNotFound => Stalled, "fromAppImport names an AppImport that does not exist; the current app stays.";
+    PromotionPending => Waiting, "The upstream is Ready on a new commit, but not yet for readyFor; the current app stays until status.promotion.eligibleAt.";
+    UpstreamNotReady => Waiting, "The upstream AppImport is not Ready; its commit is not promoted and the current app stays.";
+    UpstreamNeverApplied => Waiting, "The upstream AppImport has not applied any commit yet; the current app stays.";
+    UpstreamNotReconciled => Waiting, "The upstream AppImport has a spec change it has not reconciled yet; the current app stays.";
 }
 
 impl fmt::Display for Reason {
@@ -175,6 +190,8 @@ pub enum DetailReason {
     CleanupSkipped,
     /// Warning Event: applying deletionPolicy failed; retried.
     CleanupFailed,
+    /// Normal Event: a commit promoted from the upstream AppImport was applied.
+    Promoted,
 }
 
 impl DetailReason {
@@ -186,6 +203,7 @@ impl DetailReason {
         DetailReason::Suspended,
         DetailReason::CleanupSkipped,
         DetailReason::CleanupFailed,
+        DetailReason::Promoted,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -197,6 +215,7 @@ impl DetailReason {
             DetailReason::Suspended => "Suspended",
             DetailReason::CleanupSkipped => "CleanupSkipped",
             DetailReason::CleanupFailed => "CleanupFailed",
+            DetailReason::Promoted => "Promoted",
         }
     }
 
@@ -223,6 +242,9 @@ impl DetailReason {
             }
             DetailReason::CleanupFailed => {
                 "Warning Event: applying deletionPolicy failed; the AppImport stays until it succeeds."
+            }
+            DetailReason::Promoted => {
+                "Normal Event: a commit promoted from the upstream AppImport was applied; it names the commit, the upstream and how long the upstream was Ready on it."
             }
         }
     }
@@ -288,6 +310,11 @@ impl Verdict {
     pub fn stalled(&self) -> bool {
         self.consequence() == Consequence::Stalled
     }
+
+    /// Waiting for something that comes by itself; the current app stays.
+    pub fn waiting(&self) -> bool {
+        self.consequence() == Consequence::Waiting
+    }
 }
 
 /// The shape `sync -o json` has always printed: the consequence spelled out as booleans.
@@ -329,6 +356,10 @@ pub fn reasons_markdown() -> String {
          `Reconciling=True` (reason `Retrying`), retried with backoff (5s doubling to 5m); `sync -f`\n\
          exits 1. **Stalled**: `Ready=False` and `Stalled=True` with the same reason, rechecked at\n\
          `spec.interval`; `sync -f` exits 1. A failure also gives a Warning Event with the reason.\n\
+         **Waiting**: the current app stays, `Ready` keeps its status (False when nothing was\n\
+         applied yet) and `Reconciling=True` carries the reason; rechecked when it is due (a\n\
+         promotion's `eligibleAt`) or the upstream AppImport changes, never with backoff; no\n\
+         Warning Event; `sync -f` exits 0.\n\
          The names are the same in conditions, Events and `sync -f` / `plan -f` output.\n\n\
          | reason | consequence | meaning |\n|---|---|---|\n",
     );
