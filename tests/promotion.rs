@@ -713,3 +713,130 @@ async fn a_commit_missing_from_this_repository_is_refused() {
     );
     assert!(w.condition(NS, "staging", "Stalled").is_some());
 }
+
+/// `sync -f`: upstreams run first in the same run, and their downstreams read the state this run
+/// left (the state file's applied commit and history); an upstream not in the files is refused
+/// with what to pass.
+#[tokio::test]
+async fn the_command_line_promotes_from_an_upstream_of_the_same_run() {
+    use tooljet_operator::offline::{Manifests, StateFile, exit_code, run, summary};
+    use tooljet_operator::sync::Mode;
+
+    let w = World::start().await;
+    let c1 = w.repo.head();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut docs = vec![admin_secret(NS)];
+    docs.extend(
+        w.instances
+            .iter()
+            .filter(|i| i.metadata.namespace.as_deref() == Some(NS))
+            .map(|i| serde_json::to_value(i).expect("json")),
+    );
+    // Listed downstream first: the order of the files does not matter.
+    w.add(NS, "prod", "production", from("staging", "1h"), json!({}));
+    w.add(NS, "staging", "staging", from("dev", "0s"), json!({}));
+    w.add(
+        NS,
+        "dev",
+        "development",
+        json!({"branch": "master"}),
+        json!({}),
+    );
+    for name in ["prod", "staging", "dev"] {
+        docs.push(w.get(NS, name));
+    }
+    let yaml: String = docs
+        .iter()
+        .map(|d| format!("---\n{}\n", serde_json::to_string(d).expect("json")))
+        .collect();
+    let manifest = dir.path().join("apps.yaml");
+    std::fs::write(&manifest, yaml).expect("write");
+    let state_path = dir.path().join("state.json");
+    let sync = async || {
+        let manifests = Manifests::load(std::slice::from_ref(&manifest)).expect("manifests");
+        let state = StateFile::open(Some(&state_path)).expect("state");
+        let cache = SourceCache::new(CacheConfig {
+            dir: dir.path().join("cache"),
+            ..CacheConfig::default()
+        });
+        run(&manifests, cache, &state, Mode::Apply)
+            .await
+            .expect("run")
+    };
+
+    let results = sync().await;
+    let by_name = |name: &str| {
+        results
+            .iter()
+            .find(|r| r.name == format!("{NS}/{name}"))
+            .expect("result")
+    };
+    assert_eq!(results[0].name, "team/prod", "results in the files' order");
+    assert_eq!(by_name("dev").report.reason, "Imported");
+    assert_eq!(
+        by_name("staging").report.reason,
+        "Imported",
+        "{:?}",
+        by_name("staging").report
+    );
+    let prod = &by_name("prod").report;
+    assert_eq!(prod.reason, "PromotionPending", "{prod:?}");
+    assert!(prod.message.contains(short(&c1)) && prod.message.contains("team/staging"));
+    let text = summary(&results, Mode::Apply);
+    assert!(
+        text.contains("team/prod: waiting (PromotionPending)"),
+        "{text}"
+    );
+    assert_eq!(exit_code(&results), 0, "waiting is not a failure");
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(&state_path).expect("state")).expect("json");
+    assert_eq!(
+        state["team/staging"]["lastAppliedCommit"]["sha"],
+        c1.as_str()
+    );
+    assert!(state["team/prod"]["lastAppliedCommit"].is_null());
+
+    // Staging applied c1 two hours ago (as the state file records it): prod follows.
+    let mut state = state;
+    for entry in state["team/staging"]["history"]
+        .as_array_mut()
+        .expect("history")
+    {
+        let t: Timestamp = entry["appliedAt"].as_str().expect("t").parse().expect("t");
+        entry["appliedAt"] = json!((t - jiff::SignedDuration::from_hours(2)).to_string());
+    }
+    std::fs::write(&state_path, state.to_string()).expect("write state");
+    let results = sync().await;
+    let prod = results
+        .iter()
+        .find(|r| r.name == "team/prod")
+        .expect("prod");
+    assert_eq!(prod.report.reason, "Imported", "{:?}", prod.report);
+    assert!(w.standin.apps().iter().any(|a| a.name == "Cards team prod"));
+
+    // Prod alone: its upstream is not in the files.
+    let alone = dir.path().join("prod.yaml");
+    let mut docs_alone: Vec<Value> = docs.clone();
+    docs_alone.retain(|d| d["kind"] != "AppImport" || d["metadata"]["name"] == "prod");
+    let yaml: String = docs_alone
+        .iter()
+        .map(|d| format!("---\n{}\n", serde_json::to_string(d).expect("json")))
+        .collect();
+    std::fs::write(&alone, yaml).expect("write");
+    let manifests = Manifests::load(&[alone]).expect("manifests");
+    let state = StateFile::open(Some(&state_path)).expect("state");
+    let cache = SourceCache::new(CacheConfig {
+        dir: dir.path().join("cache"),
+        ..CacheConfig::default()
+    });
+    let results = run(&manifests, cache, &state, Mode::Plan)
+        .await
+        .expect("run");
+    assert_eq!(results[0].report.reason, "UpstreamNotFound");
+    assert!(
+        results[0].report.message.contains("-f"),
+        "{}",
+        results[0].report.message
+    );
+    assert_eq!(exit_code(&results), 1);
+}
