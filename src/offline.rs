@@ -258,7 +258,7 @@ pub async fn run(
         apps.iter().map(|a| (key_of(a), a.clone())).collect();
     for wave in promotion_waves(apps) {
         let now = Timestamp::now();
-        let batch: Vec<(usize, ImportResult)> = stream::iter(wave.into_iter())
+        let batch: Vec<(usize, ImportResult)> = stream::iter(wave)
             .map(|i| {
                 let app = &apps[i];
                 let client = prepare(manifests, app, &mut clients);
