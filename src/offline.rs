@@ -22,14 +22,21 @@ use kube::ResourceExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::api::condition::READY;
 use crate::api::{
-    AppImport, InstanceChoiceError, Reason, ToolJetInstance, Verdict, validate_against_crd,
+    AppImport, AppImportStatus, InstanceChoiceError, Reason, ToolJetInstance, Verdict,
+    validate_against_crd,
 };
-use crate::source::SourceCache;
+use crate::source::{SourceCache, display_url};
 use crate::sync::instance_config::{ConfigRecord, configure, has_configuration, hasher_for};
+use crate::sync::promotion::{AppImportKey, Decision, Hold, Promotion, promotion_of, upstream_key};
 use crate::sync::request::{DEFAULT_NAMESPACE, namespace_of};
 use crate::sync::{
     Checkpoint, Engine, Mode, Secrets, SyncOutcome, SyncState, sync_request, tooljet_client,
+    with_promotion,
 };
 use crate::tooljet::ToolJetClient;
 
@@ -287,7 +294,8 @@ pub struct ImportResult {
     pub server: Option<String>,
 }
 
-/// Syncs (or plans) every AppImport in the manifests.
+/// Syncs (or plans) every AppImport in the manifests. An AppImport promoted from another one
+/// (`fromAppImport`) runs after it, and reads its state from this run (see [`as_upstream`]).
 pub async fn run(
     manifests: &Manifests,
     cache: SourceCache,
@@ -314,16 +322,133 @@ pub async fn run(
         }
         results.push(result);
     }
-    let apps = stream::iter(manifests.app_imports.iter())
-        .map(|app| {
-            let client = prepare(manifests, app, &mut clients, &unconfigured, state);
-            sync_one(&engine, app, client, state, mode)
-        })
-        .buffered(CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-    results.extend(apps);
+    let apps = &manifests.app_imports;
+    let mut app_results: Vec<Option<ImportResult>> = apps.iter().map(|_| None).collect();
+    // The AppImports of this run as their downstreams see them: spec, and once run, status.
+    let mut seen: BTreeMap<AppImportKey, AppImport> =
+        apps.iter().map(|a| (key_of(a), a.clone())).collect();
+    for wave in promotion_waves(apps) {
+        let now = Timestamp::now();
+        let batch: Vec<(usize, ImportResult)> = stream::iter(wave)
+            .map(|i| {
+                let app = &apps[i];
+                let client = prepare(manifests, app, &mut clients, &unconfigured, state);
+                let promotion = offline_promotion(app, &seen, now);
+                let engine = &engine;
+                async move {
+                    (
+                        i,
+                        sync_one(engine, app, client, promotion, state, mode).await,
+                    )
+                }
+            })
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
+        for (i, result) in batch {
+            let key = key_of(&apps[i]);
+            seen.insert(
+                key,
+                as_upstream(&apps[i], &state.get(&result.name), &result.report),
+            );
+            app_results[i] = Some(result);
+        }
+    }
+    results.extend(app_results.into_iter().flatten());
     Ok(results)
+}
+
+fn key_of(app: &AppImport) -> AppImportKey {
+    AppImportKey::new(
+        namespace_of(app.metadata.namespace.as_deref()),
+        app.name_any(),
+    )
+}
+
+/// The AppImports in runs: those whose upstream is in the manifests after it (a chain of three
+/// takes three runs); the others, and the AppImports of a cycle (refused), in the first.
+fn promotion_waves(apps: &[AppImport]) -> Vec<Vec<usize>> {
+    let index: BTreeMap<AppImportKey, usize> = apps
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (key_of(a), i))
+        .collect();
+    let depth = |start: usize| {
+        let mut visited = vec![start];
+        let mut at = start;
+        loop {
+            let ns = namespace_of(apps[at].metadata.namespace.as_deref());
+            let Some(up) = upstream_key(&apps[at], &ns).and_then(|k| index.get(&k).copied()) else {
+                return visited.len() - 1;
+            };
+            if visited.contains(&up) {
+                return 0;
+            }
+            visited.push(up);
+            at = up;
+        }
+    };
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for i in 0..apps.len() {
+        let d = depth(i);
+        if waves.len() <= d {
+            waves.resize(d + 1, Vec::new());
+        }
+        waves[d].push(i);
+    }
+    waves
+}
+
+/// The promotion `app` asks for, its upstream read from this run; an upstream that is not in
+/// the manifests is refused with what to pass.
+fn offline_promotion(
+    app: &AppImport,
+    seen: &BTreeMap<AppImportKey, AppImport>,
+    now: Timestamp,
+) -> Result<Option<Promotion>, Verdict> {
+    let ns = namespace_of(app.metadata.namespace.as_deref());
+    let promotion = promotion_of(app, &ns, |k| seen.get(k), now)?;
+    match &promotion {
+        Some(Promotion {
+            from,
+            decision: Decision::Hold(Hold::UpstreamNotFound { .. }),
+        }) => Err(Verdict::new(
+            Reason::UpstreamNotFound,
+            format!(
+                "source.ref.fromAppImport names AppImport {from}, which is not in the files given with -f; sync -f promotes only from an AppImport of the same run (it reads that one's applied commit from the state file): pass its manifest with -f too"
+            ),
+        )),
+        _ => Ok(promotion),
+    }
+}
+
+/// `app` as a downstream sees it after its run: the state file's applied commit and history, and
+/// a Ready condition from this run's verdict, True since the applied commit was applied (the
+/// command line keeps no condition history). Waiting keeps the current app, which stays Ready.
+pub fn as_upstream(app: &AppImport, state: &SyncState, report: &Verdict) -> AppImport {
+    let applied = state.last_applied_commit.as_ref();
+    let ready = report.ready() || (report.waiting() && applied.is_some());
+    let since = applied
+        .and_then(|c| state.history.iter().find(|h| h.sha == c.sha))
+        .map(|h| h.applied_at.0)
+        .or(state.last_sync_time)
+        .unwrap_or_else(Timestamp::now);
+    let mut upstream = app.clone();
+    upstream.metadata.generation = None;
+    upstream.status = Some(AppImportStatus {
+        last_applied_commit: state.last_applied_commit.clone(),
+        history: state.history.clone(),
+        conditions: vec![Condition {
+            type_: READY.into(),
+            status: if ready { "True" } else { "False" }.into(),
+            reason: report.reason.as_str().into(),
+            message: report.message.clone(),
+            observed_generation: None,
+            last_transition_time: Time(since),
+        }],
+        ..AppImportStatus::default()
+    });
+    upstream
 }
 
 fn instance_key(instance: &ToolJetInstance) -> String {
@@ -454,11 +579,28 @@ async fn sync_one(
     engine: &Engine,
     app: &AppImport,
     prepared: Result<Prepared<'_>, Box<Verdict>>,
+    promotion: Result<Option<Promotion>, Verdict>,
     state: &StateFile,
     mode: Mode,
 ) -> ImportResult {
     let ns = namespace_of(app.metadata.namespace.as_deref());
     let name = format!("{ns}/{}", app.name_any());
+    let waiting = match &promotion {
+        Err(report) => Some(report.clone()),
+        Ok(p) => p.as_ref().and_then(Promotion::waiting_verdict),
+    };
+    if let Some(report) = waiting {
+        // Refused, or nothing to follow yet: the current app stays.
+        return ImportResult {
+            name,
+            report,
+            actions: Vec::new(),
+            server: None,
+        };
+    }
+    let promotion = promotion.ok().flatten();
+    let synced = with_promotion(app, promotion.as_ref().and_then(Promotion::followed_sha));
+    let app = synced.as_ref();
     let prepared = match prepared {
         Ok(p) => p,
         Err(report) => {
@@ -503,6 +645,9 @@ async fn sync_one(
         &prepared.instance.spec,
     );
     let mut report = outcome.report;
+    if let Some(p) = &promotion {
+        report = p.engine_verdict(report, &display_url(&app.spec.source.url));
+    }
     if mode == Mode::Apply
         && let Err(e) = state.put(&name, &outcome.state)
     {
@@ -538,10 +683,14 @@ fn spec_generation(app: &AppImport) -> i64 {
     i64::from_be_bytes(first) & i64::MAX
 }
 
-/// The exit code of `sync` / `plan`: 0 when every AppImport is ready, 1 when one is not (retrying
+/// The exit code of `sync` / `plan`: 0 when every AppImport is ready or waiting (a promotion not due
+/// yet: the current app stays), 1 when one is not (retrying
 /// or stalled alike: a pipeline step has no later). Unusable input (exit 2) never gets this far.
 pub fn exit_code(results: &[ImportResult]) -> u8 {
-    if results.iter().all(|r| r.report.ready()) {
+    if results
+        .iter()
+        .all(|r| r.report.ready() || r.report.waiting())
+    {
         0
     } else {
         1
@@ -550,7 +699,13 @@ pub fn exit_code(results: &[ImportResult]) -> u8 {
 
 /// The first line `summary` prints for a verdict: whether it is ready, the reason, the message.
 pub fn verdict_line(name: &str, report: &Verdict) -> String {
-    let verdict = if report.ready() { "ready" } else { "NOT READY" };
+    let verdict = if report.ready() {
+        "ready"
+    } else if report.waiting() {
+        "waiting"
+    } else {
+        "NOT READY"
+    };
     format!("{name}: {verdict} ({}): {}", report.reason, report.message)
 }
 

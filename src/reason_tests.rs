@@ -50,6 +50,29 @@ fn every_reason_maps_to_conditions_events_and_metrics() {
                 );
                 assert_eq!(verdict_of(&v), ReconcileResult::Error, "{reason}");
             }
+            Consequence::Waiting => {
+                // Nothing applied before: not Ready; the wait is in Reconciling, no Warning.
+                assert_eq!(ready.status, "False", "{reason}");
+                let rec = find(RECONCILING).unwrap_or_else(|| panic!("{reason}: no Reconciling"));
+                assert_eq!(
+                    (rec.status.as_str(), rec.reason.as_str()),
+                    ("True", reason.as_str()),
+                    "{reason}"
+                );
+                assert!(find(STALLED).is_none(), "{reason}");
+                assert!(events.is_empty(), "{reason}: {events:?}");
+                assert_eq!(verdict_of(&v), ReconcileResult::Success, "{reason}");
+                // An app that was Ready stays Ready while waiting.
+                let before =
+                    from_report(&[], &Verdict::new(Reason::UpToDate, "ok"), Some(2), now());
+                let after = from_report(&before, &v, Some(2), now());
+                let ready = after.iter().find(|c| c.type_ == READY).expect("Ready");
+                assert_eq!(
+                    (ready.status.as_str(), ready.reason.as_str()),
+                    ("True", reason.as_str()),
+                    "{reason}"
+                );
+            }
             Consequence::Stalled => {
                 assert_eq!(ready.status, "False", "{reason}");
                 let stalled = find(STALLED).unwrap_or_else(|| panic!("{reason}: no Stalled"));
@@ -90,6 +113,10 @@ fn every_reason_maps_to_an_exit_code_text_and_json() {
             Consequence::Ready => {
                 assert_eq!(exit_code(&results), 0, "{reason}");
                 format!("team/sales: ready ({reason}): message of {reason}\n")
+            }
+            Consequence::Waiting => {
+                assert_eq!(exit_code(&results), 0, "{reason}");
+                format!("team/sales: waiting ({reason}): message of {reason}\n")
             }
             Consequence::Retrying | Consequence::Stalled => {
                 assert_eq!(exit_code(&results), 1, "{reason}");

@@ -1184,3 +1184,164 @@ async fn a_rotated_secret_reaches_the_instance_constant_within_seconds() {
     assert_eq!(value_of("REGION").as_deref(), Some("eu-west-1"));
     h.finish().await;
 }
+
+/// The `status.promotion` field of an AppImport, as JSON.
+fn promotion_of(app: &AppImport) -> Value {
+    app.status
+        .as_ref()
+        .and_then(|s| s.promotion.as_ref())
+        .map(|p| serde_json::to_value(p).expect("json"))
+        .unwrap_or(Value::Null)
+}
+
+/// Issue 16: a commit goes dev → staging → prod, each step after its upstream was Ready on it for
+/// `readyFor` (3s): PromotionPending with the right eligibleAt, then applied, with a Promoted Event;
+/// a new commit in dev waits out its soak in staging while staging keeps the current app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_goes_dev_staging_prod_after_the_soak_time() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let from = |name: &str| json!({"source": {"ref": {"branch": null, "fromAppImport": {"name": name}, "readyFor": "3s"}}});
+    let c1 = h.repo.head();
+    h.create_app("dev", "development", json!({})).await;
+    h.create_app("staging", "staging", from("dev")).await;
+    h.create_app("prod", "production", from("staging")).await;
+
+    let pending = h
+        .wait_app(
+            "staging",
+            "PromotionPending for the commit dev applied",
+            |a| {
+                has_cond(a, READY, "False", Some("PromotionPending"))
+                    && promotion_of(a)["sha"] == c1.as_str()
+            },
+        )
+        .await;
+    let promotion = promotion_of(&pending);
+    assert_eq!(promotion["from"], format!("{}/dev", h.ns));
+    let since: jiff::Timestamp = promotion["readySince"]
+        .as_str()
+        .expect("readySince")
+        .parse()
+        .expect("t");
+    let eligible: jiff::Timestamp = promotion["eligibleAt"]
+        .as_str()
+        .expect("eligibleAt")
+        .parse()
+        .expect("t");
+    assert_eq!(eligible.duration_since(since).as_secs(), 3);
+    let dev = h.apps().get("dev").await.expect("dev");
+    let dev_ready = cond(&dev, READY).expect("dev Ready");
+    assert!(
+        since >= dev_ready.last_transition_time.0,
+        "soak starts when dev became Ready on it"
+    );
+    assert!(has_cond(
+        &pending,
+        RECONCILING,
+        "True",
+        Some("PromotionPending")
+    ));
+
+    for (name, upstream) in [("staging", "dev"), ("prod", "staging")] {
+        let done = h
+            .wait_app(name, "the promoted commit applied", |a| {
+                applied_sha(a) == Some(c1.as_str()) && has_cond(a, READY, "True", None)
+            })
+            .await;
+        let applied_at = done
+            .status
+            .as_ref()
+            .and_then(|s| s.last_sync_time.clone())
+            .expect("lastSyncTime")
+            .0;
+        let eligible: jiff::Timestamp = promotion_of(&done)["eligibleAt"]
+            .as_str()
+            .expect("eligibleAt")
+            .parse()
+            .expect("t");
+        assert!(
+            applied_at >= eligible,
+            "{name}: applied at {applied_at}, eligible at {eligible}"
+        );
+        let note = h.wait_event(name, "Promoted").await;
+        assert!(
+            note.contains(&c1[..7]) && note.contains(&format!("{}/{upstream}", h.ns)),
+            "{note}"
+        );
+    }
+    assert_eq!(
+        the_app(h.standin("production")).definition["icon"],
+        json!("v1")
+    );
+
+    // v2 in dev: staging waits out its soak and keeps v1 (Ready) meanwhile; then takes it.
+    let c2 = h.push("v2");
+    h.request_reconcile("dev").await;
+    let waiting = h
+        .wait_app("staging", "PromotionPending for v2", |a| {
+            promotion_of(a)["sha"] == c2.as_str()
+                && (has_cond(a, READY, "True", Some("PromotionPending"))
+                    || applied_sha(a) == Some(c2.as_str()))
+        })
+        .await;
+    if applied_sha(&waiting) != Some(c2.as_str()) {
+        assert_eq!(
+            applied_sha(&waiting),
+            Some(c1.as_str()),
+            "the current app stays"
+        );
+    }
+    h.wait_app("prod", "v2 promoted to prod", |a| {
+        applied_sha(a) == Some(c2.as_str())
+    })
+    .await;
+    assert_eq!(
+        the_app(h.standin("production")).definition["icon"],
+        json!("v2")
+    );
+    h.finish().await;
+}
+
+/// Issue 16: an upstream in another namespace that does not grant promotion is refused (Stalled),
+/// with nothing imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promotion_from_another_namespace_without_a_grant_is_refused() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let elsewhere = create_namespace(&h.client).await;
+    let upstream: AppImport = serde_json::from_value(json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
+        "metadata": {"name": "dev", "namespace": elsewhere},
+        "spec": {"environment": "development",
+                 "source": {"url": h.repo.file_url(), "ref": {"branch": "master"}, "app": APP}},
+    }))
+    .expect("AppImport");
+    Api::<AppImport>::namespaced(h.client.clone(), &elsewhere)
+        .create(&PostParams::default(), &upstream)
+        .await
+        .expect("upstream created");
+    h.create_app(
+        "staging",
+        "staging",
+        json!({"source": {"ref": {"branch": null, "fromAppImport": {"name": "dev", "namespace": elsewhere}}}}),
+    )
+    .await;
+    let refused = h
+        .wait_app("staging", "PromotionNotAllowed", |a| {
+            has_cond(a, STALLED, "True", Some("PromotionNotAllowed"))
+        })
+        .await;
+    let message = &cond(&refused, READY).expect("Ready").message;
+    assert!(
+        message.contains("gitops.tooljet.dev/promote-to-namespaces") && message.contains(&h.ns),
+        "{message}"
+    );
+    let note = h.wait_event("staging", "PromotionNotAllowed").await;
+    assert!(note.contains(&elsewhere), "{note}");
+    assert!(apps_named_app(h.standin("staging")).is_empty());
+    delete_namespace(&h.client, &elsewhere).await;
+    h.finish().await;
+}

@@ -206,7 +206,12 @@ flavoured!(a_foreign_constant_is_a_conflict_until_adopted, flavour, {
     let env = production_env(&rig).await;
     let client = rig.client();
     client
-        .create_constant("SHARED", "by-hand", ConstantType::Global, std::slice::from_ref(&env))
+        .create_constant(
+            "SHARED",
+            "by-hand",
+            ConstantType::Global,
+            std::slice::from_ref(&env),
+        )
         .await
         .expect("created by hand");
     client

@@ -27,6 +27,11 @@ pub enum Consequence {
     Retrying,
     /// Not ready until the user changes something (`Stalled=True`, rechecked at the interval).
     Stalled,
+    /// Waiting for something that comes by itself (a promotion's soak time, the upstream
+    /// AppImport): the current app stays as it is, `Ready` keeps its status and
+    /// `Reconciling=True` says what is awaited. Rechecked when it is due or the upstream changes,
+    /// never with backoff.
+    Waiting,
 }
 
 impl Consequence {
@@ -35,6 +40,7 @@ impl Consequence {
             Consequence::Ready => "Ready",
             Consequence::Retrying => "Retrying",
             Consequence::Stalled => "Stalled",
+            Consequence::Waiting => "Waiting",
         }
     }
 }
@@ -127,6 +133,15 @@ reasons! {
     SecretConstantUnsupported => Stalled, "type: Secret constants need ToolJet 3.x; on 2.x put the value in an encrypted data-source option instead.";
     DataSourceAmbiguous => Stalled, "Several workspace data sources have the name of a spec.dataSources entry; rename one in ToolJet.";
     DataSourceKindMismatch => Stalled, "The workspace data source of that name is of another kind than spec.dataSources[].kind.";
+    // Promotion (source.ref.fromAppImport).
+    PromotionNotAllowed => Stalled, "fromAppImport names an AppImport in another namespace whose gitops.tooljet.dev/promote-to-namespaces annotation does not list this namespace.";
+    PromotionCycle => Stalled, "The fromAppImport chain loops back to an AppImport already in it; point one of them at a branch, tag or commit.";
+    CommitNotInRepository => Stalled, "The commit the upstream AppImport applied is not in this AppImport's source.url; both must use the same repository.";
+    UpstreamNotFound => Stalled, "fromAppImport names an AppImport that does not exist; the current app stays.";
+    PromotionPending => Waiting, "The upstream is Ready on a new commit, but not yet for readyFor; the current app stays until status.promotion.eligibleAt.";
+    UpstreamNotReady => Waiting, "The upstream AppImport is not Ready; its commit is not promoted and the current app stays.";
+    UpstreamNeverApplied => Waiting, "The upstream AppImport has not applied any commit yet; the current app stays.";
+    UpstreamNotReconciled => Waiting, "The upstream AppImport has a spec change it has not reconciled yet; the current app stays.";
 }
 
 impl fmt::Display for Reason {
@@ -185,6 +200,8 @@ pub enum DetailReason {
     AllConfigured,
     /// AppImport `DataSourcesConfigured=False`: some data source used is not configured.
     NotConfigured,
+    /// Normal Event: a commit promoted from the upstream AppImport was applied.
+    Promoted,
 }
 
 impl DetailReason {
@@ -200,6 +217,7 @@ impl DetailReason {
         DetailReason::DataSourceTestFailed,
         DetailReason::AllConfigured,
         DetailReason::NotConfigured,
+        DetailReason::Promoted,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -215,6 +233,7 @@ impl DetailReason {
             DetailReason::DataSourceTestFailed => "DataSourceTestFailed",
             DetailReason::AllConfigured => "AllConfigured",
             DetailReason::NotConfigured => "NotConfigured",
+            DetailReason::Promoted => "Promoted",
         }
     }
 
@@ -253,6 +272,9 @@ impl DetailReason {
             }
             DetailReason::NotConfigured => {
                 "AppImport `DataSourcesConfigured=False`: some data sources the app uses are not in the instance's spec.dataSources (named in the message); informative, the import is not blocked."
+            }
+            DetailReason::Promoted => {
+                "Normal Event: a commit promoted from the upstream AppImport was applied; it names the commit, the upstream and how long the upstream was Ready on it."
             }
         }
     }
@@ -318,6 +340,11 @@ impl Verdict {
     pub fn stalled(&self) -> bool {
         self.consequence() == Consequence::Stalled
     }
+
+    /// Waiting for something that comes by itself; the current app stays.
+    pub fn waiting(&self) -> bool {
+        self.consequence() == Consequence::Waiting
+    }
 }
 
 /// The shape `sync -o json` has always printed: the consequence spelled out as booleans.
@@ -359,6 +386,10 @@ pub fn reasons_markdown() -> String {
          `Reconciling=True` (reason `Retrying`), retried with backoff (5s doubling to 5m); `sync -f`\n\
          exits 1. **Stalled**: `Ready=False` and `Stalled=True` with the same reason, rechecked at\n\
          `spec.interval`; `sync -f` exits 1. A failure also gives a Warning Event with the reason.\n\
+         **Waiting**: the current app stays, `Ready` keeps its status (False when nothing was\n\
+         applied yet) and `Reconciling=True` carries the reason; rechecked when it is due (a\n\
+         promotion's `eligibleAt`) or the upstream AppImport changes, never with backoff; no\n\
+         Warning Event; `sync -f` exits 0.\n\
          The names are the same in conditions, Events and `sync -f` / `plan -f` output.\n\n\
          | reason | consequence | meaning |\n|---|---|---|\n",
     );

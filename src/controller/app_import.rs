@@ -39,10 +39,12 @@ use crate::api::{
     DetailReason, FINALIZER, Reason, ToolJetInstance, Verdict,
 };
 use crate::process::metrics::{Metrics, ReconcileResult};
+use crate::source::display_url;
 use crate::sync::instance_config::mark_configured;
+use crate::sync::promotion::{AppImportKey, Promotion, promotion_of};
 use crate::sync::request::import_secret_names;
 use crate::sync::{
-    self, Checkpoint, Engine, ImportKey, Mode, SyncOutcome, SyncState, sync_request,
+    self, Checkpoint, Engine, ImportKey, Mode, SyncOutcome, SyncState, sync_request, with_promotion,
 };
 
 /// Field manager of every server-side apply the operator makes.
@@ -63,6 +65,8 @@ pub struct Context {
     /// All Secrets the operator watches (instance auth, CA, git credentials).
     pub secrets: Cache<Secret>,
     pub clients: ClientCache,
+    /// All AppImports (this controller's reflector): the upstreams of promotions.
+    pub apps: Cache<AppImport>,
     /// Reconcile counts and durations, git and ToolJet traffic, managed apps, drift.
     pub metrics: Arc<Metrics>,
     backoff: Backoff,
@@ -84,10 +88,17 @@ impl Context {
             instances,
             secrets,
             clients: ClientCache::default(),
+            apps: Cache::from_objects([]),
             metrics: metrics.clone(),
             backoff: Backoff::default(),
         }
         .with_metrics(metrics)
+    }
+
+    /// Reads promotion upstreams from `apps` (without it, every fromAppImport is UpstreamNotFound).
+    pub fn with_apps(mut self, apps: Cache<AppImport>) -> Self {
+        self.apps = apps;
+        self
     }
 
     /// Records into `metrics`, git and ToolJet traffic included.
@@ -166,7 +177,7 @@ pub fn error_policy(obj: Arc<AppImport>, error: &ControllerError, ctx: Arc<Conte
 /// How a verdict counts in `tooljet_operator_reconciles_total`.
 pub fn verdict_of(report: &Verdict) -> ReconcileResult {
     match report.consequence() {
-        Consequence::Ready => ReconcileResult::Success,
+        Consequence::Ready | Consequence::Waiting => ReconcileResult::Success,
         Consequence::Retrying => ReconcileResult::Error,
         Consequence::Stalled => ReconcileResult::Refused,
     }
@@ -196,7 +207,8 @@ async fn apply(
             let report = Verdict::new(Reason::InvalidSpec, e.to_string());
             set_verdict(verdict_of(&report));
             ctx.metrics.set_managed(&key, false);
-            write_status(api, obj, None, &report).await?;
+            let base = obj.status.clone().unwrap_or_default();
+            write_status(api, obj, &base, None, &report).await?;
             return Ok(Action::await_change());
         }
     };
@@ -223,24 +235,134 @@ async fn apply(
     {
         ctx.engine.source().forget_ref_checks(&obj.spec.source.url);
     }
-    let outcome = match run_engine(obj, ctx, api).await {
-        Ok(outcome) => outcome,
+    let now = Timestamp::now();
+    let promotion = match resolve_promotion(obj, ctx, now).await {
+        Ok(p) => p,
         Err(report) => {
-            set_verdict(verdict_of(&report));
-            ctx.metrics.set_managed(&key, false);
-            write_status(api, obj, None, &report).await?;
-            for (type_, reason, note) in events_for(previous.app.is_some(), None, &report) {
-                publish(ctx, obj, type_, reason, note).await;
-            }
-            return Ok(requeue(ctx, &key, &report, interval));
+            // Refused before the upstream was read: status.promotion says nothing any more.
+            let base = AppImportStatus {
+                promotion: None,
+                ..previous.clone()
+            };
+            return refused(api, obj, ctx, &base, &report, interval, verdict).await;
         }
     };
+    // status.promotion: the candidate commit and when it is eligible (none for other refs).
+    let base = AppImportStatus {
+        promotion: promotion.as_ref().and_then(Promotion::record),
+        ..previous.clone()
+    };
+    if let Some(waiting) = promotion.as_ref().and_then(Promotion::waiting_verdict) {
+        // Nothing to follow yet: the current app stays; look again when it is due (or when the
+        // upstream changes: the AppImport watch re-enqueues downstreams).
+        set_verdict(verdict_of(&waiting));
+        ctx.metrics.set_managed(&key, is_managed(&previous));
+        write_status(api, obj, &base, None, &waiting).await?;
+        if waiting.stalled() {
+            publish(
+                ctx,
+                obj,
+                EventType::Warning,
+                waiting.reason.as_str(),
+                &waiting.message,
+            )
+            .await;
+        }
+        ctx.backoff.reset(&key);
+        let due = promotion
+            .as_ref()
+            .and_then(|p| p.decision.requeue_after(now))
+            .map_or(interval, |d| d.min(interval));
+        info!(appimport = %key, reason = %waiting.reason, requeue_in = ?due, "promotion waits");
+        return Ok(Action::requeue(due));
+    }
+    let followed = promotion.as_ref().and_then(Promotion::followed_sha);
+    let outcome = match run_engine(obj, followed, ctx, api, &base).await {
+        Ok(outcome) => outcome,
+        Err(report) => return refused(api, obj, ctx, &base, &report, interval, verdict).await,
+    };
+    let mut outcome = outcome;
+    if let Some(p) = &promotion {
+        outcome.report = p.engine_verdict(outcome.report, &display_url(&obj.spec.source.url));
+    }
     set_verdict(verdict_of(&outcome.report));
     ctx.metrics
         .set_managed(&key, outcome.report.ready() && outcome.state.app.is_some());
-    write_status(api, obj, Some(&outcome.state), &outcome.report).await?;
+    write_status(api, obj, &base, Some(&outcome.state), &outcome.report).await?;
     publish_outcome(ctx, obj, &previous, &outcome).await;
+    if let Some(note) = promotion.as_ref().and_then(|p| {
+        p.promoted_event(
+            previous
+                .last_applied_commit
+                .as_ref()
+                .map(|c| c.sha.as_str()),
+            outcome
+                .state
+                .last_applied_commit
+                .as_ref()
+                .map(|c| c.sha.as_str()),
+        )
+    }) {
+        info!(appimport = %key, %note, "promoted");
+        publish(
+            ctx,
+            obj,
+            EventType::Normal,
+            DetailReason::Promoted.as_str(),
+            &note,
+        )
+        .await;
+    }
     Ok(requeue(ctx, &key, &outcome.report, interval))
+}
+
+/// A run stopped before the engine (or by a refusal of it): status, Events, requeue.
+async fn refused(
+    api: &Api<AppImport>,
+    obj: &AppImport,
+    ctx: &Context,
+    base: &AppImportStatus,
+    report: &Verdict,
+    interval: Duration,
+    verdict: &Mutex<ReconcileResult>,
+) -> Result<Action, ControllerError> {
+    let key = object_key(obj);
+    *verdict.lock().unwrap_or_else(|p| p.into_inner()) = verdict_of(report);
+    ctx.metrics.set_managed(&key, false);
+    write_status(api, obj, base, None, report).await?;
+    let had_app = obj.status.as_ref().is_some_and(|s| s.app.is_some());
+    for (type_, reason, note) in events_for(had_app, None, report) {
+        publish(ctx, obj, type_, reason, note).await;
+    }
+    Ok(requeue(ctx, &key, report, interval))
+}
+
+/// The promotion `obj` asks for, its upstream read from the AppImport cache.
+async fn resolve_promotion(
+    obj: &AppImport,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<Option<Promotion>, Verdict> {
+    if obj.spec.source.git_ref.from_app_import.is_none()
+        && obj.spec.source.git_ref.ready_for.is_none()
+    {
+        return Ok(None);
+    }
+    // Before the first list completes the store is empty: waiting avoids a false UpstreamNotFound.
+    let all = ctx
+        .apps
+        .synced_state(CACHE_WAIT)
+        .await
+        .ok_or_else(|| not_listed("AppImport"))?;
+    let ns = obj.namespace().unwrap_or_default();
+    let lookup = |k: &AppImportKey| {
+        all.iter()
+            .find(|a| {
+                a.namespace().as_deref() == Some(k.namespace.as_str()) && a.name_any() == k.name
+            })
+            .cloned()
+    };
+    promotion_of(obj, &ns, lookup, now)
 }
 
 /// Success and Stalled wait `interval`; only retryable failures back off.
@@ -253,17 +375,21 @@ fn requeue(ctx: &Context, key: &str, report: &Verdict, interval: Duration) -> Ac
     }
 }
 
+/// Runs the engine; `followed` is the commit a promotion follows (a pinned commit ref), and
+/// `previous` the status the run starts from.
 async fn run_engine(
     obj: &AppImport,
+    followed: Option<&str>,
     ctx: &Context,
     api: &Api<AppImport>,
+    previous: &AppImportStatus,
 ) -> Result<SyncOutcome, Verdict> {
     let ns = obj.namespace().unwrap_or_default();
     let instance = resolve_instance(obj, ctx).await?;
     let tooljet = ctx.clients.client_for(&ctx.secrets, &instance).await?;
     // Git credentials only from the AppImport's own namespace (tenancy).
     let (secrets, _) = read_secrets(&ctx.secrets, &ns, &import_secret_names(obj)).await?;
-    let previous = obj.status.clone().unwrap_or_default();
+    let previous = previous.clone();
     // The first import waits for the instance's constants and data-source credentials: an app
     // imported before them would run its queries against empty or development values.
     if previous.app.is_none() && !super::instance::config_applied(&instance) {
@@ -283,8 +409,9 @@ async fn run_engine(
             ),
         ));
     }
+    let synced = with_promotion(obj, followed);
     let request = sync_request(
-        obj,
+        &synced,
         &instance,
         &secrets,
         obj.meta().generation,
@@ -334,15 +461,17 @@ impl Checkpoint for StatusCheckpoint<'_> {
     }
 }
 
-/// Writes the status after a run: the engine's `state` (when it ran) and the verdict's conditions.
+/// Writes the status after a run: `base` (the status before it, with this run's
+/// `status.promotion`), the engine's `state` (when it ran) and the verdict's conditions.
 async fn write_status(
     api: &Api<AppImport>,
     obj: &AppImport,
+    base: &AppImportStatus,
     state: Option<&SyncState>,
     report: &Verdict,
 ) -> Result<(), ControllerError> {
     let status = status::after_run(
-        &obj.status.clone().unwrap_or_default(),
+        base,
         state,
         report,
         obj.meta().generation,
@@ -438,7 +567,7 @@ pub fn events_for<'a>(
             drift.message.as_str(),
         ));
     }
-    if !report.ready() {
+    if report.retryable() || report.stalled() {
         events.push((
             EventType::Warning,
             report.reason.as_str(),

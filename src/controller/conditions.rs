@@ -45,6 +45,20 @@ pub fn from_report(
             put(READY, "False", reason, &report.message);
             put(STALLED, "True", reason, &report.message);
         }
+        Consequence::Waiting => {
+            // The current app stays: a Ready object stays Ready (its lastTransitionTime too, which
+            // the soak clock of a downstream AppImport reads); one that never was stays not Ready.
+            let was_ready = previous
+                .iter()
+                .any(|c| c.type_ == READY && c.status == "True");
+            put(
+                READY,
+                if was_ready { "True" } else { "False" },
+                reason,
+                &report.message,
+            );
+            put(RECONCILING, "True", reason, &report.message);
+        }
         Consequence::Retrying => {
             put(READY, "False", reason, &report.message);
             put(
@@ -381,6 +395,29 @@ mod tests {
         assert_eq!(ready.last_transition_time, Time(t(0)));
         assert!(ready.message.contains("suspend: false"));
         assert_eq!(suspended(&[], None, t(0))[0].status, "Unknown");
+    }
+
+    #[test]
+    fn waiting_keeps_ready_as_it_was_and_says_why_in_reconciling() {
+        let before = from_report(&[], &ok_report(), Some(1), t(0));
+        let pending = Verdict::new(Reason::PromotionPending, "eligible at 10:30");
+        let c = from_report(&before, &pending, Some(1), t(60));
+        let ready = find(&c, READY).expect("Ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "PromotionPending")
+        );
+        assert_eq!(ready.last_transition_time, Time(t(0)), "Ready did not move");
+        let rec = find(&c, RECONCILING).expect("Reconciling");
+        assert_eq!(
+            (rec.status.as_str(), rec.reason.as_str()),
+            ("True", "PromotionPending")
+        );
+        assert!(find(&c, STALLED).is_none());
+        // Nothing applied yet: not Ready, still waiting.
+        let c = from_report(&[], &pending, Some(1), t(60));
+        assert_eq!(find(&c, READY).expect("Ready").status, "False");
+        assert!(find(&c, RECONCILING).is_some());
     }
 
     #[test]

@@ -257,6 +257,7 @@ async fn run_controllers(
     let (apps, pushes) = app_watch(
         api(&client, namespace),
         api(&client, namespace),
+        api(&client, namespace),
         opts.concurrency,
         shutdown,
     );
@@ -276,7 +277,14 @@ async fn run_controllers(
     });
     // Mirrors of repositories no AppImport uses any more are removed after the cache's TTL.
     let mirror_gc = AbortOnDrop(source.spawn_gc(MIRROR_GC_EVERY));
-    let app_ctx = app_context(&client, &source, &metrics, &instances.cache, &secrets);
+    let app_ctx = app_context(
+        &client,
+        &source,
+        &metrics,
+        &instances.cache,
+        &secrets,
+        &apps.cache,
+    );
     let instance_ctx = Arc::new(instance::InstanceContext {
         client: client.clone(),
         secrets: secrets.clone(),
@@ -378,10 +386,12 @@ fn instance_watch(api: Api<ToolJetInstance>, shutdown: Shutdown) -> Watched<Tool
 }
 
 /// The AppImport controller on its own watch (spec, annotations, finalizers, deletion), also
-/// re-enqueued by instance changes (a second watch), Secret changes and verified webhook pushes
-/// (the returned queue).
+/// re-enqueued by instance changes (a second watch), Secret changes, verified webhook pushes
+/// (the returned queue), and for promotions by what downstream AppImports read of their upstream
+/// (a third watch, `upstreams`, that sees status changes the first one filters out).
 fn app_watch(
     apps: Api<AppImport>,
+    upstreams: Api<AppImport>,
     instances: Api<ToolJetInstance>,
     concurrency: u16,
     shutdown: Shutdown,
@@ -400,12 +410,22 @@ fn app_watch(
     let (pushes, pushed) = mpsc::channel(WEBHOOK_QUEUE);
     let (requeue, requests) = mpsc::channel(WEBHOOK_QUEUE);
     let apps_for_instances = store.clone();
+    let apps_for_upstreams = store.clone();
+    // Only what a promotion decision reads changes this: a status write that moves nothing of it
+    // (lastSyncTime, a requeue) re-enqueues no downstream.
+    let upstream_changes = watcher::watcher(upstreams, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .predicate_filter(watch::promotion_facts, PredicateConfig::default());
     let controller = Controller::for_stream(changes, store.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency.max(1)))
         .reconcile_on(tokio_stream_of(pushed))
         .reconcile_on(tokio_stream_of(requests))
         .watches(instances, watcher::Config::default(), move |inst| {
             watch::apps_using_instance(&apps_for_instances.state(), &inst)
+        })
+        .watches_stream(upstream_changes, move |upstream| {
+            watch::downstreams_of(&apps_for_upstreams.state(), &upstream)
         })
         .graceful_shutdown_on(shutdown);
     let watched = Watched {
@@ -438,6 +458,7 @@ fn app_context(
     metrics: &Arc<Metrics>,
     instances: &Cache<ToolJetInstance>,
     secrets: &Cache<Secret>,
+    apps: &Cache<AppImport>,
 ) -> Arc<app_import::Context> {
     let reporter = Reporter {
         controller: "tooljet-operator".into(),
@@ -451,7 +472,8 @@ fn app_context(
             instances.clone(),
             secrets.clone(),
         )
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .with_apps(apps.clone()),
     )
 }
 

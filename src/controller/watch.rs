@@ -18,6 +18,7 @@ use super::resolve::instance_secret_names;
 use crate::api::{AppImport, ToolJetInstance};
 use crate::process::webhook::{PushTarget, matching_apps};
 use crate::source::SourceCache;
+use crate::sync::promotion::{AppImportKey, UpstreamState, grant_of, upstream_key};
 
 /// True when `app` targets `instance`: through `instanceRef`, or by environment in its namespace.
 pub fn app_uses_instance(app: &AppImport, instance: &ToolJetInstance) -> bool {
@@ -77,6 +78,38 @@ pub fn apps_using_secret(
                     == Some(secret.name_any().as_str());
             git || users.iter().any(|i| app_uses_instance(a, i))
         })
+        .map(|a| ObjectRef::from_obj(a.as_ref()))
+        .collect()
+}
+
+/// What a downstream's promotion decision reads of `upstream` (applied commit, Ready and its
+/// transition, generations, history, the grant annotation), as a hash for `predicate_filter`:
+/// a status write that changes none of it re-enqueues nothing.
+pub fn promotion_facts(upstream: &AppImport) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let state = UpstreamState::from_app_import(upstream);
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    state.applied_commit.hash(&mut h);
+    state.ready.hash(&mut h);
+    state.ready_since.map(|t| t.as_nanosecond()).hash(&mut h);
+    state.generation.hash(&mut h);
+    state.ready_observed_generation.hash(&mut h);
+    for c in &state.history {
+        (c.sha.as_str(), c.applied_at.as_nanosecond()).hash(&mut h);
+    }
+    grant_of(upstream).hash(&mut h);
+    upstream.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+/// AppImports to re-enqueue when `upstream` changes: those whose `fromAppImport` names it.
+pub fn downstreams_of(apps: &[Arc<AppImport>], upstream: &AppImport) -> Vec<ObjectRef<AppImport>> {
+    let key = AppImportKey::new(
+        upstream.namespace().unwrap_or_default(),
+        upstream.name_any(),
+    );
+    apps.iter()
+        .filter(|a| upstream_key(a, &a.namespace().unwrap_or_default()).as_ref() == Some(&key))
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
 }
@@ -196,6 +229,47 @@ mod tests {
         ];
         let got = names(apps_using_instance(&apps, &inst("team", "tj", "staging")));
         assert_eq!(got, vec!["by-env", "by-ref"]);
+    }
+
+    #[test]
+    fn an_upstream_change_enqueues_its_downstreams_only() {
+        let from = |name: &str, ns: Option<&str>| {
+            json!({"environment": "production", "source": {"url": "file:///r",
+                "ref": {"fromAppImport": {"name": name, "namespace": ns}}, "app": "x"}})
+        };
+        let apps = vec![
+            app("team", "dev", json!({})),
+            app("team", "staging", from("dev", None)),
+            app("team", "prod", from("staging", None)),
+            app("other", "elsewhere", from("dev", Some("team"))),
+            app("other", "same-name-own-ns", from("dev", None)),
+        ];
+        assert_eq!(
+            names(downstreams_of(&apps, &apps[0])),
+            vec!["elsewhere", "staging"]
+        );
+        assert_eq!(names(downstreams_of(&apps, &apps[1])), vec!["prod"]);
+        assert!(downstreams_of(&apps, &apps[2]).is_empty());
+    }
+
+    #[test]
+    fn promotion_facts_ignore_status_writes_a_decision_does_not_read() {
+        let mut up: AppImport = (*app("team", "dev", json!({}))).clone();
+        up.status = Some(
+            serde_json::from_value(json!({
+            "lastAppliedCommit": {"sha": "a", "shortSha": "a", "message": "", "author": ""},
+            "lastSyncTime": "2025-01-01T10:00:00Z"}))
+            .expect("status"),
+        );
+        let before = promotion_facts(&up);
+        if let Some(s) = up.status.as_mut() {
+            s.last_sync_time = None;
+        }
+        assert_eq!(promotion_facts(&up), before, "lastSyncTime is not read");
+        if let Some(s) = up.status.as_mut() {
+            s.last_applied_commit = None;
+        }
+        assert_ne!(promotion_facts(&up), before, "the applied commit is");
     }
 
     #[test]

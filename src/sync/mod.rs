@@ -44,5 +44,5 @@ pub use engine::{Checkpoint, Engine, Mode, NoCheckpoint};
 pub use error::SyncError;
 pub use names::ImportKey;
 pub use outcome::{Action, SyncOutcome};
-pub use request::{SyncRequest, sync_request, tooljet_client};
+pub use request::{SyncRequest, sync_request, tooljet_client, with_promotion};
 pub use state::SyncState;

@@ -23,7 +23,8 @@ use kube::ResourceExt;
 
 use crate::api::condition::READY;
 use crate::api::{
-    ANNOTATION_PROMOTE_TO_NAMESPACES, AppImport, AppImportRef, CommitInfo, PromotionStatus,
+    ANNOTATION_PROMOTE_TO_NAMESPACES, AppImport, AppImportRef, CommitInfo, DetailReason,
+    PromotionStatus, Reason, Verdict,
 };
 
 /// An AppImport by namespace and name; shown as `namespace/name` (also in `status.promotion.from`).
@@ -155,13 +156,13 @@ pub enum Hold {
 }
 
 impl Hold {
-    /// CamelCase reason for the Ready condition.
-    pub fn reason(&self) -> &'static str {
+    /// The reason of the Ready condition (UpstreamNotFound is Stalled, the others Waiting).
+    pub fn reason(&self) -> Reason {
         match self {
-            Hold::UpstreamNotFound { .. } => "UpstreamNotFound",
-            Hold::UpstreamNeverApplied { .. } => "UpstreamNeverApplied",
-            Hold::UpstreamNotReconciled { .. } => "UpstreamNotReconciled",
-            Hold::UpstreamNotReady { .. } => "UpstreamNotReady",
+            Hold::UpstreamNotFound { .. } => Reason::UpstreamNotFound,
+            Hold::UpstreamNeverApplied { .. } => Reason::UpstreamNeverApplied,
+            Hold::UpstreamNotReconciled { .. } => Reason::UpstreamNotReconciled,
+            Hold::UpstreamNotReady { .. } => Reason::UpstreamNotReady,
         }
     }
 }
@@ -189,9 +190,9 @@ pub enum Decision {
 }
 
 /// Reason of the Ready condition while a promotion waits out `readyFor`.
-pub const REASON_PROMOTION_PENDING: &str = "PromotionPending";
+pub const REASON_PROMOTION_PENDING: Reason = Reason::PromotionPending;
 /// Reason of the Event emitted when a promoted commit is applied.
-pub const REASON_PROMOTED: &str = "Promoted";
+pub const REASON_PROMOTED: &str = DetailReason::Promoted.as_str();
 
 impl Decision {
     /// What `status.promotion` holds after this decision: the candidate commit, or nothing while
@@ -379,13 +380,18 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// CamelCase reason for the Ready and Stalled conditions.
-    pub fn reason(&self) -> &'static str {
+    /// The reason of the Ready and Stalled conditions.
+    pub fn reason(&self) -> Reason {
         match self {
-            Refusal::NamespaceNotAllowed { .. } => "PromotionNotAllowed",
-            Refusal::Cycle { .. } => "PromotionCycle",
-            Refusal::CommitNotInRepository { .. } => "CommitNotInRepository",
+            Refusal::NamespaceNotAllowed { .. } => Reason::PromotionNotAllowed,
+            Refusal::Cycle { .. } => Reason::PromotionCycle,
+            Refusal::CommitNotInRepository { .. } => Reason::CommitNotInRepository,
         }
+    }
+
+    /// The verdict of a run this refusal stopped.
+    pub fn verdict(&self) -> Verdict {
+        Verdict::new(self.reason(), self.to_string())
     }
 }
 
@@ -461,6 +467,117 @@ pub fn check_cycle(
         chain.push(key);
     }
     Ok(chain)
+}
+
+/// A fromAppImport ref resolved for one run: which upstream, and what to do about its commit.
+/// Built by [`promotion_of`], the one place the controller and `sync -f` decide a promotion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Promotion {
+    pub from: AppImportKey,
+    pub decision: Decision,
+}
+
+impl Promotion {
+    /// `status.promotion` after this run.
+    pub fn record(&self) -> Option<PromotionStatus> {
+        self.decision.record(&self.from)
+    }
+
+    /// The commit to sync to (pinned, from this AppImport's own `source.url`), or `None` while
+    /// the current app stays.
+    pub fn followed_sha(&self) -> Option<&str> {
+        match &self.decision {
+            Decision::Follow { sha, .. } => Some(sha),
+            _ => None,
+        }
+    }
+
+    /// The verdict of a run that does not sync (pending or held): the current app stays.
+    pub fn waiting_verdict(&self) -> Option<Verdict> {
+        match &self.decision {
+            Decision::Follow { .. } => None,
+            Decision::Pending { .. } => Some(Verdict::new(
+                REASON_PROMOTION_PENDING,
+                self.decision
+                    .pending_message(&self.from)
+                    .unwrap_or_default(),
+            )),
+            Decision::Hold(hold) => Some(Verdict::new(hold.reason(), hold.to_string())),
+        }
+    }
+
+    /// The engine's verdict of a run that followed the commit: a commit missing from this
+    /// AppImport's repository (the engine's RefNotFound for a pinned commit) is
+    /// CommitNotInRepository, naming the upstream. `url` as the source layer shows it.
+    pub fn engine_verdict(&self, report: Verdict, url: &str) -> Verdict {
+        match self.followed_sha() {
+            Some(sha) if report.reason == Reason::RefNotFound => Verdict {
+                reason: Reason::CommitNotInRepository,
+                message: Refusal::CommitNotInRepository {
+                    from: self.from.clone(),
+                    sha: sha.to_owned(),
+                    url: url.to_owned(),
+                }
+                .to_string(),
+                ..report
+            },
+            _ => report,
+        }
+    }
+
+    /// The `Promoted` Event's message when a run applied the followed commit and it differs from
+    /// `applied_before` (the commit applied before the run).
+    pub fn promoted_event(
+        &self,
+        applied_before: Option<&str>,
+        applied_now: Option<&str>,
+    ) -> Option<String> {
+        let sha = self.followed_sha()?;
+        (applied_now == Some(sha) && applied_before != Some(sha))
+            .then(|| self.decision.promoted_message(&self.from))
+            .flatten()
+    }
+}
+
+/// The promotion `app` (in `own_namespace`) asks for at `now`: `Ok(None)` for a branch, tag or
+/// commit ref; a Stalled verdict for an invalid ref, a refused namespace or a cycle. `lookup`
+/// finds AppImports by key (the controller's cache, or the manifests of a `sync -f` run).
+/// Tenancy is checked before anything of the upstream's status goes into a message.
+pub fn promotion_of<A: std::borrow::Borrow<AppImport>>(
+    app: &AppImport,
+    own_namespace: &str,
+    lookup: impl Fn(&AppImportKey) -> Option<A>,
+    now: Timestamp,
+) -> Result<Option<Promotion>, Verdict> {
+    let Some(promotion) = app
+        .spec
+        .source
+        .git_ref
+        .promotion()
+        .map_err(|e| Verdict::new(Reason::InvalidSpec, e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let from = AppImportKey::of_ref(promotion.upstream, own_namespace);
+    let upstream = lookup(&from);
+    if let Some(up) = &upstream {
+        check_tenancy(own_namespace, &from, grant_of(up.borrow())).map_err(|r| r.verdict())?;
+    } else {
+        // Whether it exists elsewhere is none of this namespace's business: same refusal.
+        check_tenancy(own_namespace, &from, None).map_err(|r| r.verdict())?;
+    }
+    let own_key = AppImportKey::new(own_namespace, app.name_any());
+    check_cycle(&own_key, |k| {
+        if *k == own_key {
+            return upstream_key(app, own_namespace);
+        }
+        lookup(k).and_then(|a| upstream_key(a.borrow(), &k.namespace))
+    })
+    .map_err(|r| r.verdict())?;
+    let state = upstream.map(|up| UpstreamState::from_app_import(up.borrow()));
+    let current = app.status.as_ref().and_then(|s| s.promotion.as_ref());
+    let decision = decide(&from, state.as_ref(), promotion.ready_for, now, current);
+    Ok(Some(Promotion { from, decision }))
 }
 
 #[cfg(test)]

@@ -4,14 +4,16 @@
 //! same request, and the same failure the same [`Verdict`]. No Kubernetes client: callers hand
 //! over objects they already hold.
 
+use std::borrow::Cow;
+
 use kube::ResourceExt;
 
 use super::connect::{Secrets, git_credentials, tooljet_config};
 use super::names::ImportKey;
 use super::state::SyncState;
 use crate::api::{
-    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, AppImport, AppImportSpec, AuthMethod, Reason,
-    ToolJetInstance, ToolJetInstanceSpec, Verdict,
+    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, AppImport, AppImportSpec, AuthMethod, GitRef,
+    Reason, ToolJetInstance, ToolJetInstanceSpec, Verdict,
 };
 use crate::source::Credentials;
 use crate::tooljet::ToolJetClient;
@@ -84,6 +86,23 @@ pub fn tooljet_client(
             format!("{e}; fix the ToolJetInstance"),
         )
     })
+}
+
+/// `app` as the engine syncs it: a promotion's followed commit becomes a pinned `ref.commit`
+/// (fetched from this AppImport's own `source.url`, so a Manual policy offers it for approval
+/// as any new commit); a branch, tag or commit ref, or no commit to follow, leaves it as it is.
+pub fn with_promotion<'a>(app: &'a AppImport, followed_sha: Option<&str>) -> Cow<'a, AppImport> {
+    match followed_sha {
+        Some(sha) if app.spec.source.git_ref.from_app_import.is_some() => {
+            let mut pinned = app.clone();
+            pinned.spec.source.git_ref = GitRef {
+                commit: Some(sha.to_owned()),
+                ..GitRef::default()
+            };
+            Cow::Owned(pinned)
+        }
+        _ => Cow::Borrowed(app),
+    }
 }
 
 /// The engine's request for `app` on `instance`, with the git credentials from `secrets` (the
@@ -180,6 +199,26 @@ mod tests {
             panic!("a missing key must be refused");
         };
         assert_eq!(v.reason, Reason::InvalidSpec);
+    }
+
+    #[test]
+    fn a_followed_promotion_is_a_pinned_commit_and_nothing_else_changes() {
+        let (mut app, _) = objects("");
+        let sha = "c".repeat(40);
+        // A branch ref is never rewritten.
+        assert!(matches!(with_promotion(&app, Some(&sha)), Cow::Borrowed(_)));
+        app.spec.source.git_ref = serde_json::from_value(
+            serde_json::json!({"fromAppImport": {"name": "dev"}, "readyFor": "1h"}),
+        )
+        .expect("ref");
+        assert!(matches!(with_promotion(&app, None), Cow::Borrowed(_)));
+        let pinned = with_promotion(&app, Some(&sha));
+        assert_eq!(
+            pinned.spec.source.git_ref.kind(),
+            Some(crate::api::RefKind::Commit(sha.as_str()))
+        );
+        assert_eq!(pinned.spec.source.url, app.spec.source.url);
+        assert_eq!(pinned.metadata, app.metadata);
     }
 
     #[test]
