@@ -277,11 +277,10 @@ async fn apply(
         return Ok(Action::requeue(due));
     }
     let followed = promotion.as_ref().and_then(Promotion::followed_sha);
-    let outcome = match run_engine(obj, followed, ctx, api, &base).await {
+    let mut outcome = match run_engine(obj, followed, ctx, api, &base).await {
         Ok(outcome) => outcome,
         Err(report) => return refused(api, obj, ctx, &base, &report, interval, verdict).await,
     };
-    let mut outcome = outcome;
     if let Some(p) = &promotion {
         outcome.report = p.engine_verdict(outcome.report, &display_url(&obj.spec.source.url));
     }
