@@ -16,7 +16,7 @@ use tooljet_operator::api::{
     AppImport, Environment, ToolJetInstance, UpdatePolicy, validate_against_crd,
 };
 
-mod tools;
+use crate::tools;
 use tools::{repo, run, tool};
 
 const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];

@@ -3,7 +3,7 @@
 //! subresource (never the app JSON), and Events go to events.k8s.io/v1. The ToolJet side is the
 //! real stand-in and the git side a real repository.
 
-mod kube_mock;
+use crate::kube_mock;
 use kube_mock::{Seen, base64_of, finish, mock_api, ready_store, secret_cache};
 
 use std::sync::Arc;

@@ -13,8 +13,7 @@
 //! answers every request a few milliseconds late so that kills land between ToolJet calls (during
 //! the import, between the import and the swap, between the two renames, before the delete).
 
-#[macro_use]
-mod reliability_common;
+use crate::reliability_common;
 
 use std::time::{Duration, Instant};
 
@@ -30,8 +29,9 @@ const SEED: u64 = 0x5EED_0009;
 /// Each flavour stops killing after this, so CI time stays bounded on a slow machine.
 const BUDGET: Duration = Duration::from_secs(80);
 
-/// The flavours' runs take turns: kill points are timed against a measured run.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The flavours' runs take turns (with the load run too): kill points are timed against a
+/// measured run.
+use crate::ONE_AT_A_TIME;
 
 flavoured!(
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,6 @@
 //! Reading apps from commits (file:// transport; the layout code is transport-independent).
 
-mod common;
+use crate::common;
 
 use common::{B64_ID, CC_ID, author, cache, tooljet_repo};
 use git_fixtures::TestRepo;

@@ -5,8 +5,7 @@
 //! Then the whole-service faults: ToolJet down and back, the git server gone and back, rotated git
 //! credentials, a force-push, a corrupt mirror.
 
-#[macro_use]
-mod reliability_common;
+use crate::reliability_common;
 
 use std::time::Duration;
 

@@ -7,10 +7,9 @@
 //! promtool and prometheus come from Debian's `prometheus` package (`.ci/packages-19.txt`);
 //! without them the tests say they skip, except in CI where they fail.
 
-mod kube_mock;
-mod promql;
-mod reconcile_rig;
-mod tools;
+use crate::promql;
+use crate::reconcile_rig;
+use crate::tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -5,8 +5,8 @@
 //! the AppImport controller never ran, or `/readyz` stayed 503, depending on timing.
 //! `CONTROLLER_START_CYCLES` sets the number of starts (default 25).
 
-mod http_probe;
-mod kube_mock;
+use crate::http_probe;
+use crate::kube_mock;
 use kube_mock::apiserver::{ApiServer, Request};
 
 use std::net::SocketAddr;

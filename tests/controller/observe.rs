@@ -2,9 +2,9 @@
 //! `oneshot`), the probes and `/metrics`, the metrics after real reconciles (kube's tower-test mock
 //! API server, the ToolJet stand-in, a real git repository), and the leader Lease's request shapes.
 
-mod kube_mock;
-mod promql;
-mod reconcile_rig;
+use crate::kube_mock;
+use crate::promql;
+use crate::reconcile_rig;
 use kube_mock::{finish, mock_api};
 use reconcile_rig::{self as rig, Rig};
 

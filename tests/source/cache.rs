@@ -1,6 +1,6 @@
 //! The shared mirror cache: coalesced fetches, force-pushes, corrupt mirrors, gc, secrets.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

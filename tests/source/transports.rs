@@ -1,7 +1,7 @@
 //! Every ref kind over every transport (file, git daemon, smart HTTP with basic auth, SSH), and
 //! the failures of each transport: authentication, host keys, missing repositories.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

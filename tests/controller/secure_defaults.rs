@@ -2,7 +2,7 @@
 //! TLS verified, SSH host keys verified, Secrets read only from their own namespaces. Paths
 //! confined to the repository: tests/source_layout.rs and the corpus (reliability_corpus.rs).
 
-mod kube_mock;
+use crate::kube_mock;
 use kube_mock::{base64_of, mock_api, ready_store, secret_cache};
 
 use std::collections::BTreeMap;

@@ -6,7 +6,7 @@
 //! 1000 AppImports take about 45 s in a debug build on two shared cores; `LOAD_IMPORTS=<n>`
 //! changes the count for a quick local run or a bigger one.
 
-mod reliability_common;
+use crate::reliability_common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -275,6 +275,8 @@ async fn load(n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_app_imports_converge_through_five_percent_failures() {
+    // Not beside the crash runs of this binary: their kill points are timed.
+    let _turn = crate::ONE_AT_A_TIME.lock().await;
     let n = std::env::var("LOAD_IMPORTS")
         .ok()
         .and_then(|v| v.parse().ok())
