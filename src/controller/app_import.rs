@@ -39,6 +39,7 @@ use crate::api::{
     DetailReason, FINALIZER, Reason, ToolJetInstance, Verdict,
 };
 use crate::process::metrics::{Metrics, ReconcileResult};
+use crate::source::SourceCache;
 use crate::sync::request::import_secret_names;
 use crate::sync::{
     self, Checkpoint, Engine, ImportKey, Mode, SyncOutcome, SyncState, sync_request,
@@ -55,6 +56,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Shared by all reconciles of the AppImport controller.
 pub struct Context {
     pub client: Client,
+    /// The git cache the engine works over (its own handle: metrics observe it, a webhook's
+    /// push forgets its ref checks).
+    pub source: SourceCache,
     pub engine: Engine,
     pub recorder: Recorder,
     /// All ToolJetInstances (the instance controller's reflector).
@@ -70,7 +74,7 @@ pub struct Context {
 impl Context {
     pub fn new(
         client: Client,
-        engine: Engine,
+        source: SourceCache,
         recorder: Recorder,
         instances: Cache<ToolJetInstance>,
         secrets: Cache<Secret>,
@@ -78,7 +82,8 @@ impl Context {
         let metrics = Arc::new(Metrics::new());
         Context {
             client,
-            engine,
+            engine: Engine::new(source.clone()),
+            source,
             recorder,
             instances,
             secrets,
@@ -91,7 +96,7 @@ impl Context {
 
     /// Records into `metrics`, git and ToolJet traffic included.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.engine.source().set_observer(metrics.clone());
+        self.source.set_observer(metrics.clone());
         self.clients = ClientCache::with_observer(metrics.clone());
         self.metrics = metrics;
         self
@@ -220,7 +225,7 @@ async fn apply(
     if let Some(requested) = requested_at(obj)
         && previous.last_handled_reconcile_at.as_deref() != Some(requested.as_str())
     {
-        ctx.engine.source().forget_ref_checks(&obj.spec.source.url);
+        ctx.source.forget_ref_checks(&obj.spec.source.url);
     }
     let outcome = match run_engine(obj, ctx, api).await {
         Ok(outcome) => outcome,

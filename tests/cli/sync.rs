@@ -7,19 +7,19 @@ use std::process::Output;
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::CREDIT_CARD;
 use serde_json::json;
+use test_support::pipeline as ci;
 use tooljet_standin::flavoured;
 use tooljet_standin::{Flavour, StandIn};
 
 const APP: &str = CREDIT_CARD.0;
 const API_KEY: &str = "cli-test-admin-key-0451";
-const EMAIL: &str = "ci@example.com";
-const PASSWORD: &str = "cli-test-password-7730";
 
+/// A repository with the app, a ToolJet of `flavour` and the shared CI pipeline (tests/support:
+/// manifests, state file, cache).
 struct Pipeline {
-    flavour: Flavour,
     standin: StandIn,
     repo: TestRepo,
-    dir: tempfile::TempDir,
+    ci: ci::Pipeline,
 }
 
 impl Pipeline {
@@ -30,89 +30,31 @@ impl Pipeline {
         repo.git_sync_write("app-1", APP, "v1", CREDIT_CARD.1);
         repo.commit("first version");
         repo.publish();
-        let mut builder = StandIn::builder()
-            .flavour(flavour)
-            .credentials(EMAIL, PASSWORD)
-            .admin_api_key(API_KEY);
-        // The credit card bundle comes from 2.50.5: a 2.x server must be at least that new, or
-        // the operator refuses the bundle (issue 13, item 9). It still answers as 2.27.1 does.
-        if flavour == Flavour::V2_27 {
-            builder = builder.server_version("2.50.5");
-        }
-        let standin = builder.start().await.expect("stand-in starts");
+        let standin = ci::start_standin(flavour, API_KEY).await;
         Pipeline {
-            flavour,
             standin,
             repo,
-            dir: tempfile::tempdir().expect("tempdir"),
+            ci: ci::Pipeline::flavoured(API_KEY, flavour),
         }
     }
 
     /// Writes the manifests a team would keep in its pipeline's repository.
     fn manifests(&self, app_import_extra: &str) -> PathBuf {
-        let auth = match self.flavour {
-            Flavour::V2_27 => "{password: {secretRef: {name: tj-login}}}",
-            Flavour::V3 => "{adminApiKey: {secretRef: {name: tj-admin, key: api-key}}}",
-        };
-        let yaml = format!(
-            r#"apiVersion: v1
-kind: Secret
-metadata: {{name: tj-admin, namespace: ci}}
-stringData: {{api-key: {API_KEY}}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: tj-login, namespace: ci}}
-stringData: {{email: {EMAIL}, password: {PASSWORD}}}
----
-apiVersion: gitops.tooljet.dev/v1alpha1
-kind: ToolJetInstance
-metadata: {{name: tooljet-staging, namespace: ci}}
-spec:
-  url: {url}
-  environment: staging
-  workspaceId: {ws}
-  auth: {auth}
----
-apiVersion: gitops.tooljet.dev/v1alpha1
-kind: AppImport
-metadata: {{name: credit-card, namespace: ci}}
-spec:
-  environment: staging
-  source: {{url: "{git}", ref: {{branch: master}}, app: "{APP}"}}
-{app_import_extra}
-"#,
-            url = self.standin.base_url(),
-            ws = self.standin.workspace_id(),
-            git = self.repo.file_url(),
-        );
-        let path = self.dir.path().join("staging.yaml");
-        std::fs::write(&path, yaml).expect("write manifests");
-        path
+        self.ci
+            .manifests(&self.standin, &self.repo.file_url(), app_import_extra)
     }
 
     /// A client for the stand-in, as the instance logs in.
     fn client(&self) -> tooljet_operator::tooljet::ToolJetClient {
-        use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let auth = match self.flavour {
-            Flavour::V2_27 => Auth::Password {
-                email: EMAIL.into(),
-                password: PASSWORD.into(),
-            },
-            Flavour::V3 => Auth::AdminApiKey(API_KEY.into()),
-        };
-        let mut config = ClientConfig::new(self.standin.base_url(), auth);
-        config.workspace_id = Some(self.standin.workspace_id().to_owned());
-        ToolJetClient::new(config).expect("client")
+        test_support::engine::client(&self.standin, self.ci.flavour, API_KEY, None)
     }
 
     fn state(&self) -> PathBuf {
-        self.dir.path().join("state.json")
+        self.ci.state_path()
     }
 
     async fn run(&self, args: &[&str]) -> Output {
-        let cache = self.dir.path().join("cache");
+        let cache = self.ci.cache_dir();
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tooljet-operator"));
         cmd.args(args)
             .env("XDG_CACHE_HOME", cache)
@@ -143,16 +85,7 @@ spec:
     }
 
     fn push_v2(&self) {
-        let mut bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
-        bundle["app"][0]["definition"]["appV2"]["icon"] = json!("v2");
-        self.repo.git_sync_write(
-            "app-1",
-            APP,
-            "v2",
-            &serde_json::to_vec(&bundle).expect("json"),
-        );
-        self.repo.commit("second version");
-        self.repo.publish();
+        ci::push_version(&self.repo, "v2");
     }
 }
 
@@ -236,7 +169,7 @@ flavoured!(plan_then_sync_then_nothing_to_do, flavour, {
 
     // No secret in anything the command printed, even at debug level.
     for out in [&plan, &sync, &again, &json_out] {
-        for secret in [API_KEY, PASSWORD] {
+        for secret in [API_KEY, ci::PASSWORD] {
             assert!(!stdout(out).contains(secret) && !stderr(out).contains(secret));
         }
     }

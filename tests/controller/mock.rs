@@ -3,8 +3,8 @@
 //! subresource (never the app JSON), and Events go to events.k8s.io/v1. The ToolJet side is the
 //! real stand-in and the git side a real repository.
 
-use crate::kube_mock;
 use kube_mock::{Seen, base64_of, finish, mock_api, ready_store, secret_cache};
+use test_support::kube_mock;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +20,6 @@ use tooljet_operator::api::{AppImport, ToolJetInstance};
 use tooljet_operator::controller::app_import::{Context, reconcile};
 use tooljet_operator::controller::caches::Cache;
 use tooljet_operator::source::{CacheConfig, SourceCache};
-use tooljet_operator::sync::Engine;
 use tooljet_standin::StandIn;
 
 const NS: &str = "team";
@@ -87,14 +86,13 @@ fn context_over(
     store: Cache<ToolJetInstance>,
     source: SourceCache,
 ) -> Arc<Context> {
-    let engine = Engine::new(source);
     let reporter = Reporter {
         controller: "tooljet-operator".into(),
         instance: None,
     };
     Arc::new(Context::new(
         client.clone(),
-        engine,
+        source,
         Recorder::new(client, reporter),
         store,
         secret_cache(vec![admin_secret()]),

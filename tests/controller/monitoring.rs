@@ -2,14 +2,14 @@
 //! `promtool test rules` on deploy/prometheus (every alert has a unit test that fires it and one
 //! that keeps it quiet), every dashboard query parsed by promtool, and a real Prometheus on
 //! loopback scraping the running operator until an alert fires for a failing AppImport.
-//! (tests/observe.rs checks that both name only metrics a scrape of `/metrics` shows.)
+//! (tests/controller/observe.rs checks that both name only metrics a scrape of `/metrics` shows.)
 //!
 //! promtool and prometheus come from Debian's `prometheus` package (`.ci/packages-19.txt`);
 //! without them the tests say they skip, except in CI where they fail.
 
-use crate::promql;
-use crate::reconcile_rig;
-use crate::tools;
+use test_support::promql;
+use test_support::reconcile_rig;
+use test_support::tools;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -2,11 +2,11 @@
 //! `oneshot`), the probes and `/metrics`, the metrics after real reconciles (kube's tower-test mock
 //! API server, the ToolJet stand-in, a real git repository), and the leader Lease's request shapes.
 
-use crate::kube_mock;
-use crate::promql;
-use crate::reconcile_rig;
 use kube_mock::{finish, mock_api};
 use reconcile_rig::{self as rig, Rig};
+use test_support::kube_mock;
+use test_support::promql;
+use test_support::reconcile_rig;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,9 +1,9 @@
 //! Secure defaults (issue 9, item 6), each shown end to end through the engine or the controller:
 //! TLS verified, SSH host keys verified, Secrets read only from their own namespaces. Paths
-//! confined to the repository: tests/source_layout.rs and the corpus (reliability_corpus.rs).
+//! confined to the repository: tests/source/layout.rs and the corpus (reliability_corpus.rs).
 
-use crate::kube_mock;
 use kube_mock::{base64_of, mock_api, ready_store, secret_cache};
+use test_support::kube_mock;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,12 +27,17 @@ use tooljet_standin::StandIn;
 const API_KEY: &str = "secure-defaults-key";
 
 fn cache() -> (Engine, tempfile::TempDir) {
+    let (source, dir) = source_cache();
+    (Engine::new(source), dir)
+}
+
+fn source_cache() -> (SourceCache, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let engine = Engine::new(SourceCache::new(CacheConfig {
+    let source = SourceCache::new(CacheConfig {
         dir: dir.path().to_owned(),
         ..CacheConfig::default()
-    }));
-    (engine, dir)
+    });
+    (source, dir)
 }
 
 fn one_app_repo() -> TestRepo {
@@ -210,14 +215,14 @@ async fn secrets_are_read_only_from_their_own_namespaces() {
     let app_for_mock = app.clone();
     let (client, server) = mock_api(move |_| (StatusCode::OK, app_for_mock.clone()));
     let store = ready_store(vec![instance]);
-    let (engine, _dir) = cache();
+    let (source, _dir) = source_cache();
     let reporter = Reporter {
         controller: "tooljet-operator".into(),
         instance: None,
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
-        engine,
+        source,
         Recorder::new(client, reporter),
         store,
         secret_cache(vec![platform_secret, team_secret]),

@@ -5,9 +5,9 @@
 //! the AppImport controller never ran, or `/readyz` stayed 503, depending on timing.
 //! `CONTROLLER_START_CYCLES` sets the number of starts (default 25).
 
-use crate::http_probe;
-use crate::kube_mock;
 use kube_mock::apiserver::{ApiServer, Request};
+use test_support::http_probe;
+use test_support::kube_mock;
 
 use std::net::SocketAddr;
 use std::path::Path;

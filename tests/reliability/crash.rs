@@ -13,7 +13,7 @@
 //! answers every request a few milliseconds late so that kills land between ToolJet calls (during
 //! the import, between the import and the swap, between the two renames, before the delete).
 
-use crate::reliability_common;
+use test_support::pipeline as reliability_common;
 
 use std::time::{Duration, Instant};
 

@@ -6,7 +6,7 @@
 //! 1000 AppImports take about 45 s in a debug build on two shared cores; `LOAD_IMPORTS=<n>`
 //! changes the count for a quick local run or a bigger one.
 
-use crate::reliability_common;
+use test_support::pipeline as reliability_common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,9 +2,6 @@
 //! reliability`. They take turns (`ONE_AT_A_TIME`): kill points are timed against a measured run,
 //! and the load run would skew them.
 
-#[path = "../reliability_common/mod.rs"]
-mod reliability_common;
-
 mod crash;
 mod load;
 

@@ -16,7 +16,7 @@ use tooljet_operator::api::{
     AppImport, Environment, ToolJetInstance, UpdatePolicy, validate_against_crd,
 };
 
-use crate::tools;
+use test_support::tools;
 use tools::{repo, run, tool};
 
 const ENVIRONMENTS: [&str; 3] = ["development", "staging", "production"];

@@ -13,7 +13,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::tools;
+use test_support::tools;
 use tools::{repo, run, skip_unless_ci, tool};
 
 const TAG: &str = "localhost/tooljet-operator:image-test";

@@ -4,35 +4,34 @@
 use git_fixtures::TestRepo;
 use git_fixtures::tooljet::{BASE64, CODE_EXPLAINER, CREDIT_CARD, ORDERS_DASHBOARD, ORDERS_REPORT};
 use serde_json::json;
-use tooljet_operator::api::{AppImportSpec, DataSourceAction, ToolJetInstanceSpec};
-use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
+use test_support::engine::{EngineRig, RunArgs};
+use test_support::pipeline::start_standin_claiming;
+use tooljet_operator::api::{AppImportSpec, DataSourceAction};
 use tooljet_operator::sync::SyncState;
-use tooljet_operator::sync::{
-    Action, Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest,
-};
-use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
+use tooljet_operator::sync::{Action, ImportKey, Mode, SyncOutcome};
 use tooljet_standin::flavoured;
-use tooljet_standin::{AppSnapshot, Flavour, ImportDamage, StandIn, leading_version};
+use tooljet_standin::{AppSnapshot, Flavour, ImportDamage, leading_version};
 
 const APP: &str = CREDIT_CARD.0;
 const API_KEY: &str = "engine-test-key";
-const EMAIL: &str = "engine@example.com";
-const PASSWORD: &str = "engine-test-password";
-/// The version the 2.x stand-in claims: the newest 2.x fixture (credit card) was exported from
-/// 2.50.5, and the operator refuses a bundle newer than the server (issue 13, item 9). The
-/// stand-in still answers as 2.27.1 does.
-const V2_VERSION: &str = "2.50.5";
 
+/// The shared engine rig (tests/support), with the generation the next request carries.
 struct World {
-    standin: StandIn,
-    repo: TestRepo,
-    _cache_dir: tempfile::TempDir,
-    engine: Engine,
-    client: ToolJetClient,
-    instance: ToolJetInstanceSpec,
-    key: ImportKey,
-    state: SyncState,
+    rig: EngineRig,
     generation: i64,
+}
+
+impl std::ops::Deref for World {
+    type Target = EngineRig;
+    fn deref(&self) -> &EngineRig {
+        &self.rig
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut EngineRig {
+        &mut self.rig
+    }
 }
 
 impl World {
@@ -45,53 +44,21 @@ impl World {
 
     /// Like [`World::new`], with the stand-in claiming `version` (its flavour's by default).
     async fn claiming(flavour: Flavour, version: Option<&str>) -> World {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let repo = TestRepo::new();
         repo.git_sync_write("app-1", CREDIT_CARD.0, "v1", CREDIT_CARD.1);
         repo.git_sync_write("app-2", BASE64.0, "v1", BASE64.1);
         repo.commit("two apps");
         repo.publish();
-        let mut builder = StandIn::builder()
-            .flavour(flavour)
-            .credentials(EMAIL, PASSWORD)
-            .admin_api_key(API_KEY);
-        let default = (flavour == Flavour::V2_27).then_some(V2_VERSION);
-        if let Some(v) = version.or(default) {
-            builder = builder.server_version(v);
-        }
-        let standin = builder.start().await.expect("stand-in starts");
-        let cache_dir = tempfile::tempdir().expect("tempdir");
-        let cache = SourceCache::new(CacheConfig {
-            dir: cache_dir.path().to_owned(),
-            ..CacheConfig::default()
-        });
-        let auth = match flavour {
-            Flavour::V2_27 => Auth::Password {
-                email: EMAIL.into(),
-                password: PASSWORD.into(),
-            },
-            Flavour::V3 => Auth::AdminApiKey(API_KEY.into()),
-        };
-        let mut config = ClientConfig::new(standin.base_url(), auth);
-        config.workspace_id = Some(standin.workspace_id().to_owned());
-        config.request_timeout = std::time::Duration::from_secs(5);
-        let client = ToolJetClient::new(config).expect("client");
-        let instance: ToolJetInstanceSpec = serde_json::from_value(json!({
-            "url": standin.base_url(),
-            "environment": "development",
-            "workspaceId": standin.workspace_id(),
-            "auth": {"adminApiKey": {"secretRef": {"name": "tj", "key": "api-key"}}}
-        }))
-        .expect("instance spec");
+        let standin = start_standin_claiming(flavour, API_KEY, version).await;
         World {
-            standin,
-            repo,
-            _cache_dir: cache_dir,
-            engine: Engine::new(cache),
-            client,
-            instance,
-            key: ImportKey::new("team-a", "credit-card"),
-            state: SyncState::default(),
+            rig: EngineRig::new(
+                standin,
+                repo,
+                flavour,
+                API_KEY,
+                std::time::Duration::from_secs(5),
+                None,
+            ),
             generation: 1,
         }
     }
@@ -116,28 +83,14 @@ impl World {
         force_pull: Option<&str>,
         mode: Mode,
     ) -> SyncOutcome {
-        let outcome = self
-            .engine
-            .sync(
-                SyncRequest {
-                    key: self.key.clone(),
-                    spec,
-                    instance: &self.instance,
-                    generation: Some(self.generation),
-                    approve,
-                    force_pull,
-                    git_credentials: Credentials::Anonymous,
-                    state: self.state.clone(),
-                },
-                &self.client,
-                mode,
-                &NoCheckpoint,
-            )
-            .await;
-        if mode == Mode::Apply {
-            self.state = outcome.state.clone();
-        }
-        outcome
+        let args = RunArgs {
+            generation: Some(self.generation),
+            approve,
+            force_pull,
+            mode,
+            ..RunArgs::default()
+        };
+        self.rig.sync(spec, args).await
     }
 
     fn apps_named(&self, name: &str) -> Vec<AppSnapshot> {
@@ -231,12 +184,12 @@ flavoured!(
         let spec = w.spec(json!({}));
         assert_ready(&w.sync(&spec).await, "Imported");
         let writes = w.standin.write_count();
-        let fetches = w.engine.source().stats(&w.repo.file_url()).fetches;
+        let fetches = w.cache.stats(&w.repo.file_url()).fetches;
         let out = w.sync(&spec).await;
         assert_ready(&out, "UpToDate");
         assert!(out.actions.is_empty(), "{:?}", out.actions);
         assert_eq!(w.writes_since(writes), 0);
-        assert_eq!(w.engine.source().stats(&w.repo.file_url()).fetches, fetches);
+        assert_eq!(w.cache.stats(&w.repo.file_url()).fetches, fetches);
     }
 );
 
@@ -1578,20 +1531,14 @@ flavoured!(
             let before = w.state.clone();
             let crash = CrashAt::new(step);
             let out = w
-                .engine
-                .sync(
-                    SyncRequest {
-                        key: w.key.clone(),
-                        spec: &dash,
-                        instance: &w.instance,
+                .run(
+                    &w.key,
+                    w.state.clone(),
+                    &dash,
+                    RunArgs {
                         generation: Some(w.generation),
-                        approve: None,
-                        force_pull: None,
-                        git_credentials: Credentials::Anonymous,
-                        state: w.state.clone(),
+                        ..RunArgs::default()
                     },
-                    &w.client,
-                    Mode::Apply,
                     &crash,
                 )
                 .await;

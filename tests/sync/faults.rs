@@ -5,18 +5,17 @@
 //! Then the whole-service faults: ToolJet down and back, the git server gone and back, rotated git
 //! credentials, a force-push, a corrupt mirror.
 
-use crate::reliability_common;
+use test_support::engine::{EngineRig, RunArgs};
+use test_support::pipeline as reliability_common;
 
 use std::time::Duration;
 
 use git_fixtures::{HttpGitServer, TestRepo};
-use reliability_common::{APP, EMAIL, PASSWORD, assert_converged, push_version, start_standin};
+use reliability_common::{APP, assert_converged, push_version, start_standin};
 use serde_json::json;
-use tooljet_operator::api::{AppImportSpec, ToolJetInstanceSpec};
+use tooljet_operator::api::AppImportSpec;
 use tooljet_operator::source::{CacheConfig, Credentials, SourceCache};
-use tooljet_operator::sync::SyncState;
-use tooljet_operator::sync::{Engine, ImportKey, Mode, NoCheckpoint, SyncOutcome, SyncRequest};
-use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
+use tooljet_operator::sync::{Engine, SyncOutcome};
 use tooljet_standin::flavoured;
 use tooljet_standin::{Flavour, StandIn};
 
@@ -25,62 +24,44 @@ const API_KEY: &str = "faults-test-admin-key";
 const CLIENT_TIMEOUT: Duration = Duration::from_millis(700);
 const LATE: Duration = Duration::from_millis(1500);
 
+/// The shared engine rig (tests/support), with the source and credentials the next run uses.
 struct Rig {
-    standin: StandIn,
-    repo: TestRepo,
-    _cache_dir: tempfile::TempDir,
-    engine: Engine,
-    client: ToolJetClient,
-    instance: ToolJetInstanceSpec,
-    key: ImportKey,
-    state: SyncState,
+    rig: EngineRig,
     url: String,
     creds: Credentials,
     editable: bool,
+}
+
+impl std::ops::Deref for Rig {
+    type Target = EngineRig;
+    fn deref(&self) -> &EngineRig {
+        &self.rig
+    }
+}
+
+impl std::ops::DerefMut for Rig {
+    fn deref_mut(&mut self) -> &mut EngineRig {
+        &mut self.rig
+    }
 }
 
 impl Rig {
     /// A ToolJet of `flavour`; the client logs in with a password on 2.27 (no admin API key
     /// there), with the admin API key on 3.x.
     async fn new(flavour: Flavour) -> Rig {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let repo = TestRepo::new();
         push_version(&repo, "v1");
         let standin = start_standin(flavour, API_KEY).await;
-        let cache_dir = tempfile::tempdir().expect("tempdir");
-        let cache = SourceCache::new(CacheConfig {
-            dir: cache_dir.path().to_owned(),
-            network_timeout: Duration::from_secs(10),
-            ..CacheConfig::default()
-        });
-        let auth = match flavour {
-            Flavour::V2_27 => Auth::Password {
-                email: EMAIL.into(),
-                password: PASSWORD.into(),
-            },
-            Flavour::V3 => Auth::AdminApiKey(API_KEY.into()),
-        };
-        let mut config = ClientConfig::new(standin.base_url(), auth);
-        config.workspace_id = Some(standin.workspace_id().to_owned());
-        config.request_timeout = CLIENT_TIMEOUT;
-        let client = ToolJetClient::new(config).expect("client");
-        let instance: ToolJetInstanceSpec = serde_json::from_value(json!({
-            "url": standin.base_url(),
-            "environment": "development",
-            "workspaceId": standin.workspace_id(),
-            "auth": {"adminApiKey": {"secretRef": {"name": "tj", "key": "api-key"}}}
-        }))
-        .expect("instance spec");
         let url = repo.file_url();
         Rig {
-            standin,
-            repo,
-            _cache_dir: cache_dir,
-            engine: Engine::new(cache),
-            client,
-            instance,
-            key: ImportKey::new("team-a", "credit-card"),
-            state: SyncState::default(),
+            rig: EngineRig::new(
+                standin,
+                repo,
+                flavour,
+                API_KEY,
+                CLIENT_TIMEOUT,
+                Some(Duration::from_secs(10)),
+            ),
             url,
             creds: Credentials::Anonymous,
             editable: false,
@@ -98,26 +79,11 @@ impl Rig {
 
     async fn sync(&mut self) -> SyncOutcome {
         let spec = self.spec();
-        let outcome = self
-            .engine
-            .sync(
-                SyncRequest {
-                    key: self.key.clone(),
-                    spec: &spec,
-                    instance: &self.instance,
-                    generation: Some(1),
-                    approve: None,
-                    force_pull: None,
-                    git_credentials: self.creds.clone(),
-                    state: self.state.clone(),
-                },
-                &self.client,
-                Mode::Apply,
-                &NoCheckpoint,
-            )
-            .await;
-        self.state = outcome.state.clone();
-        outcome
+        let args = RunArgs {
+            git_credentials: self.creds.clone(),
+            ..RunArgs::default()
+        };
+        self.rig.sync(&spec, args).await
     }
 
     /// A run with no fault converges; checks the invariant and that the state names the app.
@@ -658,7 +624,7 @@ flavoured!(
         for damage in ["objects and refs deleted", "HEAD and config garbled"] {
             let mut r = Rig::new(flavour).await;
             let slug = r.converge(None, "v1").await;
-            let mirror = r.engine.source().mirror_path(&r.url, &r.creds);
+            let mirror = r.cache.mirror_path(&r.url, &r.creds);
             assert!(mirror.is_dir(), "{}", mirror.display());
             match damage {
                 "objects and refs deleted" => {
@@ -675,9 +641,9 @@ flavoured!(
             push_version(&r.repo, "v2");
             r.converge(Some(&slug), "v2").await;
             assert!(
-                r.engine.source().stats(&r.url).reclones >= 1,
+                r.cache.stats(&r.url).reclones >= 1,
                 "{damage}: {:?}",
-                r.engine.source().stats(&r.url)
+                r.cache.stats(&r.url)
             );
         }
     }
@@ -692,7 +658,7 @@ flavoured!(
     {
         let mut r = Rig::new(flavour).await;
         let slug = r.converge(None, "v1").await;
-        let mirror = r.engine.source().mirror_path(&r.url, &r.creds);
+        let mirror = r.cache.mirror_path(&r.url, &r.creds);
         for lock in [
             "shallow.lock",
             "packed-refs.lock",
@@ -706,11 +672,12 @@ flavoured!(
         std::fs::write(refs.join("master.lock"), b"").expect("leave a ref lock");
         push_version(&r.repo, "v2");
         // The next process: a new engine over the same cache directory.
-        r.engine = Engine::new(SourceCache::new(CacheConfig {
-            dir: r._cache_dir.path().to_owned(),
+        r.cache = SourceCache::new(CacheConfig {
+            dir: r.cache_dir.path().to_owned(),
             network_timeout: Duration::from_secs(10),
             ..CacheConfig::default()
-        }));
+        });
+        r.engine = Engine::new(r.cache.clone());
         r.converge(Some(&slug), "v2").await;
     }
 );

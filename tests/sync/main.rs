@@ -1,9 +1,6 @@
 //! The sync engine (no Kubernetes): runs, swaps, recovery, faults, the bad-input corpus, the
 //! diff round trip and the property tests. `cargo test --test sync`.
 
-#[path = "../reliability_common/mod.rs"]
-mod reliability_common;
-
 mod corpus;
 mod diff_roundtrip;
 mod engine;

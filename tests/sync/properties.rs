@@ -1,7 +1,7 @@
 //! Property tests (issue 9, item 4), bounded for CI: bundle and meta.json parsing through the
 //! public source API (generated files committed to a real repository, read back), and git URL
 //! normalisation through the mirror key. Raise the case counts with PROPTEST_CASES for a longer
-//! run (e.g. `PROPTEST_CASES=2000 cargo test --test reliability_properties`).
+//! run (e.g. `PROPTEST_CASES=2000 cargo test --test sync properties::`).
 
 use std::collections::BTreeMap;
 

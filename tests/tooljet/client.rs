@@ -131,7 +131,7 @@ flavoured!(password_mode_covers_every_endpoint, flavour, {
         ("Cards 2", "cards-two")
     );
 
-    // Constants and data-source options: tests/tooljet_client_config.rs.
+    // Constants and data-source options: tests/tooljet/client_config.rs.
     let envs = c.environments().await.unwrap();
     let names: Vec<(&str, u32)> = envs.iter().map(|e| (e.name.as_str(), e.priority)).collect();
     match flavour {

@@ -1,10 +1,9 @@
 //! One environment reconciled in-process, as the controller would call `reconcile`: a real git
 //! repository with one app, the ToolJet stand-in, kube's tower-test mock API server that keeps
 //! the status last written for each AppImport (fed back to the next reconcile, as the watch would
-//! deliver it), and the operator's metrics. Used by tests/observe.rs (the metrics after real
-//! reconciles) and tests/monitoring.rs (a real Prometheus scraping them). Needs `mod kube_mock;`
+//! deliver it), and the operator's metrics. Used by tests/controller/observe.rs (the metrics after real
+//! reconciles) and tests/controller/monitoring.rs (a real Prometheus scraping them). Needs `mod kube_mock;`
 //! beside it.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +19,6 @@ use tooljet_operator::controller::ControllerError;
 use tooljet_operator::controller::app_import::{Context, reconcile};
 use tooljet_operator::process::metrics::Metrics;
 use tooljet_operator::source::{CacheConfig, SourceCache};
-use tooljet_operator::sync::Engine;
 use tooljet_standin::StandIn;
 
 use crate::kube_mock::{Seen, base64_of, finish, mock_api, ready_store, secret_cache};
@@ -94,10 +92,10 @@ impl Rig {
             (StatusCode::OK, answer.clone())
         });
         let cache = tempfile::tempdir().expect("tempdir");
-        let engine = Engine::new(SourceCache::new(CacheConfig {
+        let source = SourceCache::new(CacheConfig {
             dir: cache.path().to_owned(),
             ..CacheConfig::default()
-        }));
+        });
         let reporter = Reporter {
             controller: "tooljet-operator".into(),
             instance: None,
@@ -106,7 +104,7 @@ impl Rig {
         let ctx = Arc::new(
             Context::new(
                 client.clone(),
-                engine,
+                source,
                 Recorder::new(client, reporter),
                 ready_store(vec![instance]),
                 secret_cache(vec![secret]),

@@ -1,7 +1,6 @@
 //! Shared set-up of the reliability suites: a pipeline (manifests, state file, cache) around the
 //! real binary, the ToolJet stand-in and a real git repository, and the invariant every recovery
 //! must restore.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -22,12 +21,23 @@ pub const V2_VERSION: &str = "2.50.5";
 /// A stand-in of `flavour` with both logins (the admin API key `api_key`, used on 3.x, and
 /// [`EMAIL`]/[`PASSWORD`], used on 2.27); a 2.x one claims [`V2_VERSION`].
 pub async fn start_standin(flavour: Flavour, api_key: &str) -> StandIn {
+    start_standin_claiming(flavour, api_key, None).await
+}
+
+/// Like [`start_standin`], with the stand-in claiming `version` (by default its flavour's, and
+/// [`V2_VERSION`] on 2.x).
+pub async fn start_standin_claiming(
+    flavour: Flavour,
+    api_key: &str,
+    version: Option<&str>,
+) -> StandIn {
     let mut builder = StandIn::builder()
         .flavour(flavour)
         .credentials(EMAIL, PASSWORD)
         .admin_api_key(api_key);
-    if flavour == Flavour::V2_27 {
-        builder = builder.server_version(V2_VERSION);
+    let default = (flavour == Flavour::V2_27).then_some(V2_VERSION);
+    if let Some(v) = version.or(default) {
+        builder = builder.server_version(v);
     }
     builder.start().await.expect("stand-in starts")
 }
@@ -143,7 +153,7 @@ spec:
 
     /// `tooljet-operator sync -f <manifests> --state <state>` as a command, not yet started.
     pub fn sync_command(&self, manifests: &Path, extra: &[&str]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tooljet-operator"));
+        let mut cmd = tokio::process::Command::new(crate::operator_bin());
         cmd.arg("sync")
             .arg("-f")
             .arg(manifests)

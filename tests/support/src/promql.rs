@@ -1,6 +1,5 @@
 //! The shipped PromQL: the Grafana dashboard's queries and the alert rules' expressions, and the
 //! metric and label names they use (a small lexer, enough for what the repository ships).
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -8,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    crate::repo_root()
 }
 
 pub fn dashboard_path() -> PathBuf {
@@ -274,9 +273,7 @@ pub fn exported(scrape: &str) -> BTreeMap<String, BTreeSet<String>> {
                 out.entry(n).or_default();
             }
         } else if !line.starts_with('#') && !line.is_empty() {
-            let name_end = line
-                .find(['{', ' '])
-                .unwrap_or(line.len());
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
             let labels = if line[name_end..].starts_with('{') {
                 let chars: Vec<char> = line[name_end..].chars().collect();
                 matcher_labels(&chars, 0).0

@@ -1,7 +1,6 @@
 //! A mock Kubernetes API server for controller tests (kube's tower-test pair): it records every
 //! request and answers with a function of it. Shared by the test binaries that drive the
 //! controller without a cluster; each uses part of it.
-#![allow(dead_code)]
 
 pub mod apiserver;
 

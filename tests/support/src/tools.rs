@@ -1,12 +1,11 @@
 //! External programs the shipping tests drive (helm, kubectl, lua, buildah, podman, promtool,
 //! prometheus): where to find them, and how a missing one is reported.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    crate::repo_root()
 }
 
 /// A tool from `$env_var`, `.ci/bin/<name>` or PATH. When absent: fails in CI (`CI=true`, where
