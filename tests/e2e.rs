@@ -12,7 +12,7 @@
 
 #[path = "e2e/harness.rs"]
 mod harness;
-mod http_probe;
+use test_support::http_probe;
 
 use git_fixtures::tooljet::BASE64;
 use harness::{

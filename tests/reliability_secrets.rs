@@ -6,10 +6,10 @@
 //! Alone in its own test binary, with a global subscriber: `tracing` caches per call site whether
 //! anyone listens, and the git work runs on blocking threads a thread-local subscriber misses.
 
-mod reliability_common;
+use test_support::pipeline as reliability_common;
 
-mod kube_mock;
 use kube_mock::{base64_of, mock_api, ready_store, secret_cache};
+use test_support::kube_mock;
 
 use std::io::Write;
 use std::path::Path;
@@ -515,17 +515,17 @@ async fn controller_status_events_and_logs_hold_no_secret() {
         let app_for_mock = app.clone();
         let (client, server) = mock_api(move |_| (http::StatusCode::OK, app_for_mock.clone()));
         let store = ready_store(vec![instance.clone()]);
-        let engine = Engine::new(SourceCache::new(CacheConfig {
+        let source = SourceCache::new(CacheConfig {
             dir: cache.path().to_owned(),
             ..CacheConfig::default()
-        }));
+        });
         let reporter = Reporter {
             controller: "tooljet-operator".into(),
             instance: None,
         };
         let ctx = Arc::new(Context::new(
             client.clone(),
-            engine,
+            source,
             Recorder::new(client, reporter),
             store,
             secret_cache(vec![tj_secret, git_secret]),

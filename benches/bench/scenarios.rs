@@ -215,7 +215,7 @@ pub async fn many(n: usize, runs: usize, rep: &mut Report) -> Result<(), Fail> {
                 apps.touch(touched, "v2")?;
                 // Announced, as the controller's webhook does; a polled push waits out the
                 // reuse window (5 s) in addition to `interval`.
-                fleet.engine.source().forget_ref_checks(&apps.git_url);
+                fleet.source.forget_ref_checks(&apps.git_url);
             }
             let g0 = fleet.git_stats(&urls);
             let w0 = standin.writes()?;
@@ -524,11 +524,10 @@ async fn breakdown(fleet: &Fleet, n: usize) -> Result<(Spread, Spread), Fail> {
     let (mut listing, mut get) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for _ in 0..n {
         // A real listing each time, not one reused from the window.
-        fleet.engine.source().forget_ref_checks(&spec.url);
+        fleet.source.forget_ref_checks(&spec.url);
         let t = Instant::now();
         fleet
-            .engine
-            .source()
+            .source
             .resolve(&spec, &Credentials::Anonymous, None)
             .await?;
         listing.push(t.elapsed());

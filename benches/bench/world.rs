@@ -242,6 +242,8 @@ pub struct Pass {
 /// AppImports sharing one engine (one git cache), as in one controller process.
 pub struct Fleet {
     pub engine: Engine,
+    /// The engine's git cache (the bench's own handle).
+    pub source: SourceCache,
     pub client: ToolJetClient,
     pub instance: ToolJetInstanceSpec,
     pub imports: Vec<Import>,
@@ -253,13 +255,14 @@ impl Fleet {
     pub fn new(standin: &StandInProc, imports: Vec<Import>) -> Result<Fleet, Fail> {
         let cache = tempfile::tempdir()?;
         // As in the controller: AppImports of one repository share a ref listing for a while.
-        let engine = Engine::new(SourceCache::new(CacheConfig {
+        let source = SourceCache::new(CacheConfig {
             dir: cache.path().to_owned(),
             reuse_ref_checks: tooljet_operator::controller::REUSE_REF_CHECKS,
             ..CacheConfig::default()
-        }));
+        });
         Ok(Fleet {
-            engine,
+            engine: Engine::new(source.clone()),
+            source,
             client: standin.client()?,
             instance: standin.instance()?,
             imports,
@@ -322,7 +325,7 @@ impl Fleet {
     pub fn git_stats(&self, urls: &[String]) -> MirrorStats {
         let mut total = MirrorStats::default();
         for url in urls {
-            let s = self.engine.source().stats(url);
+            let s = self.source.stats(url);
             total.checks += s.checks;
             total.fetches += s.fetches;
             total.objects_received += s.objects_received;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes tooljet-operator.rules.yaml: the chart's PrometheusRule (templates/prometheusrule.yaml)
 # rendered for a Prometheus without the Prometheus operator, selecting job="tooljet-operator".
-# Run after changing the template; tests/chart.rs fails while the two differ.
+# Run after changing the template; tests/shipping/chart.rs fails while the two differ.
 #   deploy/prometheus/render-rules.sh [HELM]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

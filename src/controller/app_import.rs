@@ -39,7 +39,7 @@ use crate::api::{
     DetailReason, FINALIZER, Reason, ToolJetInstance, Verdict,
 };
 use crate::process::metrics::{Metrics, ReconcileResult};
-use crate::source::display_url;
+use crate::source::{SourceCache, display_url};
 use crate::sync::instance_config::mark_configured;
 use crate::sync::promotion::{AppImportKey, Promotion, promotion_of};
 use crate::sync::request::import_secret_names;
@@ -58,6 +58,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// Shared by all reconciles of the AppImport controller.
 pub struct Context {
     pub client: Client,
+    /// The git cache the engine works over (its own handle: metrics observe it, a webhook's
+    /// push forgets its ref checks).
+    pub source: SourceCache,
     pub engine: Engine,
     pub recorder: Recorder,
     /// All ToolJetInstances (the instance controller's reflector).
@@ -75,7 +78,7 @@ pub struct Context {
 impl Context {
     pub fn new(
         client: Client,
-        engine: Engine,
+        source: SourceCache,
         recorder: Recorder,
         instances: Cache<ToolJetInstance>,
         secrets: Cache<Secret>,
@@ -83,7 +86,8 @@ impl Context {
         let metrics = Arc::new(Metrics::new());
         Context {
             client,
-            engine,
+            engine: Engine::new(source.clone()),
+            source,
             recorder,
             instances,
             secrets,
@@ -103,7 +107,7 @@ impl Context {
 
     /// Records into `metrics`, git and ToolJet traffic included.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.engine.source().set_observer(metrics.clone());
+        self.source.set_observer(metrics.clone());
         self.clients = ClientCache::with_observer(metrics.clone());
         self.metrics = metrics;
         self
@@ -233,7 +237,7 @@ async fn apply(
     if let Some(requested) = requested_at(obj)
         && previous.last_handled_reconcile_at.as_deref() != Some(requested.as_str())
     {
-        ctx.engine.source().forget_ref_checks(&obj.spec.source.url);
+        ctx.source.forget_ref_checks(&obj.spec.source.url);
     }
     let now = Timestamp::now();
     let promotion = match resolve_promotion(obj, ctx, now).await {

@@ -52,7 +52,6 @@ use crate::process::shutdown::{
 };
 use crate::process::webhook::{HookTarget, WebhookSecrets, WebhookState};
 use crate::source::{CacheConfig, SourceCache};
-use crate::sync::Engine;
 
 /// How `run` is configured (from `tooljet-operator run` flags).
 #[derive(Debug, Clone)]
@@ -467,7 +466,7 @@ fn app_context(
     Arc::new(
         app_import::Context::new(
             client.clone(),
-            Engine::new(source.clone()),
+            source.clone(),
             Recorder::new(client.clone(), reporter),
             instances.clone(),
             secrets.clone(),

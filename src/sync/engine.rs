@@ -64,10 +64,6 @@ impl Engine {
         Self { source }
     }
 
-    pub fn source(&self) -> &SourceCache {
-        &self.source
-    }
-
     /// Brings the app in ToolJet to what the request asks for (or, in [`Mode::Plan`], only says
     /// what that would take). Never fails as a call: failures are in the report.
     pub async fn sync(

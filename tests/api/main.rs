@@ -1,0 +1,4 @@
+//! The API layer: CRD types, the generated CRDs and the deployed examples. `cargo test --test api`.
+
+mod crds;
+mod examples;

@@ -1,0 +1,9 @@
+//! The controller and its process (server, webhooks, metrics, leader election) against kube
+//! mocks and the in-process API server; the monitoring objects. `cargo test --test controller`.
+
+mod mock;
+mod monitoring;
+mod observe;
+mod promotion;
+mod secure_defaults;
+mod start;

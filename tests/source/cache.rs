@@ -1,0 +1,390 @@
+//! The shared mirror cache: coalesced fetches, force-pushes, corrupt mirrors, gc, secrets.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use common::{author, cache, tooljet_repo};
+use git_fixtures::HttpGitServer;
+use git_fixtures::tooljet::CREDIT_CARD;
+use tooljet_operator::source::{
+    AppLocator, CacheConfig, Credentials, GitRef, SourceCache, SourceError, SourceSpec,
+};
+
+fn master(url: &str) -> SourceSpec {
+    SourceSpec {
+        url: url.to_string(),
+        git_ref: GitRef::Branch("master".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_resolves_fetch_once() {
+    let (repo, sha) = tooljet_repo();
+    let server = HttpGitServer::start(repo.base_dir());
+    let url = server.url(&repo.served_name());
+    let (cache, _dir) = cache();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let cache = cache.clone();
+            let spec = master(&url);
+            tokio::spawn(async move { cache.resolve(&spec, &Credentials::Anonymous, None).await })
+        })
+        .collect();
+    let mut fetched = 0;
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        assert_eq!(r.commit.sha, sha);
+        fetched += r.fetched as u32;
+    }
+    assert_eq!(fetched, 1);
+    let stats = cache.stats(&url);
+    assert_eq!(stats.fetches, 1, "{stats:?}");
+    // Waiters reuse the listing made after they asked: far fewer than 50 connections.
+    assert!(stats.checks < 50, "{stats:?}");
+    assert_eq!(
+        server.upload_pack_posts(),
+        1,
+        "exactly one object negotiation on the server"
+    );
+
+    // Nothing new: the next check transfers nothing.
+    let posts = server.upload_pack_posts();
+    let r = cache
+        .resolve(&master(&url), &Credentials::Anonymous, Some(&sha))
+        .await
+        .unwrap();
+    assert!(!r.fetched && !r.moved);
+    assert_eq!(server.upload_pack_posts(), posts);
+    assert_eq!(cache.stats(&url).objects_received, stats.objects_received);
+}
+
+#[tokio::test]
+async fn force_push_is_followed_and_reported() {
+    let (repo, first) = tooljet_repo();
+    repo.write("a.txt", "a");
+    let second = repo.commit_as("second", &author(2));
+    let (cache, _dir) = cache();
+    let url = repo.file_url();
+    let anon = &Credentials::Anonymous;
+
+    let r = cache
+        .resolve(&master(&url), anon, Some(&first))
+        .await
+        .unwrap();
+    assert_eq!(r.commit.sha, second);
+    assert!(
+        r.moved && !r.force_pushed,
+        "fast-forward is not a force-push"
+    );
+
+    repo.reset_hard("HEAD~1");
+    repo.write("b.txt", "rewritten");
+    let rewritten = repo.commit_as("rewritten history", &author(3));
+    let r = cache
+        .resolve(&master(&url), anon, Some(&second))
+        .await
+        .unwrap();
+    assert_eq!(r.commit.sha, rewritten);
+    assert!(r.moved && r.force_pushed && r.fetched);
+
+    // Moved back to a commit the mirror already has: no fetch, still a force-push.
+    repo.reset_hard(&first);
+    let r = cache
+        .resolve(&master(&url), anon, Some(&rewritten))
+        .await
+        .unwrap();
+    assert_eq!(r.commit.sha, first);
+    assert!(r.force_pushed && !r.fetched);
+}
+
+#[tokio::test]
+async fn corrupt_mirror_is_detected_and_recloned() {
+    let (repo, sha) = tooljet_repo();
+    let (cache, _dir) = cache();
+    let url = repo.file_url();
+    let anon = &Credentials::Anonymous;
+    cache.resolve(&master(&url), anon, None).await.unwrap();
+    let mirror = cache.mirror_path(&url, anon);
+    // Damage every object file (packs and loose objects) in place.
+    let mut damaged = 0;
+    for entry in walk(&mirror.join("objects")) {
+        if entry.is_file() {
+            let len = std::fs::metadata(&entry).unwrap().len() as usize;
+            std::fs::write(&entry, vec![0x5au8; len.max(1)]).unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
+    let r = cache
+        .resolve(&master(&url), anon, Some(&sha))
+        .await
+        .unwrap();
+    assert_eq!(r.commit.sha, sha);
+    assert!(r.fetched);
+    assert_eq!(cache.stats(&url).reclones, 1);
+    let app = cache
+        .read_app(&url, anon, &sha, &AppLocator::ByName(CREDIT_CARD.0.into()))
+        .await
+        .unwrap();
+    assert_eq!(app.bundle_bytes, CREDIT_CARD.1);
+
+    // Not a repository at all any more.
+    std::fs::remove_dir_all(mirror.join("refs")).unwrap();
+    std::fs::write(mirror.join("HEAD"), "garbage").unwrap();
+    let r = cache
+        .resolve(&master(&url), anon, Some(&sha))
+        .await
+        .unwrap();
+    assert_eq!(r.commit.sha, sha);
+    assert_eq!(cache.stats(&url).reclones, 2);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn gc_removes_unused_mirrors_only() {
+    let (repo, sha) = tooljet_repo();
+    let (other, _) = tooljet_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = SourceCache::new(CacheConfig {
+        dir: dir.path().to_path_buf(),
+        unused_mirror_ttl: Duration::from_secs(3600),
+        ..CacheConfig::default()
+    });
+    let anon = &Credentials::Anonymous;
+    cache
+        .resolve(&master(&repo.file_url()), anon, None)
+        .await
+        .unwrap();
+    cache
+        .resolve(&master(&other.file_url()), anon, None)
+        .await
+        .unwrap();
+    let old = cache.mirror_path(&repo.file_url(), anon);
+    let fresh = cache.mirror_path(&other.file_url(), anon);
+    assert!(old.is_dir() && fresh.is_dir());
+    std::fs::File::options()
+        .write(true)
+        .open(old.join("tooljet-operator-last-used"))
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(7200))
+        .unwrap();
+
+    let removed = cache.gc().await.unwrap();
+    assert_eq!(removed, vec![old.clone()]);
+    assert!(!old.exists() && fresh.is_dir());
+
+    // A removed mirror comes back on the next use.
+    let r = cache
+        .resolve(&master(&repo.file_url()), anon, Some(&sha))
+        .await
+        .unwrap();
+    assert!(r.fetched && old.is_dir());
+}
+
+#[tokio::test]
+async fn mirrors_are_per_credential_identity_and_hold_no_secret() {
+    let (repo, _) = tooljet_repo();
+    let server = HttpGitServer::start_with_basic_auth(repo.base_dir(), "alice", "pa55-w0rd-xyz");
+    let url = server.url(&repo.served_name());
+    let (cache, dir) = cache();
+    let good = Credentials::Basic {
+        username: "alice".into(),
+        password: "pa55-w0rd-xyz".into(),
+    };
+    let wrong = Credentials::Basic {
+        username: "alice".into(),
+        password: "not-the-password".into(),
+    };
+    let r = cache.resolve(&master(&url), &good, None).await.unwrap();
+    assert_ne!(
+        cache.mirror_path(&url, &good),
+        cache.mirror_path(&url, &wrong)
+    );
+    // A wrong secret cannot read what the right one fetched, even for a commit in the cache.
+    let pinned = SourceSpec {
+        url: url.clone(),
+        git_ref: GitRef::Commit(r.commit.sha.clone()),
+    };
+    let err = cache.resolve(&pinned, &wrong, None).await.unwrap_err();
+    assert!(
+        matches!(err, SourceError::AuthenticationFailed { .. }),
+        "{err:?}"
+    );
+    // Nothing on disk holds the password or the URL's port in clear.
+    for file in walk(dir.path()) {
+        let bytes = std::fs::read(&file).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("pa55-w0rd-xyz"),
+            "{} holds the password",
+            file.display()
+        );
+        assert!(
+            !text.contains("alice"),
+            "{} holds the username",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn credentials_from_secret_data_and_redaction() {
+    let data = |pairs: &[(&str, &str)]| -> BTreeMap<String, Vec<u8>> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect()
+    };
+    let c = Credentials::from_secret_data(&data(&[
+        ("username", "bob"),
+        ("password", "hunter2-secret"),
+    ]))
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        shown.contains("bob") && !shown.contains("hunter2-secret"),
+        "{shown}"
+    );
+    assert_eq!(c.redact("oops hunter2-secret here"), "oops <redacted> here");
+
+    let c = Credentials::from_secret_data(&data(&[("token", "ghp_tokenvalue")])).unwrap();
+    assert!(matches!(&c, Credentials::Token { username, .. } if username == "x-access-token"));
+    assert!(!format!("{c:?}").contains("ghp_tokenvalue"));
+
+    let c = Credentials::from_secret_data(&data(&[
+        ("identity", "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAsecretkeybody\n-----END OPENSSH PRIVATE KEY-----\n"),
+        ("passphrase", "pass-phrase-1"),
+        ("known_hosts", "github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"),
+    ]))
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(
+        !shown.contains("secretkeybody") && !shown.contains("pass-phrase-1"),
+        "{shown}"
+    );
+
+    assert!(matches!(
+        Credentials::from_secret_data(&BTreeMap::new()).unwrap(),
+        Credentials::Anonymous
+    ));
+    for bad in [
+        &[("username", "bob")][..],
+        &[("password", "x")][..],
+        &[("known_hosts", "bad line")][..],
+    ] {
+        let err = Credentials::from_secret_data(&data(bad)).unwrap_err();
+        assert!(
+            matches!(err, SourceError::InvalidCredentials { .. }),
+            "{err:?}"
+        );
+    }
+    let mut non_utf8 = BTreeMap::new();
+    non_utf8.insert("token".to_string(), vec![0xff, 0xfe]);
+    assert!(Credentials::from_secret_data(&non_utf8).is_err());
+}
+
+#[tokio::test]
+async fn periodic_gc_removes_an_expired_mirror() {
+    let (repo, _) = tooljet_repo();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = SourceCache::new(CacheConfig {
+        dir: dir.path().to_path_buf(),
+        unused_mirror_ttl: Duration::from_millis(1),
+        ..CacheConfig::default()
+    });
+    let anon = &Credentials::Anonymous;
+    cache
+        .resolve(&master(&repo.file_url()), anon, None)
+        .await
+        .unwrap();
+    let path = cache.mirror_path(&repo.file_url(), anon);
+    assert!(path.is_dir());
+    let task = cache.spawn_gc(Duration::from_millis(50));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while path.exists() {
+        assert!(std::time::Instant::now() < deadline, "mirror not collected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    task.abort();
+}
+
+/// The controller's window: the many AppImports of one repository share one ref listing, and a
+/// push announced by a webhook (or an explicit request) is seen at once.
+#[tokio::test]
+async fn ref_listings_are_reused_within_the_window_until_a_push_is_announced() {
+    let repo = git_fixtures::TestRepo::new();
+    repo.write("README.md", "one");
+    let first_sha = repo.commit("one");
+    repo.publish();
+    let url = repo.file_url();
+    let spec = SourceSpec {
+        url: url.clone(),
+        git_ref: GitRef::Branch("master".into()),
+    };
+    let creds = Credentials::Anonymous;
+
+    // Default: no reuse, every resolve lists the refs.
+    let (plain, _plain_dir) = common::cache();
+    for _ in 0..2 {
+        plain.resolve(&spec, &creds, None).await.expect("resolve");
+    }
+    assert_eq!(plain.stats(&url).checks, 2);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = SourceCache::new(CacheConfig {
+        dir: dir.path().to_owned(),
+        reuse_ref_checks: std::time::Duration::from_secs(3600),
+        ..CacheConfig::default()
+    });
+    let a = cache.resolve(&spec, &creds, None).await.expect("resolve");
+    let b = cache
+        .resolve(&spec, &creds, Some(&a.commit.sha))
+        .await
+        .expect("resolve");
+    assert_eq!(
+        (a.commit.sha.as_str(), b.commit.sha.as_str()),
+        (first_sha.as_str(), first_sha.as_str())
+    );
+    assert_eq!(
+        cache.stats(&url).checks,
+        1,
+        "the second resolve reused the listing"
+    );
+
+    repo.write("README.md", "two");
+    let second_sha = repo.commit("two");
+    repo.publish();
+    let stale = cache
+        .resolve(&spec, &creds, Some(&first_sha))
+        .await
+        .expect("resolve");
+    assert_eq!(
+        stale.commit.sha, first_sha,
+        "inside the window the push is not looked for"
+    );
+    cache.forget_ref_checks(&url);
+    let fresh = cache
+        .resolve(&spec, &creds, Some(&first_sha))
+        .await
+        .expect("resolve");
+    assert_eq!(
+        fresh.commit.sha, second_sha,
+        "an announced push is seen at once"
+    );
+    assert!(fresh.moved);
+    assert_eq!(cache.stats(&url).checks, 2);
+}
