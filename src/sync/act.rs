@@ -102,13 +102,21 @@ impl Run<'_, '_> {
                     self.diff = Some(d);
                 }
                 let (reason, what) = match why {
-                    ReplaceReason::NewCommit => (Reason::Updated, "updated"),
+                    ReplaceReason::NewCommit => {
+                        (Reason::Updated, self.verb("updated", "would update"))
+                    }
                     ReplaceReason::ForcePull => (
                         Reason::ForcePulled,
-                        "overwrote the edits made in ToolJet of",
+                        self.verb(
+                            "overwrote the edits made in ToolJet of",
+                            "would overwrite the edits made in ToolJet of",
+                        ),
                     ),
-                    ReplaceReason::DriftRestore => (Reason::DriftCorrected, "restored"),
-                    ReplaceReason::Adopt => (Reason::Adopted, "took over"),
+                    ReplaceReason::DriftRestore => (
+                        Reason::DriftCorrected,
+                        self.verb("restored", "would restore"),
+                    ),
+                    ReplaceReason::Adopt => (Reason::Adopted, self.verb("took over", "would take over")),
                 };
                 Ok(Verdict::new(
                     reason,
