@@ -439,14 +439,22 @@ pub fn markdown(results: &[ImportResult], mode: Mode) -> String {
         Mode::Apply => "tooljet-operator sync",
     };
     let changing = results.iter().filter(|r| !r.actions.is_empty()).count();
-    let verb = if mode == Mode::Plan { "would change" } else { "changed" };
+    let verb = if mode == Mode::Plan {
+        "would change"
+    } else {
+        "changed"
+    };
     let mut out = format!(
         "### {title}\n\n{} of {} AppImports {verb} in ToolJet.\n\n",
         changing,
         results.len()
     );
     for r in results {
-        let state = if r.report.ready() { "ready" } else { "**NOT READY**" };
+        let state = if r.report.ready() {
+            "ready"
+        } else {
+            "**NOT READY**"
+        };
         out.push_str(&format!(
             "**{}** · {state} · {}: {}\n\n",
             markdown_text(&r.name),

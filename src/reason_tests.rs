@@ -9,8 +9,8 @@ use crate::api::condition::{READY, RECONCILING, STALLED};
 use crate::api::{Consequence, Reason, Verdict};
 use crate::controller::app_import::{events_for, verdict_of};
 use crate::controller::conditions::{REASON_RETRYING, from_report};
-use crate::process::metrics::ReconcileResult;
 use crate::offline::{ImportResult, exit_code, markdown, summary};
+use crate::process::metrics::ReconcileResult;
 use crate::sync::Mode;
 
 fn now() -> Timestamp {

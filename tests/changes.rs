@@ -218,13 +218,21 @@ async fn manual_shows_what_the_waiting_commit_changes_before_approval() {
         first.as_str(),
         "waits for approval"
     );
-    assert_eq!(rig.standin.write_count(), writes, "nothing written to ToolJet");
+    assert_eq!(
+        rig.standin.write_count(),
+        writes,
+        "nothing written to ToolJet"
+    );
     let pending = &status["changes"]["pending"];
     assert_eq!(pending["summary"], EXPECTED, "{status}");
     assert_eq!(pending["from"], first.as_str());
     assert_eq!(pending["commit"], second.as_str());
     assert_eq!(
-        (&pending["pages"], &pending["components"], &pending["queries"]),
+        (
+            &pending["pages"],
+            &pending["components"],
+            &pending["queries"]
+        ),
         (&json!(1), &json!(1), &json!(1))
     );
     let waiting = condition(&status, "UpdateAvailable")["message"]

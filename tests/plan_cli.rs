@@ -91,8 +91,20 @@ spec:
     fn push_edit(&self) {
         let mut bundle: Value = serde_json::from_slice(ORDERS_DASHBOARD.1).expect("json");
         let app = &mut bundle["app"][0]["definition"]["appV2"];
-        set(app, "components", "refresh_button", "/properties/text/value", json!("Reload"));
-        set(app, "dataQueries", "list_orders", "/options/runOnPageLoad", json!(false));
+        set(
+            app,
+            "components",
+            "refresh_button",
+            "/properties/text/value",
+            json!("Reload"),
+        );
+        set(
+            app,
+            "dataQueries",
+            "list_orders",
+            "/options/runOnPageLoad",
+            json!(false),
+        );
         self.repo.git_sync_write(
             "app-1",
             APP,
@@ -138,18 +150,27 @@ async fn plan_shows_what_changes_inside_the_app_as_summary_detail_markdown_and_j
     let writes = p.standin.write_count();
 
     let text = ok(&p.run("plan", &manifests, &[]).await);
-    assert!(text.contains("would update app \"Orders Dashboard\""), "{text}");
+    assert!(
+        text.contains("would update app \"Orders Dashboard\""),
+        "{text}"
+    );
     assert!(text.contains(&format!("  changes: {SUMMARY}\n")), "{text}");
     assert!(!text.contains("refresh_button"), "summary only: {text}");
 
     let detail = ok(&p.run("plan", &manifests, &["--detail"]).await);
-    assert!(detail.contains(&format!("  changes: {SUMMARY}\n")), "{detail}");
+    assert!(
+        detail.contains(&format!("  changes: {SUMMARY}\n")),
+        "{detail}"
+    );
     let button = detail
         .lines()
         .position(|l| l.contains("component refresh_button"))
         .unwrap_or_else(|| panic!("the changed component: {detail}"));
     assert!(
-        detail.lines().skip(button).any(|l| l.contains("\"Reload\"")),
+        detail
+            .lines()
+            .skip(button)
+            .any(|l| l.contains("\"Reload\"")),
         "{detail}"
     );
     assert!(detail.contains("query list_orders"), "{detail}");
@@ -159,7 +180,10 @@ async fn plan_shows_what_changes_inside_the_app_as_summary_detail_markdown_and_j
         markdown.starts_with("### tooljet-operator plan\n\n1 of 1 AppImports would change"),
         "{markdown}"
     );
-    assert!(markdown.contains("**ci/orders** · ready · Updated:"), "{markdown}");
+    assert!(
+        markdown.contains("**ci/orders** · ready · Updated:"),
+        "{markdown}"
+    );
     assert!(
         markdown.contains(&format!(
             "<details>\n<summary><b>Orders Dashboard</b>: {SUMMARY}</summary>"
@@ -181,10 +205,7 @@ async fn plan_shows_what_changes_inside_the_app_as_summary_detail_markdown_and_j
 
     // Applied: sync says what it changed; a plan after it has nothing to show.
     let synced = ok(&p.run("sync", &manifests, &[]).await);
-    assert!(
-        synced.contains(&format!(": {SUMMARY}")),
-        "{synced}"
-    );
+    assert!(synced.contains(&format!(": {SUMMARY}")), "{synced}");
     let after = ok(&p.run("plan", &manifests, &["--detail"]).await);
     assert!(!after.contains("changes:"), "{after}");
     let markdown = ok(&p.run("plan", &manifests, &["-o", "markdown"]).await);
@@ -201,7 +222,10 @@ async fn plan_under_manual_shows_what_the_reviewer_would_approve() {
     ok(&p.run("sync", &manifests, &[]).await);
     p.push_edit();
     let text = ok(&p.run("plan", &manifests, &[]).await);
-    assert!(text.contains(&format!("({SUMMARY}) is available")), "{text}");
+    assert!(
+        text.contains(&format!("({SUMMARY}) is available")),
+        "{text}"
+    );
     assert!(text.contains(&format!("  changes: {SUMMARY}\n")), "{text}");
     assert!(text.contains("would: nothing"), "{text}");
     let state: Value = serde_json::from_slice(

@@ -116,7 +116,9 @@ impl Run<'_, '_> {
                         Reason::DriftCorrected,
                         self.verb("restored", "would restore"),
                     ),
-                    ReplaceReason::Adopt => (Reason::Adopted, self.verb("took over", "would take over")),
+                    ReplaceReason::Adopt => {
+                        (Reason::Adopted, self.verb("took over", "would take over"))
+                    }
                 };
                 Ok(Verdict::new(
                     reason,

@@ -37,7 +37,9 @@ pub fn change_summary(from: &str, to: &str, diff: &AppDiff) -> ChangeSummary {
 
 impl Run<'_, '_> {
     fn changes_mut(&mut self) -> &mut ChangesStatus {
-        self.state.changes.get_or_insert_with(ChangesStatus::default)
+        self.state
+            .changes
+            .get_or_insert_with(ChangesStatus::default)
     }
 
     /// Drops empty `changes` so status carries no empty object.
