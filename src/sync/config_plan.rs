@@ -21,9 +21,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::api::{
+    Reason,
     ConfiguredDataSource, ConstantKind, ConstantSpec, DataSourceConfig, MAX_CONSTANT_NAME,
-    MAX_CONSTANT_NAME_V2, MAX_CONSTANT_VALUE, MAX_OPTION_VALUE, OwnedConstant, Reason,
-    SecretKeyRef, ValueSource,
+    MAX_CONSTANT_NAME_V2, MAX_CONSTANT_VALUE, MAX_OPTION_VALUE, OwnedConstant, SecretKeyRef,
+    ValueSource,
 };
 use crate::tooljet::{
     Constant, ConstantType, DataSource, Family, MergedOptions, OptionEntry, OptionMap,
