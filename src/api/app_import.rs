@@ -493,11 +493,11 @@ pub struct ChangeSummary {
     #[schemars(length(max = 300))]
     pub summary: String,
     /// Pages added, removed, renamed or changed.
-    pub pages: u32,
+    pub pages: i64,
     /// Components added, removed or changed, on all pages.
-    pub components: u32,
+    pub components: i64,
     /// Queries added, removed or changed.
-    pub queries: u32,
+    pub queries: i64,
 }
 
 impl AppImportStatus {

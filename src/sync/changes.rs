@@ -24,7 +24,7 @@ use crate::source::{AppLocator, SourceSpec};
 
 /// The status form of a diff from commit `from` to commit `to`.
 pub fn change_summary(from: &str, to: &str, diff: &AppDiff) -> ChangeSummary {
-    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     ChangeSummary {
         from: from.to_owned(),
         commit: to.to_owned(),
