@@ -94,7 +94,12 @@ impl Run<'_, '_> {
                 let mut changed = String::new();
                 if let Some((from, d)) = update {
                     let summary = change_summary(&from, &target.sha, &d);
-                    changed = format!(": {}", summary.summary);
+                    changed = if d.is_empty() {
+                        "; nothing changes inside the app (ids, timestamps or formatting only)"
+                            .into()
+                    } else {
+                        format!(": {}", summary.summary)
+                    };
                     self.state
                         .changes
                         .get_or_insert_with(ChangesStatus::default)
