@@ -159,6 +159,10 @@ pub struct ManifestInput {
     /// Output format of the summary.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Print the whole diff of each app that changes (pages, components, queries, ...), not
+    /// only its one-line summary (text output; json and markdown always have it).
+    #[arg(long)]
+    pub detail: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,6 +171,9 @@ pub enum OutputFormat {
     Text,
     /// One JSON document.
     Json,
+    /// Markdown for a pull-request comment: one line per AppImport, a collapsible block with
+    /// what changes inside each app.
+    Markdown,
 }
 
 #[cfg(test)]

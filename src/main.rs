@@ -227,7 +227,8 @@ fn run_offline(input: ManifestInput, cache_dir: Option<PathBuf>, mode: Mode) -> 
             }
         };
         let printed = match input.output {
-            OutputFormat::Text => offline::summary(&results, mode),
+            OutputFormat::Text => offline::summary(&results, mode, input.detail),
+            OutputFormat::Markdown => offline::markdown(&results, mode),
             OutputFormat::Json => serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",
         };
         // A closed stdout (`| head`) must not turn a successful sync into a failure.

@@ -30,6 +30,7 @@ use crate::api::{
     AppImport, AppImportStatus, InstanceChoiceError, Reason, ToolJetInstance, Verdict,
     validate_against_crd,
 };
+use crate::diff::{AppDiff, markdown_text};
 use crate::source::{SourceCache, display_url};
 use crate::sync::instance_config::{ConfigRecord, configure, has_configuration, hasher_for};
 use crate::sync::promotion::{AppImportKey, Decision, Hold, Promotion, promotion_of, upstream_key};
@@ -292,6 +293,10 @@ pub struct ImportResult {
     /// The ToolJet server talked to, e.g. `ToolJet 2.27.1 (2.x routes)`, when its version is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
+    /// What the run's update or restore changes inside the app (or what the commit waiting for
+    /// approval would).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<AppDiff>,
 }
 
 /// Syncs (or plans) every AppImport in the manifests. An AppImport promoted from another one
@@ -495,6 +500,7 @@ async fn configure_one(
                 report: *report,
                 actions: Vec::new(),
                 server: None,
+                changes: None,
             };
         }
     };
@@ -532,6 +538,7 @@ async fn configure_one(
         report,
         actions: outcome.actions,
         server: server_of(&client),
+        changes: None,
     }
 }
 
@@ -596,6 +603,7 @@ async fn sync_one(
             report,
             actions: Vec::new(),
             server: None,
+            changes: None,
         };
     }
     let promotion = promotion.ok().flatten();
@@ -609,6 +617,7 @@ async fn sync_one(
                 report: *report,
                 actions: Vec::new(),
                 server: None,
+                changes: None,
             };
         }
     };
@@ -626,6 +635,7 @@ async fn sync_one(
                 report,
                 actions: Vec::new(),
                 server: server_of(&prepared.client),
+                changes: None,
             };
         }
     };
@@ -661,6 +671,7 @@ async fn sync_one(
         report,
         actions: outcome.actions,
         server: server_of(&prepared.client),
+        changes: outcome.diff,
     }
 }
 
@@ -709,8 +720,9 @@ pub fn verdict_line(name: &str, report: &Verdict) -> String {
     format!("{name}: {verdict} ({}): {}", report.reason, report.message)
 }
 
-/// A short human summary: one line per AppImport, then its steps.
-pub fn summary(results: &[ImportResult], mode: Mode) -> String {
+/// A short human summary: one line per AppImport, what changes inside the app (the whole diff
+/// with `detail`), then its steps.
+pub fn summary(results: &[ImportResult], mode: Mode, detail: bool) -> String {
     let mut out = String::new();
     for r in results {
         out.push_str(&verdict_line(&r.name, &r.report));
@@ -721,6 +733,15 @@ pub fn summary(results: &[ImportResult], mode: Mode) -> String {
         if let Some(d) = &r.report.drift {
             out.push_str(&format!("  drift: {}\n", d.message));
         }
+        if let Some(diff) = &r.changes {
+            out.push_str(&format!("  changes: {}\n", diff.summary()));
+            if detail {
+                // The first line of `text` repeats the summary.
+                for line in diff.text().lines().skip(1) {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
         if r.report.force_pushed {
             out.push_str("  note: the branch was force-pushed since the last run\n");
         }
@@ -730,6 +751,47 @@ pub fn summary(results: &[ImportResult], mode: Mode) -> String {
         }
         for a in &r.actions {
             out.push_str(&format!("  {verb}: {a}\n"));
+        }
+    }
+    out
+}
+
+/// A pull-request comment: a title, then per AppImport its verdict and, when something changes
+/// inside the app, a collapsible block with the diff.
+pub fn markdown(results: &[ImportResult], mode: Mode) -> String {
+    let title = match mode {
+        Mode::Plan => "tooljet-operator plan",
+        Mode::Apply => "tooljet-operator sync",
+    };
+    let changing = results.iter().filter(|r| !r.actions.is_empty()).count();
+    let verb = if mode == Mode::Plan {
+        "would change"
+    } else {
+        "changed"
+    };
+    let mut out = format!(
+        "### {title}\n\n{} of {} AppImports {verb} in ToolJet.\n\n",
+        changing,
+        results.len()
+    );
+    for r in results {
+        let state = if r.report.ready() {
+            "ready"
+        } else {
+            "**NOT READY**"
+        };
+        out.push_str(&format!(
+            "**{}** · {state} · {}: {}\n\n",
+            markdown_text(&r.name),
+            r.report.reason,
+            markdown_text(&r.report.message)
+        ));
+        if let Some(d) = &r.report.drift {
+            out.push_str(&format!("Drift: {}\n\n", markdown_text(&d.message)));
+        }
+        if let Some(diff) = &r.changes {
+            out.push_str(&diff.markdown());
+            out.push('\n');
         }
     }
     out

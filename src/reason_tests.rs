@@ -9,7 +9,7 @@ use crate::api::condition::{READY, RECONCILING, STALLED};
 use crate::api::{Consequence, Reason, Verdict};
 use crate::controller::app_import::{events_for, verdict_of};
 use crate::controller::conditions::{REASON_RETRYING, from_report};
-use crate::offline::{ImportResult, exit_code, summary};
+use crate::offline::{ImportResult, exit_code, markdown, summary};
 use crate::process::metrics::ReconcileResult;
 use crate::sync::Mode;
 
@@ -102,8 +102,14 @@ fn every_reason_maps_to_an_exit_code_text_and_json() {
             report: v.clone(),
             actions: Vec::new(),
             server: None,
+            changes: None,
         }];
-        let text = summary(&results, Mode::Apply);
+        let text = summary(&results, Mode::Apply, false);
+        let markdown = markdown(&results, Mode::Plan);
+        assert!(
+            markdown.contains(&format!("· {reason}: message of {reason}")),
+            "{reason}: {markdown}"
+        );
         let json = serde_json::to_value(&results).expect("json");
         assert_eq!(json[0]["report"]["reason"], reason.as_str(), "{reason}");
         assert_eq!(json[0]["report"]["ready"], v.ready(), "{reason}");

@@ -453,6 +453,51 @@ pub struct AppImportStatus {
     /// eligible. Absent while the upstream holds the promotion (not Ready, nothing applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promotion: Option<PromotionStatus>,
+    /// What the update waiting for approval and the last applied one change inside the app, in
+    /// ToolJet's terms (`tooljet-operator diff` prints the whole diff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ChangesStatus>,
+}
+
+/// `status.changes`: what an update changes inside the app, in a few hundred characters.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangesStatus {
+    /// The newest commit, waiting for approval (`updatePolicy: Manual`): what the reviewer
+    /// approves, compared with the applied commit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<ChangeSummary>,
+    /// The last update applied from git, compared with the commit it replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied: Option<ChangeSummary>,
+}
+
+impl ChangesStatus {
+    /// `None` when nothing is recorded (so status carries no empty object).
+    pub fn or_none(self) -> Option<ChangesStatus> {
+        (self.pending.is_some() || self.last_applied.is_some()).then_some(self)
+    }
+}
+
+/// What one update changes inside the app, from one commit to another.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeSummary {
+    /// The commit compared from (the applied one before the update).
+    #[schemars(length(max = 64))]
+    pub from: String,
+    /// The commit of the update.
+    #[schemars(length(max = 64))]
+    pub commit: String,
+    /// One line, e.g. `2 pages, 5 components, 1 query changed`.
+    #[schemars(length(max = 300))]
+    pub summary: String,
+    /// Pages added, removed, renamed or changed.
+    pub pages: i64,
+    /// Components added, removed or changed, on all pages.
+    pub components: i64,
+    /// Queries added, removed or changed.
+    pub queries: i64,
 }
 
 impl AppImportStatus {

@@ -17,6 +17,7 @@ pub use app_import::{
     UpdatePolicy,
 };
 pub use app_import::{AppImportRef, PromotionRef, PromotionStatus};
+pub use app_import::{ChangeSummary, ChangesStatus};
 pub use instance::{
     AuthMethod, InstanceAuth, SecretAuth, SecretKeyAuth, TlsConfig, ToolJetInstance,
     ToolJetInstanceSpec, ToolJetInstanceStatus,

@@ -306,6 +306,8 @@ pub struct Verdict {
     pub drift: Option<Drift>,
     /// Manual policy: the newest commit waiting for approval (boxed: verdicts travel in `Err`).
     pub update_available: Option<Box<CommitInfo>>,
+    /// What the commit waiting for approval changes inside the app, in one line.
+    pub pending_changes: Option<String>,
     /// The followed branch was force-pushed since the last run.
     pub force_pushed: bool,
 }
@@ -318,6 +320,7 @@ impl Verdict {
             message: message.into(),
             drift: None,
             update_available: None,
+            pending_changes: None,
             force_pushed: false,
         }
     }

@@ -70,8 +70,13 @@ pub fn from_report(
         }
     }
     if let Some(commit) = &report.update_available {
+        let changes = report
+            .pending_changes
+            .as_deref()
+            .map(|s| format!(", {s}"))
+            .unwrap_or_default();
         let message = format!(
-            "commit {} ({}) is waiting for approval; set the annotation gitops.tooljet.dev/approve: \"{}\" to import it",
+            "commit {} ({}{changes}) is waiting for approval; set the annotation gitops.tooljet.dev/approve: \"{}\" to import it",
             commit.short_sha,
             first_line(&commit.message),
             commit.sha

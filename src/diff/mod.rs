@@ -24,6 +24,12 @@ pub use compare::{
 pub use model::{AppModel, normalise};
 pub use render::SUMMARY_MAX_CHARS;
 
+/// `s` as literal text in Markdown (HTML and emphasis characters escaped), for text placed next
+/// to [`AppDiff::markdown`] blocks.
+pub fn markdown_text(s: &str) -> String {
+    render::html(s)
+}
+
 /// Why a bundle cannot be compared.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DiffError {

@@ -306,7 +306,7 @@ fn component_text(out: &mut String, c: &ComponentDiff) {
 }
 
 /// Text safe inside HTML and markdown prose.
-fn html(s: &str) -> String {
+pub(crate) fn html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for ch in s.chars() {
         match ch {

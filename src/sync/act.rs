@@ -1,11 +1,12 @@
 //! Act: carry out the decision and say how it went (the verdict of a run that reached its goal).
 
+use super::changes::change_summary;
 use super::convert::app_status;
-use super::engine::{Mode, Run};
+use super::engine::{Mode, Run, pending_summary};
 use super::error::SyncError;
 use super::observe::Observation;
 use super::plan::{Decision, ObservedApp, Refusal, ReplaceReason, backfill_fingerprint};
-use crate::api::{CommitInfo, Drift, Reason, Verdict};
+use crate::api::{ChangesStatus, CommitInfo, Drift, Reason, Verdict};
 
 impl Run<'_, '_> {
     /// Carries out the decision (writes in [`Mode::Apply`], records the steps in both modes) and
@@ -54,14 +55,34 @@ impl Run<'_, '_> {
             }
             Decision::Replace { old, why } => {
                 if why == ReplaceReason::DriftRestore {
+                    let edit = self
+                        .drift_changes(&source, &locator, &old, &target.sha)
+                        .await;
+                    let what = edit
+                        .as_ref()
+                        .filter(|d| !d.is_empty())
+                        .map(|d| format!(" ({})", d.summary()))
+                        .unwrap_or_default();
                     self.drift = Some(Drift {
                         message: format!(
-                            "app {:?} was edited in ToolJet; restoring the version of commit {short} from git",
+                            "app {:?} was edited in ToolJet{what}; restoring the version of commit {short} from git",
                             old.name
                         ),
                         corrected: false,
                     });
+                    self.diff = edit;
                 }
+                // What the new commit changes, from the commit it replaces (both in git).
+                let update = match (why, applied.as_deref()) {
+                    (ReplaceReason::NewCommit | ReplaceReason::ForcePull, Some(from))
+                        if from != target.sha =>
+                    {
+                        self.compare_commits(&source, &locator, from, &target.sha)
+                            .await
+                            .map(|d| (from.to_owned(), d))
+                    }
+                    _ => None,
+                };
                 if why == ReplaceReason::Adopt {
                     // Own the adopted app first, so a crash mid-swap is recovered like any update.
                     self.state.app = Some(app_status(&old));
@@ -70,18 +91,43 @@ impl Run<'_, '_> {
                 self.replace(&source, &locator, &old, &wanted, &target.sha)
                     .await?;
                 self.correct_drift();
+                let mut changed = String::new();
+                if let Some((from, d)) = update {
+                    let summary = change_summary(&from, &target.sha, &d);
+                    changed = if d.is_empty() {
+                        "; nothing changes inside the app (ids, timestamps or formatting only)"
+                            .into()
+                    } else {
+                        format!(": {}", summary.summary)
+                    };
+                    self.state
+                        .changes
+                        .get_or_insert_with(ChangesStatus::default)
+                        .last_applied = Some(summary);
+                    self.diff = Some(d);
+                }
                 let (reason, what) = match why {
-                    ReplaceReason::NewCommit => (Reason::Updated, "updated"),
+                    ReplaceReason::NewCommit => {
+                        (Reason::Updated, self.verb("updated", "would update"))
+                    }
                     ReplaceReason::ForcePull => (
                         Reason::ForcePulled,
-                        "overwrote the edits made in ToolJet of",
+                        self.verb(
+                            "overwrote the edits made in ToolJet of",
+                            "would overwrite the edits made in ToolJet of",
+                        ),
                     ),
-                    ReplaceReason::DriftRestore => (Reason::DriftCorrected, "restored"),
-                    ReplaceReason::Adopt => (Reason::Adopted, "took over"),
+                    ReplaceReason::DriftRestore => (
+                        Reason::DriftCorrected,
+                        self.verb("restored", "would restore"),
+                    ),
+                    ReplaceReason::Adopt => {
+                        (Reason::Adopted, self.verb("took over", "would take over"))
+                    }
                 };
                 Ok(Verdict::new(
                     reason,
-                    format!("{what} app {wanted:?} from commit {short}"),
+                    format!("{what} app {wanted:?} from commit {short}{changed}"),
                 ))
             }
             Decision::Rename { app } => {
@@ -131,8 +177,11 @@ impl Run<'_, '_> {
             message.push_str("; edits made in ToolJet are kept (editable app)");
         }
         if let Some(next) = &self.update_available {
+            let changes = pending_summary(&self.state, &next.sha)
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
             message.push_str(&format!(
-                "; commit {} is available: approve it with the annotation gitops.tooljet.dev/approve: \"{}\"",
+                "; commit {}{changes} is available: approve it with the annotation gitops.tooljet.dev/approve: \"{}\"",
                 next.short_sha, next.sha
             ));
         }

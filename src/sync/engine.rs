@@ -29,6 +29,7 @@ use super::recover::{delete_if_present, leftovers};
 use super::request::SyncRequest;
 use super::state::SyncState;
 use crate::api::{CommitInfo, Drift, Verdict};
+use crate::diff::AppDiff;
 use crate::source::{AppSource, SourceCache};
 use crate::tooljet::{AppUpdate, ToolJetClient};
 
@@ -85,6 +86,7 @@ impl Engine {
             drift: None,
             update_available: None,
             force_pushed: false,
+            diff: None,
         };
         let result = run.run().await;
         run.finish(result)
@@ -125,6 +127,16 @@ impl Engine {
     }
 }
 
+/// The recorded summary of what commit `sha`, waiting for approval, changes.
+pub(super) fn pending_summary(state: &SyncState, sha: &str) -> Option<String> {
+    state
+        .changes
+        .as_ref()
+        .and_then(|c| c.pending.as_ref())
+        .filter(|p| p.commit == sha)
+        .map(|p| p.summary.clone())
+}
+
 /// One run of the engine over one AppImport: what it reads, writes and found so far.
 pub(super) struct Run<'r, 'a> {
     pub(super) source: &'r SourceCache,
@@ -139,6 +151,8 @@ pub(super) struct Run<'r, 'a> {
     pub(super) drift: Option<Drift>,
     pub(super) update_available: Option<CommitInfo>,
     pub(super) force_pushed: bool,
+    /// What this run's update, restore or pending commit changes inside the app (for `plan`).
+    pub(super) diff: Option<AppDiff>,
 }
 
 impl Run<'_, '_> {
@@ -164,15 +178,21 @@ impl Run<'_, '_> {
                 e.verdict()
             }
         };
+        let pending_changes = self
+            .update_available
+            .as_ref()
+            .and_then(|next| pending_summary(&self.state, &next.sha));
         SyncOutcome {
-            state: self.state,
-            actions: self.actions,
             report: Verdict {
                 drift: self.drift,
                 update_available: self.update_available.map(Box::new),
+                pending_changes,
                 force_pushed: self.force_pushed,
                 ..verdict
             },
+            state: self.state,
+            actions: self.actions,
+            diff: self.diff,
         }
     }
 

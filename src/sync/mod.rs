@@ -19,6 +19,7 @@
 //! - [`state`]: what the engine remembers between runs ([`SyncState`]).
 
 mod act;
+mod changes;
 pub mod config_plan;
 pub mod connect;
 mod convert;
@@ -38,6 +39,7 @@ mod state;
 mod swap;
 mod verify;
 
+pub use changes::change_summary;
 pub use connect::{Secrets, git_credentials, tooljet_config};
 pub use convert::commit_status;
 pub use engine::{Checkpoint, Engine, Mode, NoCheckpoint};

@@ -91,6 +91,9 @@ impl Run<'_, '_> {
         if target.awaiting_approval {
             self.update_available = Some(latest.clone());
         }
+        let pending = target.awaiting_approval.then_some(latest.sha.as_str());
+        self.note_pending(&source, &locator, applied.as_deref(), pending)
+            .await;
 
         let content_changed = if recorded.content_known_unchanged(&target.sha, latest_differs) {
             false

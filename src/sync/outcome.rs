@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::state::SyncState;
 use crate::api::Verdict;
+use crate::diff::AppDiff;
 
 /// One step the engine took, or would take in `plan`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -128,6 +129,10 @@ pub struct SyncOutcome {
     pub actions: Vec<Action>,
     /// Ready, retrying or stalled, with the reason.
     pub report: Verdict,
+    /// What the update (or restore) changes inside the app, or what the commit waiting for
+    /// approval would; `None` when nothing changes or it could not be compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<AppDiff>,
 }
 
 impl SyncOutcome {

@@ -141,6 +141,12 @@ impl Recorded<'_> {
     }
 }
 
+/// The no-op rule of change summaries: a summary recorded for the same two commits still holds
+/// (bundles at a commit never change), so only a new pending commit is compared.
+pub fn summary_needed(recorded: Option<(&str, &str)>, from: &str, to: &str) -> bool {
+    recorded != Some((from, to))
+}
+
 /// Whether an app holding the wanted name must be looked for: not when the owned app has it.
 pub fn needs_name_check(owned_name: Option<&str>, wanted: &str) -> bool {
     owned_name != Some(wanted)
@@ -623,6 +629,14 @@ mod tests {
             !backfill_fingerprint(false, false, None),
             "nothing recorded"
         );
+    }
+
+    #[test]
+    fn a_change_summary_is_computed_once_per_pair_of_commits() {
+        assert!(summary_needed(None, OLD, NEW));
+        assert!(!summary_needed(Some((OLD, NEW)), OLD, NEW));
+        assert!(summary_needed(Some((OLD, OLD)), OLD, NEW), "a newer commit");
+        assert!(summary_needed(Some((NEW, NEW)), OLD, NEW), "another base");
     }
 
     #[test]

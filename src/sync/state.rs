@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{
-    AppStatus, CommitInfo, DataSourceStatus, HISTORY_LIMIT, HistoryEntry, PendingApp,
+    AppStatus, ChangesStatus, CommitInfo, DataSourceStatus, HISTORY_LIMIT, HistoryEntry, PendingApp,
 };
 
 /// The engine's memory of one AppImport.
@@ -41,6 +41,9 @@ pub struct SyncState {
     /// The workspace data sources the bundle uses, as the last import found them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data_sources: Vec<DataSourceStatus>,
+    /// What the update waiting for approval and the last applied one change inside the app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ChangesStatus>,
 }
 
 impl SyncState {

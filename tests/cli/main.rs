@@ -2,4 +2,5 @@
 //! `cargo test --test cli`.
 
 mod diff;
+mod plan;
 mod sync;

@@ -1,6 +1,7 @@
 //! The controller and its process (server, webhooks, metrics, leader election) against kube
 //! mocks and the in-process API server; the monitoring objects. `cargo test --test controller`.
 
+mod changes;
 mod mock;
 mod monitoring;
 mod observe;

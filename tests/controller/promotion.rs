@@ -781,7 +781,7 @@ async fn the_command_line_promotes_from_an_upstream_of_the_same_run() {
     let prod = &by_name("prod").report;
     assert_eq!(prod.reason, "PromotionPending", "{prod:?}");
     assert!(prod.message.contains(short(&c1)) && prod.message.contains("team/staging"));
-    let text = summary(&results, Mode::Apply);
+    let text = summary(&results, Mode::Apply, false);
     assert!(
         text.contains("team/prod: waiting (PromotionPending)"),
         "{text}"

@@ -26,6 +26,7 @@ pub fn state_of(status: &AppImportStatus) -> SyncState {
         last_sync_time,
         history,
         data_sources,
+        changes,
     } = status.clone();
     SyncState {
         app,
@@ -37,6 +38,7 @@ pub fn state_of(status: &AppImportStatus) -> SyncState {
         last_sync_time: last_sync_time.map(|t| t.0),
         history,
         data_sources,
+        changes,
     }
 }
 
@@ -52,6 +54,7 @@ pub fn with_state(status: AppImportStatus, state: &SyncState) -> AppImportStatus
         last_sync_time,
         history,
         data_sources,
+        changes,
     } = state.clone();
     AppImportStatus {
         app,
@@ -63,6 +66,7 @@ pub fn with_state(status: AppImportStatus, state: &SyncState) -> AppImportStatus
         last_sync_time: last_sync_time.map(Time),
         history,
         data_sources,
+        changes,
         ..status
     }
 }
@@ -100,7 +104,7 @@ pub fn after_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{AppStatus, Reason};
+    use crate::api::{AppStatus, ChangeSummary, ChangesStatus, Reason};
 
     fn state() -> SyncState {
         SyncState {
@@ -115,6 +119,17 @@ mod tests {
             last_applied_generation: Some(3),
             last_applied_hash: Some("h".into()),
             last_sync_time: Some(Timestamp::from_second(1_700_000_000).expect("t")),
+            changes: Some(ChangesStatus {
+                pending: Some(ChangeSummary {
+                    from: "1111111".into(),
+                    commit: "2222222".into(),
+                    summary: "1 page, 2 components changed".into(),
+                    pages: 1,
+                    components: 2,
+                    queries: 0,
+                }),
+                last_applied: None,
+            }),
             ..SyncState::default()
         }
     }
