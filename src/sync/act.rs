@@ -16,19 +16,11 @@ impl Run<'_, '_> {
         decision: Decision,
         seen: Observation,
     ) -> Result<Verdict, SyncError> {
-        let Observation {
-            source,
-            locator,
-            applied,
-            target,
-            wanted,
-            owned,
-            ..
-        } = seen;
-        let short = CommitInfo::short_sha_of(&target.sha);
+        let short = CommitInfo::short_sha_of(&seen.target.sha);
+        let wanted = seen.wanted.clone();
         match decision {
             Decision::Nothing { local_edits_kept } => {
-                Ok(self.up_to_date(owned.as_ref(), local_edits_kept, &wanted, &short))
+                Ok(self.up_to_date(seen.owned.as_ref(), local_edits_kept, &wanted, &short))
             }
             Decision::Create { recreate } => {
                 if recreate {
@@ -39,7 +31,8 @@ impl Run<'_, '_> {
                         corrected: false,
                     });
                 }
-                self.create(&source, &locator, &wanted, &target.sha).await?;
+                self.create(&seen.source, &seen.locator, &wanted, &seen.target.sha)
+                    .await?;
                 self.correct_drift();
                 Ok(Verdict::new(
                     if recreate {
@@ -53,83 +46,7 @@ impl Run<'_, '_> {
                     ),
                 ))
             }
-            Decision::Replace { old, why } => {
-                if why == ReplaceReason::DriftRestore {
-                    let edit = self
-                        .drift_changes(&source, &locator, &old, &target.sha)
-                        .await;
-                    let what = edit
-                        .as_ref()
-                        .filter(|d| !d.is_empty())
-                        .map(|d| format!(" ({})", d.summary()))
-                        .unwrap_or_default();
-                    self.drift = Some(Drift {
-                        message: format!(
-                            "app {:?} was edited in ToolJet{what}; restoring the version of commit {short} from git",
-                            old.name
-                        ),
-                        corrected: false,
-                    });
-                    self.diff = edit;
-                }
-                // What the new commit changes, from the commit it replaces (both in git).
-                let update = match (why, applied.as_deref()) {
-                    (ReplaceReason::NewCommit | ReplaceReason::ForcePull, Some(from))
-                        if from != target.sha =>
-                    {
-                        self.compare_commits(&source, &locator, from, &target.sha)
-                            .await
-                            .map(|d| (from.to_owned(), d))
-                    }
-                    _ => None,
-                };
-                if why == ReplaceReason::Adopt {
-                    // Own the adopted app first, so a crash mid-swap is recovered like any update.
-                    self.state.app = Some(app_status(&old));
-                    self.save().await?;
-                }
-                self.replace(&source, &locator, &old, &wanted, &target.sha)
-                    .await?;
-                self.correct_drift();
-                let mut changed = String::new();
-                if let Some((from, d)) = update {
-                    let summary = change_summary(&from, &target.sha, &d);
-                    changed = if d.is_empty() {
-                        "; nothing changes inside the app (ids, timestamps or formatting only)"
-                            .into()
-                    } else {
-                        format!(": {}", summary.summary)
-                    };
-                    self.state
-                        .changes
-                        .get_or_insert_with(ChangesStatus::default)
-                        .last_applied = Some(summary);
-                    self.diff = Some(d);
-                }
-                let (reason, what) = match why {
-                    ReplaceReason::NewCommit => {
-                        (Reason::Updated, self.verb("updated", "would update"))
-                    }
-                    ReplaceReason::ForcePull => (
-                        Reason::ForcePulled,
-                        self.verb(
-                            "overwrote the edits made in ToolJet of",
-                            "would overwrite the edits made in ToolJet of",
-                        ),
-                    ),
-                    ReplaceReason::DriftRestore => (
-                        Reason::DriftCorrected,
-                        self.verb("restored", "would restore"),
-                    ),
-                    ReplaceReason::Adopt => {
-                        (Reason::Adopted, self.verb("took over", "would take over"))
-                    }
-                };
-                Ok(Verdict::new(
-                    reason,
-                    format!("{what} app {wanted:?} from commit {short}{changed}"),
-                ))
-            }
+            Decision::Replace { old, why } => self.replace_and_report(old, why, seen).await,
             Decision::Rename { app } => {
                 self.rename(&app, &wanted).await?;
                 Ok(Verdict::new(
@@ -147,10 +64,99 @@ impl Run<'_, '_> {
             }),
             Decision::Refuse(Refusal::LocalChanges { app }) => Err(SyncError::LocalChanges {
                 name: app.name,
-                applied: applied.unwrap_or_default(),
-                target: target.sha,
+                applied: seen.applied.unwrap_or_default(),
+                target: seen.target.sha,
             }),
         }
+    }
+
+    /// Replaces the app (a new commit, force-pull, a drift restore or an adoption) and says what
+    /// changed inside it.
+    async fn replace_and_report(
+        &mut self,
+        old: ObservedApp,
+        why: ReplaceReason,
+        seen: Observation,
+    ) -> Result<Verdict, SyncError> {
+        let Observation {
+            source,
+            locator,
+            applied,
+            target,
+            wanted,
+            ..
+        } = seen;
+        let short = CommitInfo::short_sha_of(&target.sha);
+        if why == ReplaceReason::DriftRestore {
+            let edit = self
+                .drift_changes(&source, &locator, &old, &target.sha)
+                .await;
+            let what = edit
+                .as_ref()
+                .filter(|d| !d.is_empty())
+                .map(|d| format!(" ({})", d.summary()))
+                .unwrap_or_default();
+            self.drift = Some(Drift {
+                message: format!(
+                    "app {:?} was edited in ToolJet{what}; restoring the version of commit {short} from git",
+                    old.name
+                ),
+                corrected: false,
+            });
+            self.diff = edit;
+        }
+        // What the new commit changes, from the commit it replaces (both in git).
+        let update = match (why, applied.as_deref()) {
+            (ReplaceReason::NewCommit | ReplaceReason::ForcePull, Some(from))
+                if from != target.sha =>
+            {
+                self.compare_commits(&source, &locator, from, &target.sha)
+                    .await
+                    .map(|d| (from.to_owned(), d))
+            }
+            _ => None,
+        };
+        if why == ReplaceReason::Adopt {
+            // Own the adopted app first, so a crash mid-swap is recovered like any update.
+            self.state.app = Some(app_status(&old));
+            self.save().await?;
+        }
+        self.replace(&source, &locator, &old, &wanted, &target.sha)
+            .await?;
+        self.correct_drift();
+        let mut changed = String::new();
+        if let Some((from, d)) = update {
+            let summary = change_summary(&from, &target.sha, &d);
+            changed = if d.is_empty() {
+                "; nothing changes inside the app (ids, timestamps or formatting only)".into()
+            } else {
+                format!(": {}", summary.summary)
+            };
+            self.state
+                .changes
+                .get_or_insert_with(ChangesStatus::default)
+                .last_applied = Some(summary);
+            self.diff = Some(d);
+        }
+        let (reason, what) = match why {
+            ReplaceReason::NewCommit => (Reason::Updated, self.verb("updated", "would update")),
+            ReplaceReason::ForcePull => (
+                Reason::ForcePulled,
+                self.verb(
+                    "overwrote the edits made in ToolJet of",
+                    "would overwrite the edits made in ToolJet of",
+                ),
+            ),
+            ReplaceReason::DriftRestore => (
+                Reason::DriftCorrected,
+                self.verb("restored", "would restore"),
+            ),
+            ReplaceReason::Adopt => (Reason::Adopted, self.verb("took over", "would take over")),
+        };
+        Ok(Verdict::new(
+            reason,
+            format!("{what} app {wanted:?} from commit {short}{changed}"),
+        ))
     }
 
     /// Nothing to write: the verdict says so (and what waits for approval).
