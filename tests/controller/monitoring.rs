@@ -379,21 +379,12 @@ fn urlencode(s: &str) -> String {
 }
 
 /// Polls `probe` every 200 ms until it returns Some or `limit` passes.
-async fn wait_for<T, F, Fut>(limit: Duration, mut probe: F) -> Option<T>
+async fn wait_for<T, F, Fut>(limit: Duration, probe: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = probe().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    test_support::poll::until_some(limit, Duration::from_millis(200), probe).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

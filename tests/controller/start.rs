@@ -57,16 +57,13 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if done().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let held = || {
+        let check = done();
+        async move { check.await.then_some(()) }
+    };
+    test_support::poll::until_some(limit, Duration::from_millis(20), held)
+        .await
+        .is_some()
 }
 
 /// A mirror directory last used two days ago (older than the cache's one-day TTL).

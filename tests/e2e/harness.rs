@@ -69,21 +69,12 @@ where
 }
 
 /// Polls `check` every 200ms until it returns `Some`, or returns `None` once `limit` passed.
-pub async fn wait_for_or_none<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+pub async fn wait_for_or_none<T, F, Fut>(limit: Duration, check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    test_support::poll::until_some(limit, POLL, check).await
 }
 
 /// A namespace with a server-generated unique name (`tje2e-xxxxx`).

@@ -7,6 +7,7 @@ pub mod engine;
 pub mod http_probe;
 pub mod kube_mock;
 pub mod pipeline;
+pub mod poll;
 pub mod promql;
 pub mod reconcile_rig;
 pub mod tools;
