@@ -79,6 +79,7 @@ impl SyncError {
                 SourceError::Timeout { .. }
                     | SourceError::RemoteUnavailable { .. }
                     | SourceError::Mirror { .. }
+                    | SourceError::PushConflict { .. }
                     | SourceError::Internal(_)
             ),
             SyncError::ToolJet(e) => e.is_retryable(),
@@ -110,6 +111,10 @@ fn source_reason(e: &SourceError) -> &'static str {
         | SourceError::PathEscapesRepo { .. }
         | SourceError::SymlinkNotFollowed { .. }
         | SourceError::UnsupportedLayout { .. } => "InvalidBundle",
+        SourceError::InvalidBranch { .. } => "InvalidSpec",
+        SourceError::PushDenied { .. } => "GitPushDenied",
+        SourceError::PushRejected { .. } => "GitPushRejected",
+        SourceError::PushConflict { .. } => "GitPushConflict",
         SourceError::Mirror { .. } | SourceError::Internal(_) => "GitError",
     }
 }

@@ -274,9 +274,7 @@ pub fn exported(scrape: &str) -> BTreeMap<String, BTreeSet<String>> {
                 out.entry(n).or_default();
             }
         } else if !line.starts_with('#') && !line.is_empty() {
-            let name_end = line
-                .find(['{', ' '])
-                .unwrap_or(line.len());
+            let name_end = line.find(['{', ' ']).unwrap_or(line.len());
             let labels = if line[name_end..].starts_with('{') {
                 let chars: Vec<char> = line[name_end..].chars().collect();
                 matcher_labels(&chars, 0).0
