@@ -53,5 +53,7 @@ pub use credentials::{Credentials, TOKEN_USERNAME};
 pub use error::{Result, SourceError};
 pub use known_hosts::{HostKeyCheck, KnownHosts};
 pub use layout::{AppLocator, AppSource, CommitInfo, MAX_BUNDLE_BYTES};
-pub use push::{FileChange, HeadTree, Planned, Planner, PushOutcome, PushRequest, check_branch};
+pub use push::{
+    FileChange, HeadTree, Planned, Planner, PushOutcome, PushRequest, check_branch, check_repo_path,
+};
 pub(crate) use remote::display_url;

@@ -140,6 +140,11 @@ pub fn check_branch(branch: &str) -> Result<()> {
     Ok(())
 }
 
+/// Checks that a repository-relative path stays inside the repository (no '..', not absolute).
+pub fn check_repo_path(path: &str) -> Result<()> {
+    layout::clean(path).map(|_| ())
+}
+
 pub(super) fn commit_and_push(
     job: &mut Job,
     repo: &Repository,

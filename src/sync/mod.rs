@@ -8,6 +8,7 @@
 //! - [`verify`]: what an imported app must hold before a run reports success.
 //! - [`connect`]: ToolJet client configuration and git credentials from Secret data.
 //! - [`config_plan`]: what to write for an instance's constants and data-source options (pure).
+//! - [`export`]: apps from ToolJet back into git (AppExport, `export -f`).
 //! - [`promotion`]: the pure rules of `ref.fromAppImport` (which upstream commit, from when,
 //!   tenancy, cycles).
 
@@ -16,6 +17,7 @@ pub mod connect;
 mod datasources;
 pub mod engine;
 mod error;
+pub mod export;
 pub mod names;
 mod outcome;
 pub mod plan;
