@@ -1,6 +1,7 @@
-//! The user-facing API: the `ToolJetInstance` and `AppImport` custom resources
+//! The user-facing API: the `ToolJetInstance`, `AppImport` and `AppExport` custom resources
 //! (group `gitops.tooljet.dev`, version `v1alpha1`), their validation rules, and the CRD YAML.
 
+mod app_export;
 mod app_import;
 mod instance;
 mod instance_config;
@@ -9,6 +10,10 @@ mod shared;
 #[cfg(test)]
 mod validation_tests;
 
+pub use app_export::{
+    AppExport, AppExportSpec, AppExportStatus, AppName, ExportAuthor, ExportCommit,
+    ExportDestination, ExportLayout, ExportedAppStatus,
+};
 pub use app_import::{
     AppImport, AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo,
     DEFAULT_INTERVAL, DataSourceAction, DataSourceStatus, DeletionPolicy, GitRef, GitSource,
@@ -81,12 +86,12 @@ pub enum ApiError {
     Yaml(#[from] serde_saphyr::SerializeError),
 }
 
-/// Both CustomResourceDefinitions, ToolJetInstance first.
+/// The CustomResourceDefinitions: ToolJetInstance, AppImport, AppExport.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![ToolJetInstance::crd(), AppImport::crd()]
+    vec![ToolJetInstance::crd(), AppImport::crd(), AppExport::crd()]
 }
 
-/// Both CRDs as multi-document YAML: what `tooljet-operator crds` prints and `crds/` holds.
+/// The CRDs as multi-document YAML: what `tooljet-operator crds` prints and `crds/` holds.
 pub fn crds_yaml() -> Result<String, ApiError> {
     let mut out = String::new();
     for crd in crds() {

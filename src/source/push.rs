@@ -132,7 +132,11 @@ impl HeadTree<'_> {
 
 /// Validates the branch name as git does.
 pub fn check_branch(branch: &str) -> Result<()> {
-    if branch.is_empty() || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}")) {
+    // `git check-ref-format --branch` also refuses a leading '-' (it would read as an option).
+    if branch.is_empty()
+        || branch.starts_with('-')
+        || !git2::Reference::is_valid_name(&format!("refs/heads/{branch}"))
+    {
         return Err(SourceError::InvalidBranch {
             name: branch.to_string(),
         });
