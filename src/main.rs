@@ -48,7 +48,51 @@ fn main() -> ExitCode {
         ),
         Command::Sync { input, cache_dir } => run_offline(input, cache_dir, Mode::Apply),
         Command::Plan { input } => run_offline(input, None, Mode::Plan),
+        Command::Export {
+            files,
+            output,
+            cache_dir,
+        } => run_export(&files, output, cache_dir),
         Command::Diff(args) => run_diff(args),
+    }
+}
+
+/// `export`: exit 0 when every AppExport succeeded, 1 when one failed, 2 when the input itself
+/// is unusable.
+fn run_export(files: &[PathBuf], output: OutputFormat, cache_dir: Option<PathBuf>) -> ExitCode {
+    use tooljet_operator::offline_export::{self, ExportManifests};
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let manifests = match ExportManifests::load(files) {
+        Ok(m) => m,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let cache = SourceCache::new(CacheConfig {
+        dir: cache_dir.unwrap_or_else(default_cache_dir),
+        ..CacheConfig::default()
+    });
+    let results = runtime.block_on(offline_export::run(&manifests, &cache));
+    let printed = match output {
+        OutputFormat::Text => offline_export::summary(&results),
+        OutputFormat::Json => serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",
+    };
+    // A closed stdout (`| head`) must not turn a successful export into a failure.
+    let _ = std::io::stdout().lock().write_all(printed.as_bytes());
+    if results.iter().all(|r| r.ready) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -31,7 +31,7 @@ pub use instance_config::{
     MAX_CONSTANT_VALUE, MAX_CONSTANTS, MAX_DATA_SOURCES, MAX_OPTION_VALUE, MAX_OPTIONS,
     OwnedConstant, ValueFrom, ValueSource,
 };
-pub use matching::{InstanceChoiceError, select_instance};
+pub use matching::{InstanceChoiceError, select_instance, select_instance_for};
 pub use shared::ANNOTATION_PROMOTE_TO_NAMESPACES;
 pub use shared::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, Environment,
