@@ -474,3 +474,117 @@ async fn an_unknown_app_or_a_read_only_secret_pushes_nothing() {
     assert!(!err.to_string().contains(PASSWORD));
     assert_eq!(repo.served_git(&["for-each-ref"]), before, "nothing pushed");
 }
+
+/// Item 7: an editable AppImport and an AppExport of the same app on the same branch of the same
+/// ToolJet. The AppImport sees the export of its own app's edits as ToolJet's own push: it
+/// records the commit without writing to ToolJet and without LocalChanges; the next export makes
+/// no commit. No ping-pong.
+flavoured!(
+    an_editable_app_import_and_an_export_of_its_app_coexist,
+    flavour,
+    {
+        let dev = development(flavour).await;
+        let repo = seeded_repo();
+        let url = repo.file_url();
+        let (cache, _dir) = cache();
+        let export_req = request(&url, &[APP], Credentials::Anonymous);
+        let first = export::export(&cache, &dev.client, &export_req)
+            .await
+            .expect("export");
+        assert!(first.commit.is_some());
+
+        let spec: AppImportSpec = serde_json::from_value(json!({
+            "environment": "development",
+            "source": {"url": url, "ref": {"branch": BRANCH}, "app": APP},
+            "editable": true,
+            "adoptExisting": true,
+        }))
+        .expect("spec");
+        let instance: ToolJetInstanceSpec = serde_json::from_value(json!({
+            "url": dev.standin.base_url(),
+            "environment": "development",
+            "workspaceId": dev.standin.workspace_id(),
+            "auth": {"adminApiKey": {"secretRef": {"name": "tj", "key": "api-key"}}}
+        }))
+        .expect("instance");
+        let engine = Engine::new(cache.clone());
+        let key = ImportKey::new("team-a", "orders");
+        let mut state = AppImportStatus::default();
+        let mut sync = async |state: &mut AppImportStatus| {
+            let outcome = engine
+                .sync(
+                    SyncRequest {
+                        key: &key,
+                        spec: &spec,
+                        instance: &instance,
+                        generation: Some(1),
+                        approve: None,
+                        force_pull: None,
+                        git_credentials: &Credentials::Anonymous,
+                        state: state.clone(),
+                    },
+                    &dev.client,
+                    Mode::Apply,
+                    &NoCheckpoint,
+                )
+                .await;
+            *state = outcome.state.clone();
+            outcome
+        };
+        let adopted = sync(&mut state).await;
+        assert!(adopted.report.ready, "{:?}", adopted.report);
+
+        // The app is the AppImport's now; the export of it changes nothing in git.
+        let after_adopt = export::export(&cache, &dev.client, &export_req)
+            .await
+            .expect("export");
+        assert!(
+            after_adopt.commit.is_none(),
+            "adopting changed nothing: {after_adopt:?}"
+        );
+
+        // Edited in ToolJet; the AppImport keeps the edit (editable).
+        assert!(dev.standin.edit_query_as_user(&app_id(&dev, APP), None));
+        let kept = sync(&mut state).await;
+        assert!(
+            kept.report.ready && kept.report.reason == "UpToDate",
+            "{:?}",
+            kept.report
+        );
+
+        // The export pushes the edit; the AppImport records that commit without writing.
+        let pushed = export::export(&cache, &dev.client, &export_req)
+            .await
+            .expect("export");
+        let commit = pushed.commit.expect("the edit is committed");
+        let writes = dev.standin.write_count();
+        let recorded = sync(&mut state).await;
+        assert!(
+            recorded.report.ready && recorded.report.reason == "InSyncWithToolJet",
+            "{:?}",
+            recorded.report
+        );
+        assert_eq!(
+            dev.standin.write_count(),
+            writes,
+            "nothing written to ToolJet"
+        );
+        assert_eq!(
+            state.last_applied_commit.as_ref().map(|c| c.sha.as_str()),
+            Some(commit.sha.as_str())
+        );
+
+        // Settled: neither side moves again.
+        let again = sync(&mut state).await;
+        assert!(
+            again.report.ready && again.report.reason == "UpToDate",
+            "{:?}",
+            again.report
+        );
+        assert_eq!(dev.standin.write_count(), writes);
+        let no_commit = export::export(&cache, &dev.client, &export_req)
+            .await
+            .expect("export");
+        assert!(no_commit.commit.is_none());
+    }
+);

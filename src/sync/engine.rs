@@ -369,11 +369,44 @@ impl Run<'_, '_> {
                 name: holder.name,
                 id: holder.id,
             }),
-            Decision::Refuse(Refusal::LocalChanges { app }) => Err(SyncError::LocalChanges {
-                name: app.name,
-                applied: applied.unwrap_or_default(),
-                target: target.sha,
-            }),
+            Decision::Refuse(Refusal::LocalChanges { app }) => {
+                // The new commit may be ToolJet's own edits pushed to git (an AppExport of this
+                // app, or ToolJet's Git Sync): git and ToolJet then agree, so the commit is
+                // recorded as applied and nothing is written. Without this an AppExport and an
+                // editable AppImport of one app on one branch would stop at LocalChanges.
+                if let Some(hash) = self
+                    .target_is_live(&source_spec, &locator, &app, &target.sha)
+                    .await
+                {
+                    if self.mode == Mode::Apply {
+                        let commit = if latest.sha == target.sha {
+                            latest.clone()
+                        } else {
+                            self.commit_info_for(&target.sha)
+                        };
+                        self.state.push_history(HistoryEntry {
+                            sha: commit.sha.clone(),
+                            applied_at: Time(Timestamp::now()),
+                        });
+                        self.state.last_applied_commit = Some(commit);
+                        self.state.last_applied_hash = Some(hash);
+                        self.state.app = Some(app_status(&app));
+                    }
+                    return Ok(Verdict {
+                        reason: "InSyncWithToolJet",
+                        message: format!(
+                            "commit {short} holds the edits made in ToolJet to app {:?} (pushed from ToolJet); {} it as applied without writing to ToolJet",
+                            app.name,
+                            self.verb("recorded", "would record")
+                        ),
+                    });
+                }
+                Err(SyncError::LocalChanges {
+                    name: app.name,
+                    applied: applied.unwrap_or_default(),
+                    target: target.sha,
+                })
+            }
         }
     }
 
@@ -1117,6 +1150,30 @@ impl Run<'_, '_> {
     }
 
     /// Commit details for a sha: from the app read this run, else the sha alone.
+    /// When the app at `sha` is the same app as ToolJet holds now (by [`crate::diff::same_app`]:
+    /// ids and timestamps an export regenerates do not count), the bundle's content hash. Any
+    /// doubt (unreadable bundle, failed export) is `None`: the caller keeps refusing.
+    async fn target_is_live(
+        &mut self,
+        spec: &SourceSpec,
+        locator: &AppLocator,
+        app: &ObservedApp,
+        sha: &str,
+    ) -> Option<String> {
+        let bundle = self.read_app(spec, locator, sha).await.ok()?;
+        let live = match self.tj.export_app(&app.id, None).await {
+            Ok(live) => live,
+            Err(e) => {
+                debug!(error = %e, "could not export the app to compare it with the new commit");
+                return None;
+            }
+        };
+        crate::diff::same_app(&bundle.bundle, &live)
+            .ok()
+            .filter(|same| *same)
+            .map(|_| bundle.content_hash.clone())
+    }
+
     fn commit_info_for(&self, sha: &str) -> CommitInfo {
         match &self.app {
             Some(app) if app.commit.sha == sha => commit_status(&app.commit),
