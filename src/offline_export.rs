@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::api::{AppExport, ExportLayout as ApiLayout, select_instance_for, validate_against_crd};
 use crate::offline::{Manifests, OfflineError};
 use crate::source::SourceCache;
-use crate::sync::export::{self, ExportLayout, ExportOutcome, ExportRequest};
+use crate::sync::export::{self, ExportLayout, ExportOutcome, ExportRequest, ImportOnInstance};
 use crate::sync::{Secrets, git_credentials, tooljet_config};
 use crate::tooljet::ToolJetClient;
 
@@ -165,8 +165,36 @@ async fn run_one(m: &ExportManifests, obj: &AppExport, cache: &SourceCache) -> E
         Ok(c) => c,
         Err(e) => return fail(e.reason(), e.to_string()),
     };
+    // Item 7: never export an app that a non-editable AppImport owns on this instance.
+    let on_instance: Vec<ImportOnInstance> = m
+        .others
+        .app_imports
+        .iter()
+        .filter(|imp| {
+            m.others
+                .instance_for(imp)
+                .is_ok_and(|i| std::ptr::eq(i, instance))
+        })
+        .map(|imp| ImportOnInstance {
+            import: format!(
+                "{}/{}",
+                namespace_of(imp.metadata.namespace.as_deref()),
+                imp.name_any()
+            ),
+            editable: imp.spec.editable,
+            app: imp
+                .spec
+                .app_name
+                .clone()
+                .or_else(|| imp.spec.source.app.clone()),
+        })
+        .collect();
+    let apps: Vec<String> = spec.apps.iter().map(|a| a.0.clone()).collect();
+    if let Some(e) = export::conflicting_import(&apps, &on_instance) {
+        return fail(e.reason(), e.to_string());
+    }
     let request = ExportRequest {
-        apps: spec.apps.iter().map(|a| a.0.clone()).collect(),
+        apps,
         url: spec.destination.url.clone(),
         branch: spec.destination.branch.clone(),
         layout: match spec.destination.layout {

@@ -216,6 +216,40 @@ async fn failures_exit_1_and_unusable_input_exits_2() {
         "nothing pushed"
     );
 
+    // A non-editable AppImport of the same app on the same instance: refused (it would loop);
+    // an editable one may coexist.
+    let file = p.manifests(&format!("[\"{APP}\"]"), None);
+    let with_import = |editable: bool| {
+        format!(
+            "{}---\napiVersion: gitops.tooljet.dev/v1alpha1\nkind: AppImport\nmetadata: {{name: orders, namespace: ci}}\nspec:\n  environment: development\n  editable: {editable}\n  source: {{url: \"file:///nowhere\", ref: {{branch: {BRANCH}}}, app: \"{APP}\"}}\n",
+            std::fs::read_to_string(&file).unwrap()
+        )
+    };
+    let conflicting = p.dir.path().join("conflict.yaml");
+    std::fs::write(&conflicting, with_import(false)).unwrap();
+    let out = p
+        .run(&["export", "-f", conflicting.to_str().unwrap()])
+        .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("NOT READY (ConflictsWithAppImport)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ci/orders"), "{stdout}");
+    assert_eq!(
+        p.repo.served_git(&["for-each-ref"]),
+        before,
+        "nothing pushed"
+    );
+    std::fs::write(&conflicting, with_import(true)).unwrap();
+    let out = p
+        .run(&["export", "-f", conflicting.to_str().unwrap()])
+        .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("ready (Exported)"), "{stdout}");
+
     // A branch git refuses: unusable input, exit 2, before anything is contacted.
     let yaml = std::fs::read_to_string(&file)
         .unwrap()

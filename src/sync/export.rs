@@ -113,11 +113,44 @@ pub enum ExportError {
         reason: String,
     },
 
+    #[error(
+        "app {app:?} is imported into this ToolJet by AppImport {import} with editable: false, which restores the git version after every edit; exporting it would loop ToolJet's state back into git. Export apps that are editable there (editable: true), or leave {app:?} out of apps"
+    )]
+    ConflictsWithAppImport { app: String, import: String },
+
     #[error("git: {0}")]
     Source(#[from] SourceError),
 
     #[error("ToolJet: {0}")]
     ToolJet(#[from] ToolJetError),
+}
+
+/// An AppImport into the same ToolJet instance as an export, as the ping-pong rule sees it.
+#[derive(Clone, Debug)]
+pub struct ImportOnInstance {
+    /// `namespace/name` of the AppImport.
+    pub import: String,
+    pub editable: bool,
+    /// The app's name in ToolJet when known (its status, else `appName`, else `source.app`).
+    pub app: Option<String>,
+}
+
+/// Issue 18, item 7: an AppExport and an *editable* AppImport of one app may coexist (the
+/// AppImport records the exported commit as applied, see the engine); a *non-editable* one may
+/// not: it owns the app and restores git's version, so the pair would loop. `apps` empty means
+/// every app, which any non-editable AppImport on the instance conflicts with (also one whose
+/// app name is not known yet).
+pub fn conflicting_import(apps: &[String], imports: &[ImportOnInstance]) -> Option<ExportError> {
+    imports.iter().filter(|i| !i.editable).find_map(|i| {
+        let hit = match &i.app {
+            Some(app) => apps.is_empty() || apps.iter().any(|a| a.trim() == app.trim()),
+            None => apps.is_empty(),
+        };
+        hit.then(|| ExportError::ConflictsWithAppImport {
+            app: i.app.clone().unwrap_or_else(|| "(every app)".into()),
+            import: i.import.clone(),
+        })
+    })
 }
 
 impl ExportError {
@@ -127,6 +160,7 @@ impl ExportError {
             ExportError::InvalidSpec(_) => "InvalidSpec",
             ExportError::AppNotFound { .. } => "AppNotFound",
             ExportError::AppNameNotAPath { .. } => "InvalidAppName",
+            ExportError::ConflictsWithAppImport { .. } => "ConflictsWithAppImport",
             ExportError::MetaUnreadable { .. } => "InvalidRepository",
             ExportError::Source(e) => match e {
                 SourceError::InvalidBranch { .. } | SourceError::InvalidUrl { .. } => "InvalidSpec",
@@ -616,6 +650,27 @@ mod tests {
             (Some("pg"), Some("postgresql"), Some("d1"))
         );
         assert!(ds.get("options").is_none());
+    }
+
+    #[test]
+    fn only_non_editable_imports_of_an_exported_app_conflict() {
+        let import = |name: &str, editable: bool, app: Option<&str>| ImportOnInstance {
+            import: format!("team-a/{name}"),
+            editable,
+            app: app.map(str::to_string),
+        };
+        let apps = vec!["Sales".to_string()];
+        assert!(conflicting_import(&apps, &[import("sales", true, Some("Sales"))]).is_none());
+        assert!(conflicting_import(&apps, &[import("other", false, Some("Other"))]).is_none());
+        let e =
+            conflicting_import(&apps, &[import("sales", false, Some("Sales"))]).expect("conflict");
+        assert_eq!(e.reason(), "ConflictsWithAppImport");
+        assert!(e.to_string().contains("team-a/sales"), "{e}");
+        // Every app: any non-editable import on the instance conflicts, even an unnamed one.
+        assert!(conflicting_import(&[], &[import("other", false, Some("Other"))]).is_some());
+        assert!(conflicting_import(&[], &[import("p", false, None)]).is_some());
+        assert!(conflicting_import(&apps, &[import("p", false, None)]).is_none());
+        assert!(conflicting_import(&[], &[import("e", true, None)]).is_none());
     }
 
     #[test]
