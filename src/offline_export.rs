@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use crate::api::{AppExport, ExportLayout as ApiLayout, select_instance_for, validate_against_crd};
+use crate::api::{AppExport, select_instance_for, validate_against_crd};
 use crate::offline::{Manifests, OfflineError};
 use crate::source::SourceCache;
-use crate::sync::export::{self, ExportLayout, ExportOutcome, ExportRequest, ImportOnInstance};
+use crate::sync::export::{self, ExportOutcome, ExportRequest, ImportOnInstance};
 use crate::sync::{Secrets, git_credentials, tooljet_config};
 use crate::tooljet::ToolJetClient;
 
@@ -175,38 +175,12 @@ async fn run_one(m: &ExportManifests, obj: &AppExport, cache: &SourceCache) -> E
                 .instance_for(imp)
                 .is_ok_and(|i| std::ptr::eq(i, instance))
         })
-        .map(|imp| ImportOnInstance {
-            import: format!(
-                "{}/{}",
-                namespace_of(imp.metadata.namespace.as_deref()),
-                imp.name_any()
-            ),
-            editable: imp.spec.editable,
-            app: imp
-                .spec
-                .app_name
-                .clone()
-                .or_else(|| imp.spec.source.app.clone()),
-        })
+        .map(|imp| ImportOnInstance::of(&namespace_of(imp.metadata.namespace.as_deref()), imp))
         .collect();
-    let apps: Vec<String> = spec.apps.iter().map(|a| a.0.clone()).collect();
-    if let Some(e) = export::conflicting_import(&apps, &on_instance) {
+    let request = ExportRequest::for_spec(spec, creds);
+    if let Some(e) = export::conflicting_import(&request.apps, &on_instance) {
         return fail(e.reason(), e.to_string());
     }
-    let request = ExportRequest {
-        apps,
-        url: spec.destination.url.clone(),
-        branch: spec.destination.branch.clone(),
-        layout: match spec.destination.layout {
-            ApiLayout::GitSync => ExportLayout::GitSync,
-            ApiLayout::Bundle => ExportLayout::Bundle,
-        },
-        path: spec.destination.path.clone(),
-        author_name: spec.author.name.clone(),
-        author_email: spec.author.email.clone(),
-        source_name: spec.environment.to_string(),
-        credentials: creds,
-    };
     match export::export(cache, &client, &request).await {
         Ok(outcome) => done(name, outcome, &request.branch),
         Err(e) => fail(e.reason(), e.to_string()),

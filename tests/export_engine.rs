@@ -475,10 +475,10 @@ async fn an_unknown_app_or_a_read_only_secret_pushes_nothing() {
     assert_eq!(repo.served_git(&["for-each-ref"]), before, "nothing pushed");
 }
 
-/// Item 7: an editable AppImport and an AppExport of the same app on the same branch of the same
-/// ToolJet. The AppImport sees the export of its own app's edits as ToolJet's own push: it
-/// records the commit without writing to ToolJet and without LocalChanges; the next export makes
-/// no commit. No ping-pong.
+// Item 7: an editable AppImport and an AppExport of the same app on the same branch of the same
+// ToolJet. The AppImport sees the export of its own app's edits as ToolJet's own push: it
+// records the commit without writing to ToolJet and without LocalChanges; the next export makes
+// no commit. No ping-pong.
 flavoured!(
     an_editable_app_import_and_an_export_of_its_app_coexist,
     flavour,
@@ -510,7 +510,7 @@ flavoured!(
         let engine = Engine::new(cache.clone());
         let key = ImportKey::new("team-a", "orders");
         let mut state = AppImportStatus::default();
-        let mut sync = async |state: &mut AppImportStatus| {
+        let sync = async |state: &mut AppImportStatus| {
             let outcome = engine
                 .sync(
                     SyncRequest {

@@ -29,14 +29,11 @@ use super::conditions::{self, preflight_report};
 use super::resolve::{CACHE_WAIT, instance_secret_names, not_listed, read_secrets};
 use crate::api::{
     ANNOTATION_RECONCILE_REQUESTED_AT, AppExport, AppExportStatus, AppImport, ExportCommit,
-    ExportLayout as ApiLayout, ExportedAppStatus, ToolJetInstance, select_instance,
-    select_instance_for,
+    ExportedAppStatus, ToolJetInstance, select_instance, select_instance_for,
 };
 use crate::process::shutdown::Shutdown;
 use crate::source::SourceCache;
-use crate::sync::export::{
-    self, ExportError, ExportLayout, ExportOutcome, ExportRequest, ImportOnInstance,
-};
+use crate::sync::export::{self, ExportError, ExportOutcome, ExportRequest, ImportOnInstance};
 use crate::sync::{Report, git_credentials, tooljet_config};
 use crate::tooljet::ToolJetClient;
 
@@ -228,35 +225,12 @@ async fn export_once(
             select_instance(imp, ns, instances.iter().map(|i| i.as_ref()), ns)
                 .is_ok_and(|i| i.uid() == instance.uid() && i.name_any() == instance.name_any())
         })
-        .map(|imp| ImportOnInstance {
-            import: format!("{ns}/{}", imp.name_any()),
-            editable: imp.spec.editable,
-            app: imp
-                .status
-                .as_ref()
-                .and_then(|s| s.app.as_ref().map(|a| a.name.clone()))
-                .or_else(|| imp.spec.app_name.clone())
-                .or_else(|| imp.spec.source.app.clone()),
-        })
+        .map(|imp| ImportOnInstance::of(ns, imp))
         .collect();
-    let apps: Vec<String> = spec.apps.iter().map(|a| a.0.clone()).collect();
-    if let Some(e) = export::conflicting_import(&apps, &on_instance) {
+    let request = ExportRequest::for_spec(spec, creds);
+    if let Some(e) = export::conflicting_import(&request.apps, &on_instance) {
         return Err(Box::new(failure_report(&e)));
     }
-    let request = ExportRequest {
-        apps,
-        url: spec.destination.url.clone(),
-        branch: spec.destination.branch.clone(),
-        layout: match spec.destination.layout {
-            ApiLayout::GitSync => ExportLayout::GitSync,
-            ApiLayout::Bundle => ExportLayout::Bundle,
-        },
-        path: spec.destination.path.clone(),
-        author_name: spec.author.name.clone(),
-        author_email: spec.author.email.clone(),
-        source_name: spec.environment.to_string(),
-        credentials: creds,
-    };
     export::export(&ctx.source, &client, &request)
         .await
         .map_err(|e| Box::new(failure_report(&e)))

@@ -218,6 +218,43 @@ struct Exported {
     bytes: Vec<u8>,
 }
 
+impl ExportRequest {
+    /// The request an AppExport's spec asks for (the controller and `export -f` alike).
+    pub fn for_spec(spec: &crate::api::AppExportSpec, credentials: Credentials) -> ExportRequest {
+        ExportRequest {
+            apps: spec.apps.iter().map(|a| a.0.clone()).collect(),
+            url: spec.destination.url.clone(),
+            branch: spec.destination.branch.clone(),
+            layout: match spec.destination.layout {
+                crate::api::ExportLayout::GitSync => ExportLayout::GitSync,
+                crate::api::ExportLayout::Bundle => ExportLayout::Bundle,
+            },
+            path: spec.destination.path.clone(),
+            author_name: spec.author.name.clone(),
+            author_email: spec.author.email.clone(),
+            source_name: spec.environment.to_string(),
+            credentials,
+        }
+    }
+}
+
+impl ImportOnInstance {
+    /// An AppImport in namespace `ns`; its app name from status when it has imported one.
+    pub fn of(ns: &str, import: &crate::api::AppImport) -> ImportOnInstance {
+        use kube::ResourceExt;
+        ImportOnInstance {
+            import: format!("{ns}/{}", import.name_any()),
+            editable: import.spec.editable,
+            app: import
+                .status
+                .as_ref()
+                .and_then(|s| s.app.as_ref().map(|a| a.name.clone()))
+                .or_else(|| import.spec.app_name.clone())
+                .or_else(|| import.spec.source.app.clone()),
+        }
+    }
+}
+
 /// Checks what can be checked without ToolJet or git.
 pub fn validate(req: &ExportRequest) -> Result<(), ExportError> {
     check_branch(&req.branch)?;
