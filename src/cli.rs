@@ -1,4 +1,4 @@
-//! The command line: `run`, `crds`, `sync`, `plan`, `diff`.
+//! The command line: `run`, `crds`, `sync`, `plan`, `export`, `diff`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -90,6 +90,24 @@ pub enum Command {
         #[command(flatten)]
         input: ManifestInput,
     },
+    /// One-shot AppExport without a cluster: export apps from ToolJet, commit, push.
+    ///
+    /// Reads AppExport, ToolJetInstance and Secret manifests (as `sync` does), exports each
+    /// AppExport's apps from its instance and pushes one commit per AppExport to its branch when
+    /// an app changed (never a force push; secrets never leave ToolJet). Exit code 0 when every
+    /// AppExport succeeded (committed or already up to date), 1 when one failed, 2 when the input
+    /// itself is unusable.
+    Export {
+        /// Manifest files (AppExport, ToolJetInstance, Secret); repeat -f or list several.
+        #[arg(short = 'f', long = "file", value_name = "FILE", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Output format of the summary.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = ExportFormat::Text)]
+        output: ExportFormat,
+        /// Directory for the shared git mirrors (kept between runs so later exports fetch little).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// What changes inside an app between two commits: pages, components, queries, events,
     /// data sources and settings, in ToolJet's terms.
     ///
@@ -174,6 +192,15 @@ pub enum OutputFormat {
     /// Markdown for a pull-request comment: one line per AppImport, a collapsible block with
     /// what changes inside each app.
     Markdown,
+}
+
+/// Output of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// A line per AppExport, then one per app.
+    Text,
+    /// One JSON document.
+    Json,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod controller;
 pub mod diff;
 pub mod diff_command;
 pub mod offline;
+pub mod offline_export;
 pub mod process;
 #[cfg(test)]
 mod reason_tests;

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, DiffArgs, DiffFormat, LogFormat, ManifestInput, OutputFormat};
+use cli::{
+    Cli, Command, DiffArgs, DiffFormat, ExportFormat, LogFormat, ManifestInput, OutputFormat,
+};
 use tooljet_operator::offline::{self, Manifests, StateFile};
 use tooljet_operator::source::{CacheConfig, SourceCache, default_cache_dir};
 use tooljet_operator::sync::Mode;
@@ -49,23 +51,77 @@ fn main() -> ExitCode {
         ),
         Command::Sync { input, cache_dir } => run_offline(input, cache_dir, Mode::Apply),
         Command::Plan { input } => run_offline(input, None, Mode::Plan),
+        Command::Export {
+            files,
+            output,
+            cache_dir,
+        } => run_export(&files, output, cache_dir),
         Command::Diff(args) => run_diff(args),
     }
+}
+
+/// `export`: exit 0 when every AppExport succeeded, 1 when one failed, 2 when the input itself
+/// is unusable.
+fn run_export(files: &[PathBuf], output: ExportFormat, cache_dir: Option<PathBuf>) -> ExitCode {
+    use tooljet_operator::offline_export;
+    let runtime = match cli_runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let manifests = match Manifests::load(files) {
+        Ok(m) if m.app_exports.is_empty() => {
+            eprintln!(
+                "error: no AppExport in the given files; pass the files that hold them with -f"
+            );
+            return ExitCode::from(2);
+        }
+        Ok(m) => m,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let cache = source_cache(cache_dir);
+    let results = runtime.block_on(offline_export::run(&manifests, &cache));
+    let printed = match output {
+        ExportFormat::Text => offline_export::summary(&results),
+        ExportFormat::Json => serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",
+    };
+    // A closed stdout (`| head`) must not turn a successful export into a failure.
+    let _ = std::io::stdout().lock().write_all(printed.as_bytes());
+    if results.iter().all(|r| r.ready) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The runtime of a one-shot command; exit code 2 when it cannot start.
+fn cli_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ExitCode::from(2)
+        })
+}
+
+/// The git mirror cache of a one-shot command (`--cache-dir`, else the default directory).
+fn source_cache(cache_dir: Option<PathBuf>) -> SourceCache {
+    SourceCache::new(CacheConfig {
+        dir: cache_dir.unwrap_or_else(default_cache_dir),
+        ..CacheConfig::default()
+    })
 }
 
 /// `diff`: exit 0 (1 with --exit-code when the app changed), 2 when the input is unusable.
 fn run_diff(args: DiffArgs) -> ExitCode {
     use tooljet_operator::diff_command;
     use tooljet_operator::source::AppLocator;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match cli_runtime() {
         Ok(rt) => rt,
-        Err(error) => {
-            eprintln!("error: cannot start the async runtime: {error}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let locator = match (args.app, args.path) {
         (Some(name), _) => AppLocator::ByName(name),
@@ -80,10 +136,7 @@ fn run_diff(args: DiffArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cache = SourceCache::new(CacheConfig {
-        dir: args.cache_dir.unwrap_or_else(default_cache_dir),
-        ..CacheConfig::default()
-    });
+    let cache = source_cache(args.cache_dir);
     let report = runtime.block_on(diff_command::run(
         &cache, &args.repo, &creds, &locator, &args.from, &args.to,
     ));

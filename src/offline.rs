@@ -27,7 +27,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::condition::READY;
 use crate::api::{
-    AppImport, AppImportStatus, InstanceChoiceError, Reason, ToolJetInstance, Verdict,
+    AppExport, AppImport, AppImportStatus, InstanceChoiceError, Reason, ToolJetInstance, Verdict,
     validate_against_crd,
 };
 use crate::diff::{AppDiff, markdown_text};
@@ -70,6 +70,8 @@ pub enum OfflineError {
 #[derive(Default)]
 pub struct Manifests {
     pub app_imports: Vec<AppImport>,
+    /// For `export -f` (`sync -f` checks them and leaves them alone).
+    pub app_exports: Vec<AppExport>,
     pub instances: Vec<ToolJetInstance>,
     /// Secrets by namespace.
     pub secrets: BTreeMap<String, Secrets>,
@@ -115,6 +117,12 @@ impl Manifests {
                         let app: AppImport = serde_json::from_value(doc).map_err(parse_err)?;
                         validate_against_crd(&app).map_err(invalid)?;
                         m.app_imports.push(app);
+                    }
+                    "AppExport" => {
+                        let export: AppExport = serde_json::from_value(doc).map_err(parse_err)?;
+                        validate_against_crd(&export).map_err(invalid)?;
+                        export.spec.check().map_err(invalid)?;
+                        m.app_exports.push(export);
                     }
                     "ToolJetInstance" => {
                         let instance: ToolJetInstance =

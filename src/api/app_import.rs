@@ -124,13 +124,18 @@ impl AppImportSpec {
 
     /// `spec.interval` as a duration; refuses anything the CRD would refuse (bad syntax, under 10s).
     pub fn interval_duration(&self) -> Result<Duration, ApiError> {
-        let d = parse_go_duration(&self.interval).map_err(|reason| ApiError::InvalidInterval {
-            value: self.interval.clone(),
+        Self::parse_interval(&self.interval)
+    }
+
+    /// An `interval` field as a duration (the CRD's rule: Go syntax, at least 10s).
+    pub(crate) fn parse_interval(interval: &str) -> Result<Duration, ApiError> {
+        let d = parse_go_duration(interval).map_err(|reason| ApiError::InvalidInterval {
+            value: interval.to_owned(),
             reason,
         })?;
         if d < MIN_INTERVAL {
             return Err(ApiError::InvalidInterval {
-                value: self.interval.clone(),
+                value: interval.to_owned(),
                 reason: "it is shorter than the minimum of 10s".into(),
             });
         }

@@ -3,7 +3,7 @@
 
 use kube::ResourceExt;
 
-use super::{AppImport, Reason, ToolJetInstance, Verdict};
+use super::{AppImport, Environment, InstanceRef, Reason, ToolJetInstance, Verdict};
 
 /// Why no instance could be chosen; each message says what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -76,13 +76,30 @@ pub fn select_instance<'a>(
     instances: impl IntoIterator<Item = &'a ToolJetInstance>,
     default_ns: &str,
 ) -> Result<&'a ToolJetInstance, InstanceChoiceError> {
+    select_instance_for(
+        app.spec.environment,
+        app.spec.instance_ref.as_ref(),
+        app_ns,
+        instances,
+        default_ns,
+    )
+}
+
+/// [`select_instance`] for any object with an environment and an optional `instanceRef`
+/// (an AppExport chooses its instance by the same rules).
+pub fn select_instance_for<'a>(
+    env: Environment,
+    instance_ref: Option<&InstanceRef>,
+    app_ns: &str,
+    instances: impl IntoIterator<Item = &'a ToolJetInstance>,
+    default_ns: &str,
+) -> Result<&'a ToolJetInstance, InstanceChoiceError> {
     let ns_of = |i: &ToolJetInstance| {
         i.namespace()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| default_ns.to_owned())
     };
-    let env = app.spec.environment;
-    if let Some(r) = &app.spec.instance_ref {
+    if let Some(r) = instance_ref {
         let target_ns = r.namespace.as_deref().unwrap_or(app_ns);
         let inst = instances
             .into_iter()

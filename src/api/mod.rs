@@ -1,6 +1,7 @@
-//! The user-facing API: the `ToolJetInstance` and `AppImport` custom resources
+//! The user-facing API: the `ToolJetInstance`, `AppImport` and `AppExport` custom resources
 //! (group `gitops.tooljet.dev`, version `v1alpha1`), their validation rules, and the CRD YAML.
 
+mod app_export;
 mod app_import;
 mod instance;
 mod instance_config;
@@ -10,6 +11,10 @@ mod shared;
 mod validation_tests;
 mod verdict;
 
+pub use app_export::{
+    AppExport, AppExportSpec, AppExportStatus, AppName, ExportAuthor, ExportCommit,
+    ExportDestination, ExportLayout, ExportedAppStatus,
+};
 pub use app_import::{
     AppImport, AppImportSpec, AppImportStatus, AppLocation, AppStatus, CommitInfo,
     DEFAULT_INTERVAL, DataSourceAction, DataSourceStatus, DeletionPolicy, GitRef, GitSource,
@@ -28,7 +33,7 @@ pub use instance_config::{
     MAX_CONSTANT_VALUE, MAX_CONSTANTS, MAX_DATA_SOURCES, MAX_OPTION_VALUE, MAX_OPTIONS,
     OwnedConstant, ValueFrom, ValueSource,
 };
-pub use matching::{InstanceChoiceError, select_instance};
+pub use matching::{InstanceChoiceError, select_instance, select_instance_for};
 pub use shared::ANNOTATION_PROMOTE_TO_NAMESPACES;
 pub use shared::{
     ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, ANNOTATION_RECONCILE_REQUESTED_AT, Environment,
@@ -93,12 +98,12 @@ pub enum ApiError {
     Yaml(#[from] serde_saphyr::SerializeError),
 }
 
-/// Both CustomResourceDefinitions, ToolJetInstance first.
+/// The CustomResourceDefinitions: ToolJetInstance, AppImport, AppExport.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![ToolJetInstance::crd(), AppImport::crd()]
+    vec![ToolJetInstance::crd(), AppImport::crd(), AppExport::crd()]
 }
 
-/// Both CRDs as multi-document YAML: what `tooljet-operator crds` prints and `crds/` holds.
+/// The CRDs as multi-document YAML: what `tooljet-operator crds` prints and `crds/` holds.
 pub fn crds_yaml() -> Result<String, ApiError> {
     let mut out = String::new();
     for crd in crds() {

@@ -750,3 +750,100 @@ fn lists_are_bounded() {
         "/spec/dataSources/0/options",
     );
 }
+
+fn app_export() -> Value {
+    json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1",
+        "kind": "AppExport",
+        "metadata": {"name": "dev-export", "namespace": "team-a"},
+        "spec": {
+            "environment": "development",
+            "apps": ["Sales Dashboard"],
+            "destination": {
+                "url": "https://github.com/acme/tooljet-apps.git",
+                "branch": "tooljet/development",
+                "secretRef": {"name": "git-push-creds"},
+                "layout": "GitSync"
+            },
+            "author": {"name": "ToolJet export", "email": "tooljet@acme.io"},
+            "interval": "5m"
+        }
+    })
+}
+
+#[test]
+fn app_export_rules() {
+    let schema = openapi_schema::<AppExport>();
+    let ok = app_export();
+    assert_accepted(&schema, &ok);
+    let spec: AppExportSpec = serde_json::from_value(ok["spec"].clone()).expect("spec");
+    assert!(spec.check().is_ok());
+    assert_eq!(spec.destination.layout, ExportLayout::GitSync);
+
+    // Bundle into a folder: fine. GitSync with a folder: refused.
+    let bundle = with(ok.clone(), "/spec/destination/layout", json!("Bundle"));
+    let bundle = with(bundle, "/spec/destination/path", json!("exports"));
+    assert_accepted(&schema, &bundle);
+    let git_sync_path = with(ok.clone(), "/spec/destination/path", json!("exports"));
+    assert_cel_rejects(
+        &schema,
+        &git_sync_path,
+        "destination.path applies to layout Bundle only: layout GitSync writes .meta/meta.json and <app>/<version>.json at the repository root, where ToolJet and AppImports read them",
+    );
+    let spec: AppExportSpec = serde_json::from_value(git_sync_path["spec"].clone()).expect("spec");
+    assert!(spec.check().is_err());
+
+    for bad in ["has space", "a..b", "x.lock", "-x", "a:b", "end/", "/start"] {
+        let obj = with(ok.clone(), "/spec/destination/branch", json!(bad));
+        let cel = cel_messages(&schema, &obj);
+        assert!(
+            cel.iter()
+                .any(|m| m.starts_with("destination.branch is not a branch name")),
+            "{bad:?}: {cel:?}"
+        );
+        let spec: AppExportSpec = serde_json::from_value(obj["spec"].clone()).expect("spec");
+        assert!(spec.check().is_err(), "{bad:?} passes check()");
+    }
+    for path in ["../up", "/abs", "a/../../b"] {
+        let obj = with(bundle.clone(), "/spec/destination/path", json!(path));
+        assert_cel_rejects(
+            &schema,
+            &obj,
+            "destination.path must be relative to the repository root and must not contain `..`",
+        );
+        let spec: AppExportSpec = serde_json::from_value(obj["spec"].clone()).expect("spec");
+        assert!(spec.check().is_err(), "{path:?} passes check()");
+    }
+    assert_cel_rejects(
+        &schema,
+        &with(ok.clone(), "/spec/apps", json!(["A", "A"])),
+        "apps must not list an app twice",
+    );
+    assert_cel_rejects(
+        &schema,
+        &with(ok.clone(), "/spec/interval", json!("5s")),
+        "interval must be a duration of at least 10s, such as 30s, 5m or 1h30m",
+    );
+    assert_cel_rejects(
+        &schema,
+        &with(ok.clone(), "/spec/destination/url", json!("ftp://x/y")),
+        "destination.url must be an https://, ssh://, git:// or file:// URL, or scp-like user@host:path (for example git@github.com:acme/apps.git)",
+    );
+    assert_cel_rejects(
+        &schema,
+        &with(ok.clone(), "/spec/author/email", json!("nobody")),
+        "author.email must be an email address",
+    );
+    assert_openapi_rejects(
+        &schema,
+        &with(ok.clone(), "/spec/destination/layout", json!("Split")),
+        "/spec/destination/layout",
+    );
+    assert_openapi_rejects(
+        &schema,
+        &with(ok.clone(), "/spec/apps", json!([""])),
+        "/spec/apps/0",
+    );
+    // Every app of the workspace: apps left out.
+    assert_accepted(&schema, &with(ok, "/spec/apps", Value::Null));
+}

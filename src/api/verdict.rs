@@ -87,9 +87,13 @@ reasons! {
     DriftCorrected => Ready, "The app had been edited in ToolJet (editable: false); the git version was restored.";
     Adopted => Ready, "adoptExisting: an app of that name that the operator had not imported was taken over.";
     Renamed => Ready, "Only spec.appName changed: the app was renamed in ToolJet, nothing imported.";
+    InSyncWithToolJet => Ready, "Editable app: the new commit holds the app as ToolJet has it now (its edits, exported to git); recorded as applied, nothing written.";
     // A ToolJetInstance the operator can log in to.
     Connected => Ready, "ToolJetInstance: the operator logged in to ToolJet.";
     Configured => Ready, "ToolJetInstance: the constants and data-source options of the spec are written (ConfigApplied=True); a failed connection test shows in DataSourcesHealthy.";
+
+    // An AppExport that reached its goal (UpToDate when the branch already held every app).
+    Exported => Ready, "AppExport: the apps that changed in ToolJet were committed and pushed to the destination branch.";
 
     // Failures that retrying may fix.
     GitUnavailable => Retrying, "The git server did not answer in time or refused the connection; retried with backoff.";
@@ -100,6 +104,7 @@ reasons! {
     ImportIncomplete => Retrying, "The imported app did not come out as its bundle says; nothing was swapped, and it is imported again.";
     CacheNotSynced => Retrying, "The operator's watch of ToolJetInstances or Secrets has not listed them yet (check its RBAC); retried.";
     WaitingForInstanceConfig => Retrying, "AppImport: the first import waits until its ToolJetInstance has applied its constants and data sources (ConfigApplied=True); re-enqueued when the instance changes.";
+    GitPushConflict => Retrying, "AppExport: the destination branch kept moving while the export was re-applied on its new head; never forced, retried with backoff.";
     Unreachable => Retrying, "ToolJetInstance: ToolJet did not answer; check spec.url and that ToolJet runs. Rechecked every minute.";
 
     // Failures that need a change by the user.
@@ -133,6 +138,12 @@ reasons! {
     SecretConstantUnsupported => Stalled, "type: Secret constants need ToolJet 3.x; on 2.x put the value in an encrypted data-source option instead.";
     DataSourceAmbiguous => Stalled, "Several workspace data sources have the name of a spec.dataSources entry; rename one in ToolJet.";
     DataSourceKindMismatch => Stalled, "The workspace data source of that name is of another kind than spec.dataSources[].kind.";
+    // Exports to git (AppExport, `export -f`).
+    GitPushDenied => Stalled, "AppExport: the git server refused the push for these credentials (no write access); give them write access to the repository.";
+    GitPushRejected => Stalled, "AppExport: the git server rejected the push (branch protection or a hook); nothing was forced; allow the push or choose another branch.";
+    ConflictsWithAppImport => Stalled, "AppExport: a non-editable AppImport imports that app into this instance and restores git's version; export only apps that are editable there.";
+    InvalidAppName => Stalled, "AppExport: an app's or version's name in ToolJet cannot be a file name in the repository; rename it in ToolJet.";
+    InvalidRepository => Stalled, "AppExport: a file the export must update on the branch (meta.json) is unreadable; fix or remove it.";
     // Promotion (source.ref.fromAppImport).
     PromotionNotAllowed => Stalled, "fromAppImport names an AppImport in another namespace whose gitops.tooljet.dev/promote-to-namespaces annotation does not list this namespace.";
     PromotionCycle => Stalled, "The fromAppImport chain loops back to an AppImport already in it; point one of them at a branch, tag or commit.";

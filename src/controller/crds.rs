@@ -1,4 +1,4 @@
-//! `--install-crds`: server-side apply of both CRDs at start-up, waiting until they are served.
+//! `--install-crds`: server-side apply of the CRDs at start-up, waiting until they are served.
 
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use super::app_import::FIELD_MANAGER;
 
 const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Server-side applies both CRDs and waits until the API server serves them.
+/// Server-side applies the CRDs and waits until the API server serves them.
 pub async fn install_crds(client: &Client) -> Result<(), ControllerError> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(FIELD_MANAGER).force();

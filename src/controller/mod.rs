@@ -7,6 +7,7 @@
 //! - [`caches`]: the watched objects, and when each cache holds its first full list.
 //! - [`resolve`]: instance matching, tenancy, Secrets and ToolJet clients.
 //! - [`app_import`]: the AppImport reconcile, finalizer, Events and backoff.
+//! - [`app_export`]: the AppExport controller (export to git on an interval).
 //! - [`instance`]: the ToolJetInstance reconcile (login and reachability).
 //! - [`watch`]: which AppImports a change to an instance or Secret, or a webhook push, re-enqueues.
 //! - `crds`: `--install-crds` ([`install_crds`]).
@@ -14,6 +15,7 @@
 //! The HTTP server, metrics, webhooks, leader election and shutdown are process plumbing in
 //! [`crate::process`]; the controllers use its handles, it knows nothing of reconciles.
 
+pub mod app_export;
 pub mod app_import;
 pub mod caches;
 pub mod conditions;
@@ -253,6 +255,7 @@ async fn run_controllers(
     } = parts;
     let namespace = opts.namespace.as_deref();
     let instances = instance_watch(api(&client, namespace), shutdown.clone());
+    let export_shutdown = shutdown.clone();
     let (apps, pushes) = app_watch(
         api(&client, namespace),
         api(&client, namespace),
@@ -284,6 +287,14 @@ async fn run_controllers(
         &secrets,
         &apps.cache,
     );
+    let export_ctx = Arc::new(app_export::ExportContext {
+        client: client.clone(),
+        source: source.clone(),
+        instances: instances.cache.clone(),
+        apps: apps.cache.clone(),
+        secrets: secrets.clone(),
+        recorder: app_ctx.recorder.clone(),
+    });
     let instance_ctx = Arc::new(instance::InstanceContext {
         client: client.clone(),
         secrets: secrets.clone(),
@@ -304,9 +315,10 @@ async fn run_controllers(
         caches.map(CacheSynced::clone),
         readiness,
     )));
-    let controllers = futures::future::join(
+    let controllers = futures::future::join3(
         run_app_controller(apps.controller, app_ctx),
         run_instance_controller(instances.controller, instance_ctx, metrics),
+        app_export::run(export_ctx, namespace, export_shutdown),
     );
     // The Secret watch never ends by itself: it runs for as long as the controllers do.
     tokio::select! {

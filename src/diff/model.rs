@@ -18,8 +18,8 @@
 //!   noise. Data-source options are not part of the app: they are workspace configuration per
 //!   environment (and secrets), which an import binds by name + kind.
 //! - Not compared: `tooljet_version` (which ToolJet exported it), `appEnvironments`,
-//!   `dataSourceOptions`, `schemaDetails`, `tooljet_database`, the app's own id and slug when the
-//!   slug is the id.
+//!   `dataSourceOptions`, `schemaDetails`, `tooljet_database`, the app's own id, and the slug
+//!   when it is an id (ToolJet's default slug is the id at creation, kept by an update swap).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -503,8 +503,11 @@ fn settings_into(
         .settings
         .entry("type".into())
         .or_insert_with(|| Value::String("front-end".into()));
+    // ToolJet's default slug is the app's id at creation; an update swap keeps it on the new
+    // app, so a slug that is any id is one an import regenerates elsewhere, not a setting.
     if let Some(slug) = text(app, &["slug"])
         && Some(slug) != text(app, &["id"])
+        && !is_uuid(slug.as_bytes())
     {
         model
             .settings

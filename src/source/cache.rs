@@ -14,6 +14,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::credentials::Credentials;
 use super::error::{Result, SourceError};
 use super::layout::{self, AppLocator, AppSource, CommitInfo, MAX_BUNDLE_BYTES, git_err};
+use super::push::{self, PushOutcome, PushRequest};
 use super::remote::{RemoteCtx, display_url};
 
 /// Local work (opening, verifying, reading a bundle) allowed on top of the network timeout
@@ -143,15 +144,33 @@ struct MirrorState {
 }
 
 /// Everything a blocking operation on one mirror needs, lock included.
-struct Job {
+pub(super) struct Job {
     mirror: Arc<Mirror>,
     state: OwnedMutexGuard<MirrorState>,
-    url: String,
+    pub(super) url: String,
     creds: Credentials,
     deadline: Instant,
     timeout: Duration,
-    limit: u64,
+    pub(super) limit: u64,
     observer: Option<Arc<dyn SourceObserver>>,
+}
+
+impl Job {
+    /// The remote ref listing of `refname` is out of date (this process moved the ref).
+    pub(super) fn forget_check(&mut self, refname: &str) {
+        self.state.checks.remove(refname);
+    }
+
+    /// Lists the remote's refs (counted as a ref check).
+    pub(super) fn list_refs(&self, repo: &Repository) -> Result<Vec<(String, Oid)>> {
+        let started = Instant::now();
+        bump(self, |s| s.checks += 1);
+        let refs = remote(self).list_refs(repo);
+        if let Some(o) = &self.observer {
+            o.ref_checked(started.elapsed());
+        }
+        refs
+    }
 }
 
 impl SourceCache {
@@ -282,6 +301,22 @@ impl SourceCache {
                 prints.push(layout::fingerprint(repo, &commit, &locator, job.limit)?);
             }
             Ok(prints[0] != prints[1])
+        })
+        .await
+    }
+
+    /// Commits on top of `request.branch` (or, when the branch does not exist, of the default
+    /// branch) and pushes without force; see [`super::push`]. `request.planner` runs on the
+    /// fetched head of each attempt.
+    pub async fn commit_and_push(
+        &self,
+        url: &str,
+        creds: &Credentials,
+        request: PushRequest,
+    ) -> Result<PushOutcome> {
+        let request = Arc::new(request);
+        self.with_mirror(url, creds, "push", move |job, repo| {
+            push::commit_and_push(job, repo, &request)
         })
         .await
     }
@@ -587,7 +622,7 @@ fn bump(job: &Job, f: impl FnOnce(&mut MirrorStats)) {
     f(&mut job.mirror.stats.lock().unwrap_or_else(|p| p.into_inner()));
 }
 
-fn remote<'a>(job: &'a Job) -> RemoteCtx<'a> {
+pub(super) fn remote<'a>(job: &'a Job) -> RemoteCtx<'a> {
     RemoteCtx {
         url: &job.url,
         creds: &job.creds,
@@ -698,7 +733,7 @@ fn ensure_commit(job: &mut Job, repo: &Repository, sha: &str) -> Result<(Oid, bo
     })
 }
 
-fn fetch(job: &mut Job, repo: &Repository, refspecs: &[&str]) -> Result<()> {
+pub(super) fn fetch(job: &mut Job, repo: &Repository, refspecs: &[&str]) -> Result<()> {
     bump(job, |s| s.fetches += 1);
     let started = Instant::now();
     let t = remote(job).fetch(repo, refspecs);

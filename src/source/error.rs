@@ -113,6 +113,32 @@ pub enum SourceError {
     #[error("unsupported layout at {path:?}: {reason}")]
     UnsupportedLayout { path: String, reason: String },
 
+    #[error(
+        "branch name {name:?} is not valid in git (git check-ref-format refuses refs/heads/{name}); use a name without spaces, '..', '~', '^', ':' or a trailing '.lock'"
+    )]
+    InvalidBranch { name: String },
+
+    #[error(
+        "{url} refused the push: the credentials cannot write to the repository ({message}); give the Secret write access (a token with push rights, a deploy key with write access)"
+    )]
+    PushDenied { url: String, message: String },
+
+    #[error("{url} rejected the push to branch {branch:?}: {reason}; nothing was changed there")]
+    PushRejected {
+        url: String,
+        branch: String,
+        reason: String,
+    },
+
+    #[error(
+        "branch {branch:?} of {url} kept moving: {attempts} attempts to commit on top of its newest commit were all overtaken by other pushes; nothing was force-pushed, try again later"
+    )]
+    PushConflict {
+        url: String,
+        branch: String,
+        attempts: u32,
+    },
+
     #[error("internal error in the git source: {0}")]
     Internal(String),
 }

@@ -15,7 +15,7 @@ use super::error::{Result, SourceError};
 pub const MAX_BUNDLE_BYTES: u64 = 50 * 1024 * 1024;
 
 const META_PATH: &str = ".meta/meta.json";
-const MODE_TREE: i32 = 0o040000;
+pub(crate) const MODE_TREE: i32 = 0o040000;
 const MODE_LINK: i32 = 0o120000;
 const MODE_SUBMODULE: i32 = 0o160000;
 
@@ -287,7 +287,7 @@ fn split_layout(path: &str) -> SourceError {
 }
 
 /// Splits a repository-relative path into components, refusing anything that could leave it.
-fn clean(path: &str) -> Result<Vec<&str>> {
+pub(crate) fn clean(path: &str) -> Result<Vec<&str>> {
     let escape = |reason: &str| SourceError::PathEscapesRepo {
         path: path.to_string(),
         reason: reason.to_string(),
@@ -312,7 +312,7 @@ fn clean(path: &str) -> Result<Vec<&str>> {
 }
 
 /// Walks `path` through trees, never following a symbolic link or entering a submodule.
-fn lookup<'r>(
+pub(crate) fn lookup<'r>(
     repo: &'r Repository,
     root: &Tree<'r>,
     path: &str,
@@ -352,7 +352,7 @@ fn lookup<'r>(
 }
 
 /// Reads a blob after checking its size in the object header (a huge blob is never loaded).
-fn read_blob(repo: &Repository, oid: Oid, path: &str, limit: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_blob(repo: &Repository, oid: Oid, path: &str, limit: u64) -> Result<Vec<u8>> {
     let odb = repo.odb().map_err(|e| git_err(repo, e))?;
     let (size, _) = odb.read_header(oid).map_err(|e| git_err(repo, e))?;
     if size as u64 > limit {

@@ -33,12 +33,16 @@
 //!   `version_name` the editing version's name (else the file stem).
 //! - A pinned commit is fetched by sha first (servers with `uploadpack.allowAnySHA1InWant` or
 //!   `allowReachableSHA1InWant`), then by fetching all branches and tags, then `CommitNotFound`.
+//!
+//! Writing (AppExport): [`SourceCache::commit_and_push`] builds a commit on the mirror without a
+//! checkout and pushes it without force, retrying on a branch that moved (see `push.rs`).
 
 mod cache;
 mod credentials;
 mod error;
 mod known_hosts;
 mod layout;
+mod push;
 mod remote;
 
 pub use cache::{
@@ -49,4 +53,7 @@ pub use credentials::{Credentials, TOKEN_USERNAME};
 pub use error::{Result, SourceError};
 pub use known_hosts::{HostKeyCheck, KnownHosts};
 pub use layout::{AppLocator, AppSource, CommitInfo, MAX_BUNDLE_BYTES};
+pub use push::{
+    FileChange, HeadTree, Planned, Planner, PushOutcome, PushRequest, check_branch, check_repo_path,
+};
 pub(crate) use remote::display_url;

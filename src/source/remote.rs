@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use git2::{
     AutotagOption, CertificateCheckStatus, Cred, CredentialType, Direction, FetchOptions,
-    RemoteCallbacks, Repository,
+    PushOptions, RemoteCallbacks, Repository,
 };
 
 use super::credentials::Credentials;
@@ -77,6 +77,68 @@ impl RemoteCtx<'_> {
             objects: stats.received_objects() as u64,
             bytes: stats.received_bytes() as u64,
         })
+    }
+
+    /// Pushes `refspec` (never forced: the caller passes no '+'). The server's per-ref verdict
+    /// is read from the status callback: a ref it refused is [`PushVerdict::Rejected`], never
+    /// success. libgit2's own fast-forward check (the remote ref holds a commit that the local
+    /// one does not descend from) is [`PushVerdict::Stale`].
+    pub fn push(&self, repo: &Repository, refspec: &str) -> Result<PushVerdict> {
+        debug_assert!(!refspec.starts_with('+'), "never a force push");
+        let state = Rc::new(CallbackState::default());
+        let mut remote = repo
+            .remote_anonymous(self.url)
+            .map_err(|e| self.map_error(e, &state, "push"))?;
+        let mut cb = self.callbacks(&state);
+        let refused: Rc<RefCell<Option<String>>> = Rc::default();
+        let seen = refused.clone();
+        cb.push_update_reference(move |refname, status| {
+            if let Some(msg) = status {
+                *seen.borrow_mut() = Some(format!("{refname}: {msg}"));
+            }
+            Ok(())
+        });
+        let mut opts = PushOptions::new();
+        opts.remote_callbacks(cb);
+        match remote.push(&[refspec], Some(&mut opts)) {
+            Ok(()) => {}
+            Err(e) if e.code() == git2::ErrorCode::NotFastForward => {
+                return Ok(PushVerdict::Stale(e.message().to_string()));
+            }
+            Err(e) => return Err(self.map_push_error(e, &state)),
+        }
+        let verdict = refused.borrow_mut().take();
+        Ok(match verdict {
+            None => PushVerdict::Accepted,
+            Some(msg) if is_stale_rejection(&msg) => PushVerdict::Stale(msg),
+            Some(msg) => PushVerdict::Rejected(self.creds.redact(&msg)),
+        })
+    }
+
+    /// A push error: refusals of write access get their own error, the rest as for fetches.
+    fn map_push_error(&self, e: git2::Error, state: &CallbackState) -> SourceError {
+        let lower = e.message().to_ascii_lowercase();
+        let denied = [
+            "403",
+            "access denied",
+            "service not enabled",
+            "not enabled",
+            "permission",
+            "read-only",
+            "read only",
+            "not allowed",
+            "forbidden",
+        ];
+        if state.host_key.borrow().is_none()
+            && !state.timed_out.get()
+            && denied.iter().any(|d| lower.contains(d))
+        {
+            return SourceError::PushDenied {
+                url: display_url(self.url),
+                message: self.creds.redact(e.message()),
+            };
+        }
+        self.map_error(e, state, "push")
     }
 
     fn callbacks(&self, state: &Rc<CallbackState>) -> RemoteCallbacks<'static> {
@@ -213,6 +275,32 @@ impl RemoteCtx<'_> {
         }
         SourceError::RemoteUnavailable { url, message }
     }
+}
+
+/// The server's answer to a push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PushVerdict {
+    Accepted,
+    /// The branch moved since it was read (non-fast-forward, stale or locked ref): fetch and
+    /// build the commit again.
+    Stale(String),
+    /// Refused for another reason (a hook, branch protection): retrying cannot help.
+    Rejected(String),
+}
+
+/// Whether a per-ref refusal means "the branch moved under you".
+fn is_stale_rejection(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "non-fast-forward",
+        "fetch first",
+        "stale",
+        "cannot lock",
+        "failed to lock",
+        "failed to update ref",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
 }
 
 /// Host and port of an SSH URL (`ssh://user@host:port/path` or `user@host:path`).

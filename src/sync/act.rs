@@ -1,12 +1,15 @@
 //! Act: carry out the decision and say how it went (the verdict of a run that reached its goal).
 
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
 use super::changes::change_summary;
 use super::convert::app_status;
 use super::engine::{Mode, Run, pending_summary};
 use super::error::SyncError;
 use super::observe::Observation;
 use super::plan::{Decision, ObservedApp, Refusal, ReplaceReason, backfill_fingerprint};
-use crate::api::{ChangesStatus, CommitInfo, Drift, Reason, Verdict};
+use crate::api::{ChangesStatus, CommitInfo, Drift, HistoryEntry, Reason, Verdict};
 
 impl Run<'_, '_> {
     /// Carries out the decision (writes in [`Mode::Apply`], records the steps in both modes) and
@@ -62,12 +65,53 @@ impl Run<'_, '_> {
                 name: holder.name,
                 id: holder.id,
             }),
-            Decision::Refuse(Refusal::LocalChanges { app }) => Err(SyncError::LocalChanges {
-                name: app.name,
-                applied: seen.applied.unwrap_or_default(),
-                target: seen.target.sha,
-            }),
+            Decision::Refuse(Refusal::LocalChanges { app }) => {
+                // The new commit may be ToolJet's own edits pushed to git (an AppExport of this
+                // app, or ToolJet's Git Sync): git and ToolJet then agree, so the commit is
+                // recorded as applied and nothing is written. Without this an AppExport and an
+                // editable AppImport of one app on one branch would stop at LocalChanges.
+                if let Some(hash) = self.target_is_live(&seen, &app).await {
+                    return Ok(self.record_live_commit(&app, &seen.target.sha, hash, &short));
+                }
+                Err(SyncError::LocalChanges {
+                    name: app.name,
+                    applied: seen.applied.unwrap_or_default(),
+                    target: seen.target.sha,
+                })
+            }
         }
+    }
+
+    /// Records `sha`, whose app is the one ToolJet holds now, as applied (nothing is written to
+    /// ToolJet).
+    fn record_live_commit(
+        &mut self,
+        app: &ObservedApp,
+        sha: &str,
+        content_hash: String,
+        short: &str,
+    ) -> Verdict {
+        if self.mode == Mode::Apply {
+            let commit = match &self.state.latest_commit {
+                Some(latest) if latest.sha == sha => latest.clone(),
+                _ => self.commit_info_for(sha),
+            };
+            self.state.push_history(HistoryEntry {
+                sha: commit.sha.clone(),
+                applied_at: Time(Timestamp::now()),
+            });
+            self.state.last_applied_commit = Some(commit);
+            self.state.last_applied_hash = Some(content_hash);
+            self.state.app = Some(app_status(app));
+        }
+        Verdict::new(
+            Reason::InSyncWithToolJet,
+            format!(
+                "commit {short} holds the edits made in ToolJet to app {:?} (pushed from ToolJet); {} it as applied without writing to ToolJet",
+                app.name,
+                self.verb("recorded", "would record")
+            ),
+        )
     }
 
     /// Replaces the app (a new commit, force-pull, a drift restore or an adoption) and says what

@@ -92,7 +92,8 @@ fn secret_not_found(namespace: Option<&str>, name: &str) -> String {
     }
 }
 
-fn source_reason(e: &SourceError) -> Reason {
+/// The reason of a git failure (shared with exports).
+pub(super) fn source_reason(e: &SourceError) -> Reason {
     match e {
         SourceError::InvalidUrl { .. } | SourceError::InvalidCommitId { .. } => Reason::InvalidSpec,
         SourceError::InvalidCredentials { .. }
@@ -114,11 +115,16 @@ fn source_reason(e: &SourceError) -> Reason {
         | SourceError::PathEscapesRepo { .. }
         | SourceError::SymlinkNotFollowed { .. }
         | SourceError::UnsupportedLayout { .. } => Reason::InvalidBundle,
+        SourceError::InvalidBranch { .. } => Reason::InvalidSpec,
+        SourceError::PushDenied { .. } => Reason::GitPushDenied,
+        SourceError::PushRejected { .. } => Reason::GitPushRejected,
+        SourceError::PushConflict { .. } => Reason::GitPushConflict,
         SourceError::Mirror { .. } | SourceError::Internal(_) => Reason::GitError,
     }
 }
 
-fn tooljet_reason(e: &ToolJetError) -> Reason {
+/// The reason of a ToolJet failure (shared with exports).
+pub(super) fn tooljet_reason(e: &ToolJetError) -> Reason {
     match e {
         ToolJetError::NameTaken { .. } | ToolJetError::SlugTaken { .. } => Reason::NameConflict,
         ToolJetError::BundleNewerThanServer { .. } => Reason::BundleNewerThanServer,

@@ -12,6 +12,7 @@
 //! - [`config_plan`]: what to write for an instance's constants and data-source options (pure).
 //! - [`instance_config`]: applies an instance's constants and data-source options (I/O around
 //!   [`config_plan`]).
+//! - [`export`]: apps from ToolJet back into git (AppExport, `export -f`).
 //! - [`promotion`]: the pure rules of `ref.fromAppImport` (which upstream commit, from when,
 //!   tenancy, cycles).
 //! - [`request`]: an AppImport, its instance and Secrets to a ToolJet client and a [`SyncRequest`]
@@ -26,6 +27,7 @@ mod convert;
 mod datasources;
 pub mod engine;
 mod error;
+pub mod export;
 mod import;
 pub mod instance_config;
 pub mod names;

@@ -192,6 +192,32 @@ impl Run<'_, '_> {
         Ok(app)
     }
 
+    /// When the app at the target commit is the app ToolJet holds now (by
+    /// [`crate::diff::same_app`]: ids and timestamps an export regenerates do not count), the
+    /// bundle's content hash. Any doubt (unreadable bundle, failed export) is `None`: the caller
+    /// keeps refusing.
+    pub(super) async fn target_is_live(
+        &mut self,
+        seen: &Observation,
+        app: &ObservedApp,
+    ) -> Option<String> {
+        let bundle = self
+            .read_app(&seen.source, &seen.locator, &seen.target.sha)
+            .await
+            .ok()?;
+        let live = match self.tj.export_app(&app.id, None).await {
+            Ok(live) => live,
+            Err(e) => {
+                debug!(error = %e, "could not export the app to compare it with the new commit");
+                return None;
+            }
+        };
+        crate::diff::same_app(&bundle.bundle, &live)
+            .ok()
+            .filter(|same| *same)
+            .map(|_| bundle.content_hash.clone())
+    }
+
     /// The owned app as ToolJet shows it now; `(None, true)` when ToolJet no longer has it.
     pub(super) async fn observe_owned(&self) -> Result<(Option<ObservedApp>, bool), SyncError> {
         let Some(app) = &self.state.app else {

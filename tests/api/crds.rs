@@ -38,7 +38,7 @@ fn crds_command_prints_the_generated_crds() {
 }
 
 #[test]
-fn crds_yaml_reads_back_as_two_crds() {
+fn crds_yaml_reads_back_as_three_crds() {
     let yaml = crds_yaml().expect("CRDs serialize");
     let crds: Vec<CustomResourceDefinition> =
         serde_saphyr::from_multiple(&yaml).expect("CRD YAML parses");
@@ -50,7 +50,8 @@ fn crds_yaml_reads_back_as_two_crds() {
         names,
         [
             "tooljetinstances.gitops.tooljet.dev",
-            "appimports.gitops.tooljet.dev"
+            "appimports.gitops.tooljet.dev",
+            "appexports.gitops.tooljet.dev"
         ]
     );
     for crd in &crds {
@@ -74,7 +75,14 @@ fn crds_yaml_reads_back_as_two_crds() {
         .iter()
         .map(|c| c.spec.names.short_names.clone().unwrap_or_default())
         .collect();
-    assert_eq!(short, [vec!["tji".to_string()], vec!["tjapp".to_string()]]);
+    assert_eq!(
+        short,
+        [
+            vec!["tji".to_string()],
+            vec!["tjapp".to_string()],
+            vec!["tjexport".to_string()]
+        ]
+    );
     let columns = |i: usize| -> Vec<String> {
         crds[i].spec.versions[0]
             .additional_printer_columns
@@ -90,6 +98,10 @@ fn crds_yaml_reads_back_as_two_crds() {
     assert_eq!(
         columns(1),
         ["Environment", "App", "Commit", "Ready", "Editable", "Age"]
+    );
+    assert_eq!(
+        columns(2),
+        ["Environment", "Branch", "Commit", "Ready", "Age"]
     );
 }
 

@@ -2,5 +2,6 @@
 //! `cargo test --test cli`.
 
 mod diff;
+mod export;
 mod plan;
 mod sync;

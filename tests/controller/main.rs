@@ -2,6 +2,7 @@
 //! mocks and the in-process API server; the monitoring objects. `cargo test --test controller`.
 
 mod changes;
+mod export;
 mod mock;
 mod monitoring;
 mod observe;

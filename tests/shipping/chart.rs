@@ -273,7 +273,9 @@ fn operator_verbs() -> Verbs {
     expect(&[
         ("gitops.tooljet.dev/appimports", FULL),
         ("gitops.tooljet.dev/tooljetinstances", FULL),
+        ("gitops.tooljet.dev/appexports", &["get", "list", "watch"]),
         ("gitops.tooljet.dev/appimports/status", STATUS),
+        ("gitops.tooljet.dev/appexports/status", STATUS),
         ("gitops.tooljet.dev/tooljetinstances/status", STATUS),
         ("gitops.tooljet.dev/appimports/finalizers", &["update"]),
         (
@@ -514,7 +516,7 @@ fn chart_without_watch_namespace_uses_a_cluster_role() {
         "{args:?}"
     );
 
-    // --install-crds: the only cluster-wide extra is on the two CRDs.
+    // --install-crds: the only cluster-wide extra is on the CRDs.
     let docs = template(&helm, "tjo", "ops", &[], &["installCRDs=true"]).expect("renders");
     let origin = "helm template --set installCRDs=true";
     let roles = rbac(&docs, "tjo-tooljet-operator", "ops", origin);
@@ -751,7 +753,7 @@ fn kustomize_overlays_render_and_validate() {
         assert_eq!(one(&docs, "Namespace", &origin)["metadata"]["name"], ns);
         assert_eq!(
             of_kind(&docs, "CustomResourceDefinition").len(),
-            2,
+            3,
             "{origin}"
         );
 

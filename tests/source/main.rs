@@ -6,4 +6,5 @@ mod common;
 
 mod cache;
 mod layout;
+mod push;
 mod transports;

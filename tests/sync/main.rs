@@ -4,6 +4,7 @@
 mod corpus;
 mod diff_roundtrip;
 mod engine;
+mod export;
 mod faults;
 mod instance_config;
 mod properties;

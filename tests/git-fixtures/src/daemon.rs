@@ -12,10 +12,22 @@ pub struct GitDaemon {
 impl GitDaemon {
     /// Serves the repositories under `base_dir` (e.g. [`TestRepo::base_dir`](crate::TestRepo::base_dir)).
     pub fn start(base_dir: &Path) -> GitDaemon {
+        Self::start_inner(base_dir, false)
+    }
+
+    /// Like [`GitDaemon::start`], also accepting pushes (`--enable=receive-pack`).
+    pub fn start_writable(base_dir: &Path) -> GitDaemon {
+        Self::start_inner(base_dir, true)
+    }
+
+    fn start_inner(base_dir: &Path, writable: bool) -> GitDaemon {
         let (child, port) = spawn_listening("git daemon", |port| {
             // The dashed program itself: `git daemon` would leave it running when killed.
-            Command::new(git_exec_path().join("git-daemon"))
-                .arg("--reuseaddr")
+            let mut cmd = Command::new(git_exec_path().join("git-daemon"));
+            if writable {
+                cmd.arg("--enable=receive-pack");
+            }
+            cmd.arg("--reuseaddr")
                 .arg("--listen=127.0.0.1")
                 .arg(format!("--port={port}"))
                 .arg(format!("--base-path={}", base_dir.display()))

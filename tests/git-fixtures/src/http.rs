@@ -34,28 +34,43 @@ struct Shared {
     backend: PathBuf,
     /// Expected `Authorization` header value, when auth is demanded.
     expected_auth: Option<String>,
+    /// Pushes are refused with 403, as a host does for credentials without write access.
+    read_only: bool,
     counters: Arc<Counters>,
 }
 
 impl HttpGitServer {
     /// Serves the repositories under `root` without authentication.
     pub fn start(root: &Path) -> HttpGitServer {
-        Self::start_inner(root, None)
+        Self::start_inner(root, None, false)
+    }
+
+    /// Serves the repositories under `root` with basic auth; these credentials may read but
+    /// not push (receive-pack answers 403).
+    pub fn start_read_only_with_basic_auth(
+        root: &Path,
+        username: &str,
+        password: &str,
+    ) -> HttpGitServer {
+        let token =
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+        Self::start_inner(root, Some(format!("Basic {token}")), true)
     }
 
     /// Serves the repositories under `root`, demanding HTTP basic auth with these credentials.
     pub fn start_with_basic_auth(root: &Path, username: &str, password: &str) -> HttpGitServer {
         let token =
             base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
-        Self::start_inner(root, Some(format!("Basic {token}")))
+        Self::start_inner(root, Some(format!("Basic {token}")), false)
     }
 
-    fn start_inner(root: &Path, expected_auth: Option<String>) -> HttpGitServer {
+    fn start_inner(root: &Path, expected_auth: Option<String>, read_only: bool) -> HttpGitServer {
         let counters = Arc::new(Counters::default());
         let shared = Arc::new(Shared {
             root: root.to_path_buf(),
             backend: git_exec_path().join("git-http-backend"),
             expected_auth,
+            read_only,
             counters: counters.clone(),
         });
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -140,6 +155,13 @@ async fn handle(
                 .body(Body::from("authentication required\n"))
                 .unwrap_or_default();
         }
+    }
+    let pushing = uri.path().ends_with("/git-receive-pack")
+        || uri
+            .query()
+            .is_some_and(|q| q.contains("service=git-receive-pack"));
+    if s.read_only && pushing {
+        return error(StatusCode::FORBIDDEN, "write access denied\n");
     }
     if method == Method::POST && uri.path().ends_with("/git-upload-pack") {
         s.counters.upload_pack_posts.fetch_add(1, Ordering::SeqCst);

@@ -151,6 +151,58 @@ impl TestRepo {
         self.head()
     }
 
+    /// Commits a file straight to `branch` of the served repository, as another developer's push
+    /// would (the working repository is not involved, so nothing is force-pushed over what
+    /// others pushed there). Returns the new commit's sha.
+    pub fn push_to_served(
+        &self,
+        branch: &str,
+        path: &str,
+        contents: &str,
+        message: &str,
+    ) -> String {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let clone = tmp.path().join("clone");
+        let served = self.served.to_str().expect("utf8");
+        git(
+            tmp.path(),
+            &[
+                "clone",
+                "-q",
+                "-b",
+                branch,
+                served,
+                clone.to_str().expect("utf8"),
+            ],
+            &[],
+        );
+        let file = clone.join(path);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&file, contents).expect("write");
+        let who = Author::default();
+        let envs = [
+            ("GIT_AUTHOR_NAME", who.name.clone()),
+            ("GIT_AUTHOR_EMAIL", who.email.clone()),
+            ("GIT_COMMITTER_NAME", who.name.clone()),
+            ("GIT_COMMITTER_EMAIL", who.email.clone()),
+        ];
+        git(&clone, &["add", "-A"], &[]);
+        git(&clone, &["commit", "-q", "-m", message], &envs);
+        git(
+            &clone,
+            &["push", "-q", "origin", &format!("HEAD:refs/heads/{branch}")],
+            &[],
+        );
+        git(&clone, &["rev-parse", "HEAD"], &[])
+    }
+
+    /// Runs git in the served (bare) repository and returns its output (`log`, `show`, ...).
+    pub fn served_git(&self, args: &[&str]) -> String {
+        git(&self.served, args, &[])
+    }
+
     /// The sha of HEAD in the working repository.
     pub fn head(&self) -> String {
         git(&self.work, &["rev-parse", "HEAD"], &[])

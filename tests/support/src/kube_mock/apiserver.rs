@@ -186,8 +186,9 @@ fn answer(state: &Mutex<State>, method: Method, uri: Uri, body: Bytes) -> Respon
 
 /// Whether `path` names a collection of a kind the operator lists.
 fn is_collection(path: &str) -> bool {
-    const KINDS: [&str; 5] = [
+    const KINDS: [&str; 6] = [
         "appimports",
+        "appexports",
         "tooljetinstances",
         "secrets",
         "leases",

@@ -1,0 +1,188 @@
+//! The AppExport controller wired into `run`: against the in-process API server (AppExport,
+//! ToolJetInstance and Secret from fixed objects), the ToolJet stand-in and a real repository,
+//! a reconcile exports the app, pushes one commit and writes status (Ready, lastCommit, apps);
+//! a non-editable AppImport of the same app makes it refuse with ConflictsWithAppImport.
+
+use test_support::kube_mock::apiserver::ApiServer;
+
+use std::time::Duration;
+
+use git_fixtures::TestRepo;
+use git_fixtures::tooljet::BASE64;
+use serde_json::{Value, json};
+use tooljet_operator::controller::{RunOptions, ServeOptions, run_until};
+use tooljet_standin::{Flavour, StandIn};
+
+const NS: &str = "team";
+const API_KEY: &str = "controller-export-key";
+const STATUS: &str = "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/appexports/dev/status";
+const BRANCH: &str = "tooljet/development";
+
+fn objects(standin: &StandIn, repo: &TestRepo, extra: Option<Value>) -> Vec<Value> {
+    let mut out = vec![
+        json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "tj", "namespace": NS, "resourceVersion": "3"},
+            "data": {"api-key": base64(API_KEY)}}),
+        json!({"apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "ToolJetInstance",
+            "metadata": {"name": "tj", "namespace": NS, "uid": "u-tj", "generation": 1,
+                         "resourceVersion": "4"},
+            "spec": {"url": standin.base_url(), "environment": "development",
+                     "workspaceId": standin.workspace_id(),
+                     "auth": {"adminApiKey": {"secretRef": {"name": "tj", "key": "api-key"}}}}}),
+        json!({"apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppExport",
+            "metadata": {"name": "dev", "namespace": NS, "uid": "u-dev", "generation": 2,
+                         "resourceVersion": "5"},
+            "spec": {"environment": "development", "apps": [BASE64.0],
+                     "destination": {"url": repo.file_url(), "branch": BRANCH},
+                     "author": {"name": "ToolJet export", "email": "tooljet@example.com"},
+                     "interval": "1h"}}),
+    ];
+    out.extend(extra);
+    out
+}
+
+fn base64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// The last status the controller wrote for the AppExport, once one was written.
+async fn status_written(server: &ApiServer) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = server
+            .seen()
+            .into_iter()
+            .rev()
+            .find(|r| r.method == "PATCH" && r.path == STATUS);
+        if let Some(r) = last {
+            let body: Value = serde_json::from_str(&r.body).expect("status patch is JSON");
+            return Some(body["status"].clone());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn start(
+    server: &ApiServer,
+    cache: &std::path::Path,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), tooljet_operator::controller::ControllerError>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(run_until(
+        server.client(),
+        RunOptions {
+            namespace: Some(NS.into()),
+            concurrency: 1,
+            cache_dir: cache.to_owned(),
+            install_crds: false,
+        },
+        ServeOptions::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (stop, run)
+}
+
+async fn setup() -> (StandIn, TestRepo) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let standin = StandIn::builder()
+        .flavour(Flavour::V3)
+        .admin_api_key(API_KEY)
+        .start()
+        .await
+        .expect("stand-in");
+    let mut config = tooljet_operator::tooljet::ClientConfig::new(
+        standin.base_url(),
+        tooljet_operator::tooljet::Auth::AdminApiKey(API_KEY.into()),
+    );
+    config.workspace_id = Some(standin.workspace_id().to_owned());
+    tooljet_operator::tooljet::ToolJetClient::new(config)
+        .expect("client")
+        .import_bundle(BASE64.1, BASE64.0)
+        .await
+        .expect("seed");
+    let repo = TestRepo::new();
+    repo.write("README.md", "apps");
+    repo.commit("initial");
+    (standin, repo)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_exports_and_reports_status() {
+    let (standin, repo) = setup().await;
+    let server = ApiServer::start(objects(&standin, &repo, None)).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (stop, run) = start(&server, cache.path()).await;
+    let status = status_written(&server).await.expect("status written");
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("stops")
+        .expect("task")
+        .expect("run ok");
+
+    let ready = status["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .expect("Ready")
+        .clone();
+    assert_eq!(ready["status"], "True", "{status}");
+    assert_eq!(ready["reason"], "Exported", "{status}");
+    assert_eq!(status["observedGeneration"], 2);
+    let sha = status["lastCommit"]["sha"].as_str().expect("lastCommit");
+    assert_eq!(repo.served_git(&["rev-parse", BRANCH]), sha);
+    assert_eq!(status["apps"][0]["name"], BASE64.0);
+    assert!(status["apps"][0]["exportedAt"].is_string(), "{status}");
+    assert!(
+        server.seen().iter().any(|r| r.method == "POST"
+            && r.path.ends_with("/events")
+            && r.body.contains("Exported")),
+        "an Exported Event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_editable_app_import_of_the_app_stalls_the_export() {
+    let (standin, repo) = setup().await;
+    let import = json!({"apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppImport",
+        "metadata": {"name": "b64", "namespace": NS, "uid": "u-b64", "generation": 1,
+                     "resourceVersion": "6"},
+        "spec": {"environment": "development", "editable": false,
+                 "source": {"url": "file:///nowhere", "ref": {"branch": "main"}, "app": BASE64.0}}});
+    let server = ApiServer::start(objects(&standin, &repo, Some(import))).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let (stop, run) = start(&server, cache.path()).await;
+    let status = status_written(&server).await.expect("status written");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), run).await;
+
+    let conditions = status["conditions"].as_array().expect("conditions").clone();
+    let ready = conditions
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .expect("Ready");
+    assert_eq!(ready["status"], "False", "{status}");
+    assert_eq!(ready["reason"], "ConflictsWithAppImport", "{status}");
+    assert!(
+        ready["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("team/b64")
+    );
+    assert!(
+        conditions
+            .iter()
+            .any(|c| c["type"] == "Stalled" && c["status"] == "True")
+    );
+    assert!(
+        repo.served_git(&["branch", "--list", BRANCH]).is_empty(),
+        "nothing pushed"
+    );
+}
