@@ -30,7 +30,8 @@ use tooljet_operator::api::condition::reason::{
 };
 use tooljet_operator::api::condition::{DRIFTED, READY, RECONCILING, STALLED, UPDATE_AVAILABLE};
 use tooljet_operator::api::{
-    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, AppImport, AppStatus, FINALIZER, ToolJetInstance,
+    ANNOTATION_APPROVE, ANNOTATION_FORCE_PULL, AppExport, AppImport, AppStatus, FINALIZER,
+    ToolJetInstance,
 };
 use tooljet_operator::controller::{self, app_import::FIELD_MANAGER};
 use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
@@ -1343,5 +1344,82 @@ async fn promotion_from_another_namespace_without_a_grant_is_refused() {
     assert!(note.contains(&elsewhere), "{note}");
     assert!(apps_named_app(h.standin("staging")).is_empty());
     delete_namespace(&h.client, &elsewhere).await;
+    h.finish().await;
+}
+
+/// Issue 18 on a real API server: an AppExport of the development app, edited in ToolJet, pushes
+/// one commit to its branch (Ready=True Exported, `status.lastCommit`, an `Exported` Event); a
+/// second reconcile finds the branch up to date and commits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_export_pushes_the_edited_app_to_its_branch_once() {
+    let Some(h) = Harness::start().await else {
+        return;
+    };
+    let standin = h.standin("development");
+    h.create_app("cards", "development", json!({"editable": true}))
+        .await;
+    let imported = owned_app(&h.wait_ready("cards").await);
+    assert!(standin.edit_query_as_user(&imported.id, None));
+
+    let branch = "tooljet/development";
+    let exports: Api<AppExport> = Api::namespaced(h.client.clone(), &h.ns);
+    let export: AppExport = serde_json::from_value(json!({
+        "apiVersion": "gitops.tooljet.dev/v1alpha1", "kind": "AppExport",
+        "metadata": {"name": "dev-export"},
+        "spec": {"environment": "development", "apps": [APP],
+                 "destination": {"url": h.repo.file_url(), "branch": branch},
+                 "author": {"name": "ToolJet export", "email": "tooljet@example.com"},
+                 "interval": "1h"}
+    }))
+    .expect("AppExport");
+    exports
+        .create(&PostParams::default(), &export)
+        .await
+        .expect("AppExport created");
+    let ready = |reason: &'static str| {
+        let exports = exports.clone();
+        move || {
+            let exports = exports.clone();
+            async move {
+                let e = exports.get("dev-export").await.ok()?;
+                let status = e.status.clone()?;
+                status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == READY && c.status == "True" && c.reason == reason)
+                    .then_some(status)
+            }
+        }
+    };
+    let status = wait_for("AppExport Ready=True Exported", TIMEOUT, ready("Exported")).await;
+    let pushed = status.last_commit.expect("status.lastCommit").sha;
+    assert_eq!(h.repo.served_git(&["rev-parse", branch]), pushed);
+    let message = h.repo.served_git(&["log", "-1", "--format=%B", branch]);
+    assert!(message.contains(APP), "{message}");
+    // The app's own file and its meta.json entry are rewritten in place: no second copy.
+    let changed = h
+        .repo
+        .served_git(&["diff", "--name-only", "master", branch]);
+    assert_eq!(
+        changed.lines().collect::<Vec<_>>(),
+        [".meta/meta.json".to_owned(), format!("{APP}/v1.json")],
+        "{changed}"
+    );
+    h.wait_event_about("AppExport", "dev-export", "Exported")
+        .await;
+
+    // Asked again: the branch already holds the app, nothing is committed.
+    exports
+        .patch(
+            "dev-export",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                tooljet_operator::api::ANNOTATION_RECONCILE_REQUESTED_AT: "again"}}})),
+        )
+        .await
+        .expect("annotated");
+    let again = wait_for("AppExport Ready=True UpToDate", TIMEOUT, ready("UpToDate")).await;
+    assert_eq!(again.last_handled_reconcile_at.as_deref(), Some("again"));
+    assert_eq!(h.repo.served_git(&["rev-parse", branch]), pushed);
     h.finish().await;
 }

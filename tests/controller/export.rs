@@ -3,7 +3,10 @@
 //! a reconcile exports the app, pushes one commit and writes status (Ready, lastCommit, apps);
 //! a non-editable AppImport of the same app makes it refuse with ConflictsWithAppImport.
 
+use test_support::engine;
 use test_support::kube_mock::apiserver::ApiServer;
+use test_support::pipeline::start_standin;
+use test_support::poll::until_some;
 
 use std::time::Duration;
 
@@ -48,22 +51,20 @@ fn base64(text: &str) -> String {
 
 /// The last status the controller wrote for the AppExport, once one was written.
 async fn status_written(server: &ApiServer) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let last = server
-            .seen()
-            .into_iter()
-            .rev()
-            .find(|r| r.method == "PATCH" && r.path == STATUS);
-        if let Some(r) = last {
-            let body: Value = serde_json::from_str(&r.body).expect("status patch is JSON");
-            return Some(body["status"].clone());
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_some(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || async {
+            let last = server
+                .seen()
+                .into_iter()
+                .rev()
+                .find(|r| r.method == "PATCH" && r.path == STATUS)?;
+            let body: Value = serde_json::from_str(&last.body).expect("status patch is JSON");
+            Some(body["status"].clone())
+        },
+    )
+    .await
 }
 
 async fn start(
@@ -91,20 +92,8 @@ async fn start(
 }
 
 async fn setup() -> (StandIn, TestRepo) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let standin = StandIn::builder()
-        .flavour(Flavour::V3)
-        .admin_api_key(API_KEY)
-        .start()
-        .await
-        .expect("stand-in");
-    let mut config = tooljet_operator::tooljet::ClientConfig::new(
-        standin.base_url(),
-        tooljet_operator::tooljet::Auth::AdminApiKey(API_KEY.into()),
-    );
-    config.workspace_id = Some(standin.workspace_id().to_owned());
-    tooljet_operator::tooljet::ToolJetClient::new(config)
-        .expect("client")
+    let standin = start_standin(Flavour::V3, API_KEY).await;
+    engine::client(&standin, Flavour::V3, API_KEY, None)
         .import_bundle(BASE64.1, BASE64.0)
         .await
         .expect("seed");

@@ -387,15 +387,21 @@ impl Harness {
 
     /// Waits for an Event with this reason about the AppImport `name`; returns its note.
     pub async fn wait_event(&self, name: &str, reason: &str) -> String {
+        self.wait_event_about("AppImport", name, reason).await
+    }
+
+    /// Waits for an Event with this reason about the object of `kind` named `name`; returns
+    /// its note.
+    pub async fn wait_event_about(&self, kind: &str, name: &str, reason: &str) -> String {
         let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
         wait_for(
-            &format!("an Event {reason} about AppImport {}/{name}", self.ns),
+            &format!("an Event {reason} about {kind} {}/{name}", self.ns),
             TIMEOUT,
             || async {
                 let list = events.list(&ListParams::default()).await.ok()?;
                 list.items.into_iter().find_map(|e| {
                     let about = e.regarding.as_ref().is_some_and(|r| {
-                        r.kind.as_deref() == Some("AppImport") && r.name.as_deref() == Some(name)
+                        r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name)
                     });
                     (about && e.reason.as_deref() == Some(reason))
                         .then(|| e.note.unwrap_or_default())
