@@ -14,16 +14,15 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::ControllerError;
-use super::app_import::FIELD_MANAGER;
+use super::apply::{apply_status, event_note};
 use super::caches::{Cache, CacheSynced};
 use super::conditions;
 use super::resolve::{CACHE_WAIT, instance_secret_names, not_listed, read_secrets};
@@ -119,7 +118,7 @@ pub async fn reconcile(
         let mut status = previous.clone();
         status.conditions = conditions::suspended(&previous.conditions, generation, now);
         status.observed_generation = generation;
-        patch_status(&api, &obj, &status).await?;
+        apply_status(&api, obj.as_ref(), &status).await?;
         return Ok(Action::await_change());
     }
     let result = export_once(&obj, &ns, &ctx).await;
@@ -128,7 +127,7 @@ pub async fn reconcile(
         Err(e) => *e.clone(),
     };
     let status = status_after(&previous, &obj, result.as_ref().ok(), &report, now);
-    patch_status(&api, &obj, &status).await?;
+    apply_status(&api, obj.as_ref(), &status).await?;
     match &result {
         Ok(outcome) => {
             if let Some(commit) = &outcome.commit {
@@ -263,35 +262,11 @@ pub fn status_after(
     status
 }
 
-async fn patch_status(
-    api: &Api<AppExport>,
-    obj: &AppExport,
-    status: &AppExportStatus,
-) -> Result<(), ControllerError> {
-    let patch = json!({
-        "apiVersion": AppExport::api_version(&()),
-        "kind": AppExport::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map(|_| ())
-    .map_err(ControllerError::Kube)
-}
-
 async fn publish(ctx: &ExportContext, obj: &AppExport, type_: EventType, reason: &str, note: &str) {
-    let mut end = note.len().min(1000);
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
     let event = Event {
         type_,
         reason: reason.to_owned(),
-        note: Some(note[..end].to_owned()),
+        note: Some(event_note(note)),
         action: "Export".into(),
         secondary: None,
     };
@@ -304,6 +279,7 @@ async fn publish(ctx: &ExportContext, obj: &AppExport, type_: EventType, reason:
 mod tests {
     use super::*;
     use crate::sync::export::{ExportError, ExportedApp};
+    use serde_json::json;
 
     fn export_obj() -> AppExport {
         let mut obj: AppExport = serde_json::from_value(json!({

@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::ControllerError;
+use super::apply::{apply_status, event_note};
 use super::caches::Cache;
 use super::conditions;
 use super::resolve::{CACHE_WAIT, ClientCache, not_listed, read_secrets, select_instance};
@@ -48,7 +48,7 @@ use crate::sync::{
 };
 
 /// Field manager of every server-side apply the operator makes.
-pub const FIELD_MANAGER: &str = "tooljet-operator";
+pub use super::apply::FIELD_MANAGER;
 /// Annotation: `"true"` releases the finalizer without touching ToolJet (ToolJet gone for good).
 pub const ANNOTATION_SKIP_CLEANUP: &str = "gitops.tooljet.dev/skip-finalizer-cleanup";
 
@@ -226,7 +226,7 @@ async fn apply(
         );
         status.observed_generation = obj.meta().generation;
         status.last_handled_reconcile_at = requested_at(obj).or(status.last_handled_reconcile_at);
-        patch_status(api, obj, &status).await?;
+        apply_status(api, obj, &status).await?;
         ctx.metrics.set_managed(&key, is_managed(&status));
         ctx.backoff.reset(&key);
         return Ok(Action::await_change());
@@ -457,7 +457,7 @@ impl Checkpoint for StatusCheckpoint<'_> {
     fn save<'a>(&'a self, state: &'a SyncState) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let status = status::with_state(self.previous.clone(), state);
-            patch_status(&self.api, self.obj, &status)
+            apply_status(&self.api, self.obj, &status)
                 .await
                 .map_err(|e| e.to_string())
         })
@@ -481,39 +481,13 @@ async fn write_status(
         requested_at(obj),
         Timestamp::now(),
     );
-    patch_status(api, obj, &status).await
+    apply_status(api, obj, &status).await
 }
 
 fn requested_at(obj: &AppImport) -> Option<String> {
     obj.annotations()
         .get(ANNOTATION_RECONCILE_REQUESTED_AT)
         .cloned()
-}
-
-/// The status as a server-side apply patch: apiVersion, kind and status only (the engine's
-/// state holds references to the app, never its JSON).
-pub fn status_patch(status: &AppImportStatus) -> serde_json::Value {
-    json!({
-        "apiVersion": AppImport::api_version(&()),
-        "kind": AppImport::kind(&()),
-        "status": status,
-    })
-}
-
-async fn patch_status(
-    api: &Api<AppImport>,
-    obj: &AppImport,
-    status: &AppImportStatus,
-) -> Result<(), ControllerError> {
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch_status(
-        &obj.name_any(),
-        &params,
-        &Patch::Apply(status_patch(status)),
-    )
-    .await
-    .map(|_| ())
-    .map_err(ControllerError::Kube)
 }
 
 async fn publish(ctx: &Context, obj: &AppImport, type_: EventType, reason: &str, note: &str) {
@@ -531,14 +505,6 @@ async fn publish(ctx: &Context, obj: &AppImport, type_: EventType, reason: &str,
 }
 
 /// The Events API limits notes to 1kB: cut on a character boundary.
-fn event_note(note: &str) -> String {
-    let mut end = note.len().min(1000);
-    while !note.is_char_boundary(end) {
-        end -= 1;
-    }
-    note[..end].to_owned()
-}
-
 /// Events for what a sync did: Imported / Updated on a new app version, DriftCorrected, and a
 /// Warning with the verdict's reason (LocalChanges, NameConflict, ...) on every failure. Pure:
 /// `had_app` is whether the status named an app before the run, `outcome` the engine's when it ran.
@@ -710,19 +676,13 @@ mod tests {
     }
 
     #[test]
-    fn event_notes_stay_under_one_kilobyte_on_a_char_boundary() {
-        let note = event_note(&"é".repeat(800));
-        assert!(note.len() <= 1000 && note.len() >= 998);
-        assert_eq!(event_note("short"), "short");
-    }
-
-    #[test]
     fn status_patch_carries_type_and_status_only() {
+        use crate::controller::apply::status_patch;
         let status = AppImportStatus {
             last_applied_hash: Some("h".into()),
             ..Default::default()
         };
-        let v = status_patch(&status);
+        let v = status_patch::<AppImport>(&status);
         assert_eq!(v["apiVersion"], "gitops.tooljet.dev/v1alpha1");
         assert_eq!(v["kind"], "AppImport");
         assert_eq!(v["status"]["lastAppliedHash"], "h");

@@ -8,7 +8,7 @@ use kube::{Client, ResourceExt};
 use tracing::info;
 
 use super::ControllerError;
-use super::app_import::FIELD_MANAGER;
+use super::apply::FIELD_MANAGER;
 
 const CRD_ESTABLISH_TIMEOUT: Duration = Duration::from_secs(60);
 

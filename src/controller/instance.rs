@@ -9,14 +9,13 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::{Client, Resource, ResourceExt};
-use serde_json::json;
 use tracing::{info, warn};
 
 use super::ControllerError;
-use super::app_import::FIELD_MANAGER;
+use super::apply::apply_status;
 use super::caches::Cache;
 use super::conditions::condition;
 use super::resolve::{instance_secret_names, read_secrets};
@@ -327,18 +326,7 @@ pub async fn reconcile(
     let status = status_after(&obj, &result, config.as_ref(), Timestamp::now());
     let ready = result.ready() && config.as_ref().is_none_or(|c| c.verdict.ready());
     let api: Api<ToolJetInstance> = Api::namespaced(ctx.client.clone(), &ns);
-    let patch = json!({
-        "apiVersion": ToolJetInstance::api_version(&()),
-        "kind": ToolJetInstance::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(patch),
-    )
-    .await
-    .map_err(ControllerError::Kube)?;
+    apply_status(&api, obj.as_ref(), &status).await?;
     Ok(Action::requeue(if ready {
         RECHECK_READY
     } else {
@@ -360,6 +348,7 @@ pub fn error_policy(
 mod tests {
     use super::*;
     use crate::tooljet::TransientKind;
+    use serde_json::json;
 
     #[test]
     fn failures_map_to_login_unreachable_and_invalid_spec() {

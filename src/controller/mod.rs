@@ -8,6 +8,7 @@
 //! - [`resolve`]: instance matching, tenancy, Secrets and ToolJet clients.
 //! - [`app_import`]: the AppImport reconcile, finalizer, Events and backoff.
 //! - [`app_export`]: the AppExport controller (export to git on an interval).
+//! - `apply`: status by server-side apply and Event notes, for every controller.
 //! - [`instance`]: the ToolJetInstance reconcile (login and reachability).
 //! - [`watch`]: which AppImports a change to an instance or Secret, or a webhook push, re-enqueues.
 //! - `crds`: `--install-crds` ([`install_crds`]).
@@ -17,6 +18,7 @@
 
 pub mod app_export;
 pub mod app_import;
+mod apply;
 pub mod caches;
 pub mod conditions;
 mod crds;
@@ -32,7 +34,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, Stream, StreamExt};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
@@ -259,7 +261,6 @@ async fn run_controllers(
     let (apps, pushes) = app_watch(
         api(&client, namespace),
         api(&client, namespace),
-        api(&client, namespace),
         opts.concurrency,
         shutdown,
     );
@@ -399,17 +400,22 @@ fn instance_watch(api: Api<ToolJetInstance>, shutdown: Shutdown) -> Watched<Tool
 /// The AppImport controller on its own watch (spec, annotations, finalizers, deletion), also
 /// re-enqueued by instance changes (a second watch), Secret changes, verified webhook pushes
 /// (the returned queue), and for promotions by what downstream AppImports read of their upstream
-/// (a third watch, `upstreams`, that sees status changes the first one filters out).
+/// (status changes the controller's own trigger filters out, seen by [`watch::DownstreamNotifier`]
+/// on the same watch, after the store has them).
 fn app_watch(
     apps: Api<AppImport>,
-    upstreams: Api<AppImport>,
     instances: Api<ToolJetInstance>,
     concurrency: u16,
     shutdown: Shutdown,
 ) -> (Watched<AppImport>, mpsc::Sender<ObjectRef<AppImport>>) {
     let synced = CacheSynced::default();
     let (store, writer) = reflector::store();
+    let (pushes, pushed) = mpsc::channel(WEBHOOK_QUEUE);
+    let (requeue, requests) = mpsc::channel(WEBHOOK_QUEUE);
+    let (downstream_queue, downstreams) = mpsc::channel(WEBHOOK_QUEUE);
+    let mut notifier = watch::DownstreamNotifier::new(store.clone(), downstream_queue);
     let changes = reflected(apps, writer, synced.clone())
+        .inspect_ok(move |event| notifier.observe(event))
         .applied_objects()
         .predicate_filter(
             predicates::generation::<AppImport>
@@ -418,25 +424,14 @@ fn app_watch(
                 .combine(being_deleted::<AppImport>),
             PredicateConfig::default(),
         );
-    let (pushes, pushed) = mpsc::channel(WEBHOOK_QUEUE);
-    let (requeue, requests) = mpsc::channel(WEBHOOK_QUEUE);
     let apps_for_instances = store.clone();
-    let apps_for_upstreams = store.clone();
-    // Only what a promotion decision reads changes this: a status write that moves nothing of it
-    // (lastSyncTime, a requeue) re-enqueues no downstream.
-    let upstream_changes = watcher::watcher(upstreams, watcher::Config::default())
-        .default_backoff()
-        .applied_objects()
-        .predicate_filter(watch::promotion_facts, PredicateConfig::default());
     let controller = Controller::for_stream(changes, store.clone())
         .with_config(ControllerConfig::default().concurrency(concurrency.max(1)))
         .reconcile_on(tokio_stream_of(pushed))
         .reconcile_on(tokio_stream_of(requests))
+        .reconcile_on(tokio_stream_of(downstreams))
         .watches(instances, watcher::Config::default(), move |inst| {
             watch::apps_using_instance(&apps_for_instances.state(), &inst)
-        })
-        .watches_stream(upstream_changes, move |upstream| {
-            watch::downstreams_of(&apps_for_upstreams.state(), &upstream)
         })
         .graceful_shutdown_on(shutdown);
     let watched = Watched {

@@ -4,7 +4,7 @@
 //! deleted instance still re-enqueues the AppImports that pointed at it (they then report
 //! InstanceNotFound).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -112,6 +112,60 @@ pub fn downstreams_of(apps: &[Arc<AppImport>], upstream: &AppImport) -> Vec<Obje
         .filter(|a| upstream_key(a, &a.namespace().unwrap_or_default()).as_ref() == Some(&key))
         .map(|a| ObjectRef::from_obj(a.as_ref()))
         .collect()
+}
+
+/// Re-enqueues the downstreams of an AppImport whose promotion facts changed, from the
+/// AppImport controller's own watch, after its reflector wrote the event to the store: the
+/// downstream's reconcile, reading its upstream from that store, sees at least the change that
+/// woke it. (A second watch raced the store: the downstream could read the upstream's old status
+/// and wait out its requeue interval.)
+pub struct DownstreamNotifier {
+    store: Store<AppImport>,
+    queue: mpsc::Sender<ObjectRef<AppImport>>,
+    /// The last [`promotion_facts`] seen of each AppImport.
+    facts: HashMap<ObjectRef<AppImport>, u64>,
+}
+
+impl DownstreamNotifier {
+    pub fn new(store: Store<AppImport>, queue: mpsc::Sender<ObjectRef<AppImport>>) -> Self {
+        DownstreamNotifier {
+            store,
+            queue,
+            facts: HashMap::new(),
+        }
+    }
+
+    /// Called with every event of the watch, after the reflector applied it.
+    pub fn observe(&mut self, event: &watcher::Event<AppImport>) {
+        match event {
+            watcher::Event::Apply(app) => {
+                let facts = promotion_facts(app).unwrap_or_default();
+                if self.facts.insert(ObjectRef::from_obj(app), facts) != Some(facts) {
+                    self.notify(app);
+                }
+            }
+            watcher::Event::Delete(app) => {
+                self.facts.remove(&ObjectRef::from_obj(app));
+                self.notify(app);
+            }
+            // A (re)list: the store is swapped in at InitDone, and every AppImport is reconciled
+            // then anyway; only remember what the downstreams saw.
+            watcher::Event::InitApply(app) => {
+                let facts = promotion_facts(app).unwrap_or_default();
+                self.facts.insert(ObjectRef::from_obj(app), facts);
+            }
+            watcher::Event::Init | watcher::Event::InitDone => {}
+        }
+    }
+
+    fn notify(&self, upstream: &AppImport) {
+        for downstream in downstreams_of(&self.store.state(), upstream) {
+            // Full: the controller is far behind; the downstream's interval still covers it.
+            if let Err(error) = self.queue.try_send(downstream) {
+                warn!(%error, "could not re-enqueue a promotion downstream");
+            }
+        }
+    }
 }
 
 /// The running AppImport controller's queue and store: where verified webhook pushes go.
@@ -302,5 +356,50 @@ mod tests {
             instances_using_secret(&instances, &secret("team", "tj-key")).len(),
             1
         );
+    }
+
+    #[test]
+    fn the_notifier_enqueues_downstreams_once_the_store_has_the_change() {
+        use kube::runtime::reflector;
+        let from_dev = json!({"source": {"url": "file:///r",
+            "ref": {"fromAppImport": {"name": "dev"}}, "app": "x"}});
+        let dev = (*app("team", "dev", json!({}))).clone();
+        let staging = (*app("team", "staging", from_dev)).clone();
+        let (store, mut writer) = reflector::store();
+        let (queue, mut queued) = mpsc::channel(8);
+        let mut notifier = DownstreamNotifier::new(store.clone(), queue);
+        let mut deliver = |event: watcher::Event<AppImport>| {
+            writer.apply_watcher_event(&event);
+            notifier.observe(&event);
+        };
+        deliver(watcher::Event::Init);
+        deliver(watcher::Event::InitApply(dev.clone()));
+        deliver(watcher::Event::InitApply(staging.clone()));
+        deliver(watcher::Event::InitDone);
+        assert!(queued.try_recv().is_err(), "a list re-enqueues nothing");
+
+        // dev applies a commit: staging is re-enqueued, and the store already has it.
+        let mut applied = dev.clone();
+        applied.status = Some(
+            serde_json::from_value(json!({
+                "lastAppliedCommit": {"sha": "a", "shortSha": "a", "message": "", "author": ""}}))
+            .expect("status"),
+        );
+        deliver(watcher::Event::Apply(applied.clone()));
+        let woken = queued.try_recv().expect("staging re-enqueued");
+        assert_eq!(woken.name, "staging");
+        let seen = store
+            .get(&ObjectRef::from_obj(&applied))
+            .and_then(|a| a.status.clone())
+            .and_then(|s| s.last_applied_commit);
+        assert_eq!(seen.map(|c| c.sha), Some("a".to_owned()));
+
+        // The same facts again (a status write that moves nothing of them): nothing.
+        deliver(watcher::Event::Apply(applied.clone()));
+        assert!(queued.try_recv().is_err());
+
+        // dev deleted: staging re-enqueued (it will say UpstreamNotFound).
+        deliver(watcher::Event::Delete(applied));
+        assert_eq!(queued.try_recv().expect("re-enqueued").name, "staging");
     }
 }
