@@ -7,12 +7,12 @@ use std::process::Output;
 use git_fixtures::tooljet::ORDERS_DASHBOARD;
 use git_fixtures::{SshGitServer, TestRepo};
 use serde_json::Value;
+use test_support::engine;
+use test_support::pipeline::{EMAIL, PASSWORD, start_standin};
 use tooljet_standin::{Flavour, StandIn, flavoured};
 
 const APP: &str = ORDERS_DASHBOARD.0;
 const API_KEY: &str = "export-cli-admin-key-0451";
-const EMAIL: &str = "ci@example.com";
-const PASSWORD: &str = "export-cli-password-7730";
 const BRANCH: &str = "tooljet/development";
 
 struct Pipeline {
@@ -25,18 +25,11 @@ struct Pipeline {
 
 impl Pipeline {
     async fn new(flavour: Flavour) -> Pipeline {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let repo = TestRepo::new();
         repo.write("README.md", "apps");
         repo.commit("initial");
         let git = SshGitServer::start();
-        let standin = StandIn::builder()
-            .flavour(flavour)
-            .credentials(EMAIL, PASSWORD)
-            .admin_api_key(API_KEY)
-            .start()
-            .await
-            .expect("stand-in starts");
+        let standin = start_standin(flavour, API_KEY).await;
         let p = Pipeline {
             flavour,
             standin,
@@ -52,17 +45,7 @@ impl Pipeline {
     }
 
     fn client(&self) -> tooljet_operator::tooljet::ToolJetClient {
-        use tooljet_operator::tooljet::{Auth, ClientConfig, ToolJetClient};
-        let auth = match self.flavour {
-            Flavour::V2_27 => Auth::Password {
-                email: EMAIL.into(),
-                password: PASSWORD.into(),
-            },
-            Flavour::V3 => Auth::AdminApiKey(API_KEY.into()),
-        };
-        let mut config = ClientConfig::new(self.standin.base_url(), auth);
-        config.workspace_id = Some(self.standin.workspace_id().to_owned());
-        ToolJetClient::new(config).expect("client")
+        engine::client(&self.standin, self.flavour, API_KEY, None)
     }
 
     /// The manifests; the push Secret holds `identity` (the server's user key unless given).
