@@ -325,6 +325,7 @@ mod tests {
             head: Some("a".repeat(40)),
             attempts: 1,
             created_branch: true,
+            branch_missing: false,
         };
         let report = first.verdict("tooljet/dev");
         let s1 = status_after(&AppExportStatus::default(), &obj, Some(&first), &report, t1);

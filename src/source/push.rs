@@ -68,7 +68,13 @@ pub enum PushOutcome {
         attempts: u32,
     },
     /// Nothing to commit; the branch's head (`None`: the branch and repository are empty).
-    Unchanged { head: Option<String> },
+    /// `branch_exists` false: the branch is not on the remote, and `head` is the default
+    /// branch's, which already holds what the planner wanted (the branch is not created for
+    /// nothing).
+    Unchanged {
+        head: Option<String>,
+        branch_exists: bool,
+    },
 }
 
 /// Read-only view of the tree a commit will be built on.
@@ -176,7 +182,10 @@ pub(super) fn commit_and_push(
             limit: job.limit,
         };
         let Some(planned) = (req.planner)(&view)? else {
-            return Ok(PushOutcome::Unchanged { head: view.head });
+            return Ok(PushOutcome::Unchanged {
+                head: view.head,
+                branch_exists,
+            });
         };
         let new_tree = apply(repo, base_tree.as_ref(), &planned.changes)?;
         let base_tree_id = base_tree.as_ref().map(Tree::id);
@@ -188,7 +197,10 @@ pub(super) fn commit_and_push(
         // Creating a branch at the default branch's head is a change even with the same tree,
         // but an empty commit is not made for it: the caller asked for files, not for a branch.
         if unchanged {
-            return Ok(PushOutcome::Unchanged { head: view.head });
+            return Ok(PushOutcome::Unchanged {
+                head: view.head,
+                branch_exists,
+            });
         }
         let tree_id = match new_tree {
             Some(t) => t,

@@ -87,6 +87,9 @@ pub struct ExportOutcome {
     /// Push attempts (more than one: the branch moved during the push).
     pub attempts: u32,
     pub created_branch: bool,
+    /// Nothing was committed and the branch does not exist: the default branch (`head`) already
+    /// holds the apps, so the branch is left to the first export that changes something.
+    pub branch_missing: bool,
 }
 
 impl ExportOutcome {
@@ -116,6 +119,14 @@ impl ExportOutcome {
                     ),
                 )
             }
+            None if self.branch_missing => Verdict::new(
+                Reason::UpToDate,
+                format!(
+                    "branch {branch:?} does not exist and the default branch (commit {}) already holds the {} exported app(s); nothing committed, the branch is created by the first export that changes something",
+                    self.head.as_deref().unwrap_or("none"),
+                    self.apps.len()
+                ),
+            ),
             None => Verdict::new(
                 Reason::UpToDate,
                 format!(
@@ -394,13 +405,18 @@ pub async fn export(
             commit: Some(commit),
             attempts,
             created_branch,
+            branch_missing: false,
         },
-        PushOutcome::Unchanged { head } => ExportOutcome {
+        PushOutcome::Unchanged {
+            head,
+            branch_exists,
+        } => ExportOutcome {
             apps: exported,
             commit: None,
             head,
             attempts: 1,
             created_branch: false,
+            branch_missing: !branch_exists,
         },
     })
 }

@@ -55,6 +55,29 @@ fn seeded_repo() -> TestRepo {
 async fn create_then_update(repo: &TestRepo, url: &str, creds: &Credentials) {
     let (cache, _dir) = cache();
     let master = repo.served_git(&["rev-parse", "master"]);
+    // Files the default branch already holds: the branch is not created for nothing.
+    let nothing = cache
+        .commit_and_push(
+            url,
+            creds,
+            request(
+                "tooljet/dev",
+                fixed(vec![write("README.md", "apps")], "Export nothing"),
+            ),
+        )
+        .await
+        .expect("nothing to push");
+    assert_eq!(
+        nothing,
+        PushOutcome::Unchanged {
+            head: Some(master.clone()),
+            branch_exists: false
+        }
+    );
+    assert!(
+        repo.served_git(&["branch", "--list", "tooljet/dev"])
+            .is_empty()
+    );
     let first = cache
         .commit_and_push(
             url,
@@ -110,7 +133,8 @@ async fn create_then_update(repo: &TestRepo, url: &str, creds: &Credentials) {
     assert_eq!(
         again,
         PushOutcome::Unchanged {
-            head: Some(commit.sha.clone())
+            head: Some(commit.sha.clone()),
+            branch_exists: true
         }
     );
     assert_eq!(repo.served_git(&["rev-parse", "tooljet/dev"]), commit.sha);
