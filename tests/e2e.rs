@@ -191,14 +191,32 @@ async fn an_instance_per_environment_is_ready_with_its_workspace() {
         )
         .await
         .expect("Secret patched");
-    h.wait_instance("production", "Ready=False LoginFailed", |i| {
-        i.status.as_ref().is_some_and(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == READY && c.status == "False" && c.reason == "LoginFailed")
+    let refused = h
+        .wait_instance("production", "Ready=False LoginFailed", |i| {
+            i.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == READY && c.status == "False" && c.reason == "LoginFailed")
+            })
         })
-    })
-    .await;
+        .await;
+    // kstatus: a refused login needs the user (Stalled), and `kubectl describe` shows why.
+    let stalled = refused
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == STALLED))
+        .expect("Stalled");
+    assert_eq!(
+        (stalled.status.as_str(), stalled.reason.as_str()),
+        ("True", "LoginFailed")
+    );
+    let production = Harness::instance_name("production");
+    h.wait_event_about("ToolJetInstance", &production, "Connected")
+        .await;
+    let note = h
+        .wait_event_about("ToolJetInstance", &production, "LoginFailed")
+        .await;
+    assert!(!note.contains("wrong"), "no password in the Event: {note}");
     h.finish().await;
 }
 

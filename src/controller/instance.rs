@@ -11,13 +11,14 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::ControllerError;
-use super::apply::apply_status;
+use super::apply::{apply_status, event_note};
 use super::caches::Cache;
-use super::conditions::condition;
+use super::conditions::{condition, from_report};
 use super::resolve::{instance_secret_names, read_secrets};
 use crate::api::condition::{CONFIG_APPLIED, DATA_SOURCES_HEALTHY, READY};
 use crate::api::{
@@ -36,6 +37,7 @@ pub struct InstanceContext {
     pub client: Client,
     /// All Secrets the operator watches (auth and CA Secrets are read from here).
     pub secrets: Cache<Secret>,
+    pub recorder: Recorder,
 }
 
 /// The outcome of checking one instance.
@@ -207,15 +209,12 @@ pub fn status_after(
         message.push_str(note);
     }
     if !verdict.ready() {
-        status.conditions = vec![condition(
+        status.conditions = from_report(
             &previous,
-            READY,
-            "False",
-            verdict.reason.as_str(),
-            &message,
+            &Verdict::new(verdict.reason, message.clone()),
             generation,
             now,
-        )];
+        );
     }
     status.conditions.push(condition(
         &previous,
@@ -287,15 +286,13 @@ pub fn status_for(obj: &ToolJetInstance, check: &Check, now: Timestamp) -> ToolJ
     let generation = obj.meta().generation;
     ToolJetInstanceStatus {
         observed_generation: generation,
-        conditions: vec![condition(
+        // kstatus, as for AppImports: Ready, and Reconciling or Stalled while not ready.
+        conditions: from_report(
             &previous.conditions,
-            READY,
-            if check.ready() { "True" } else { "False" },
-            check.reason.as_str(),
-            &check.message,
+            &Verdict::new(check.reason, check.message.clone()),
             generation,
             now,
-        )],
+        ),
         // Keep the last known workspace while ToolJet is down: AppImports may still name it.
         workspace_id: check.workspace_id.clone().or(previous.workspace_id),
         server_version: check.server_version.clone().or(previous.server_version),
@@ -327,11 +324,75 @@ pub async fn reconcile(
     let ready = result.ready() && config.as_ref().is_none_or(|c| c.verdict.ready());
     let api: Api<ToolJetInstance> = Api::namespaced(ctx.client.clone(), &ns);
     apply_status(&api, obj.as_ref(), &status).await?;
+    for (type_, reason, note) in events_for(obj.status.as_ref(), &status, config.as_ref()) {
+        publish(&ctx, &obj, type_, reason, &note).await;
+    }
     Ok(Action::requeue(if ready {
         RECHECK_READY
     } else {
         RECHECK_NOT_READY
     }))
+}
+
+/// Events for a reconcile, as `kubectl describe` shows them: a Warning with the reason when
+/// `Ready` turns False or changes reason, a Normal one when it turns True again, and a Normal
+/// `Configured` when constants or data-source options were written. A recheck that finds the
+/// same state publishes nothing.
+pub fn events_for(
+    previous: Option<&ToolJetInstanceStatus>,
+    status: &ToolJetInstanceStatus,
+    config: Option<&ConfigOutcome>,
+) -> Vec<(EventType, &'static str, String)> {
+    let ready_of = |s: Option<&ToolJetInstanceStatus>| {
+        s.and_then(|s| s.conditions.iter().find(|c| c.type_ == READY).cloned())
+    };
+    let mut events = Vec::new();
+    let before = ready_of(previous);
+    if let Some(now) = ready_of(Some(status)) {
+        let changed = before
+            .as_ref()
+            .is_none_or(|b| b.status != now.status || b.reason != now.reason);
+        let reason = Reason::ALL
+            .iter()
+            .find(|r| r.as_str() == now.reason)
+            .map_or("Checked", |r| r.as_str());
+        if changed && now.status == "True" {
+            events.push((EventType::Normal, reason, now.message.clone()));
+        } else if changed {
+            events.push((EventType::Warning, reason, now.message.clone()));
+        }
+    }
+    if let Some(config) = config.filter(|c| !c.actions.is_empty() && c.verdict.ready()) {
+        events.push((
+            EventType::Normal,
+            Reason::Configured.as_str(),
+            format!(
+                "{} write(s) of constants and data-source options: {}",
+                config.actions.len(),
+                config.verdict.message
+            ),
+        ));
+    }
+    events
+}
+
+async fn publish(
+    ctx: &InstanceContext,
+    obj: &ToolJetInstance,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(event_note(note)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(instance = %obj.name_any(), %error, "could not publish an Event");
+    }
 }
 
 /// API server errors: retry in a minute.

@@ -299,6 +299,7 @@ async fn run_controllers(
     let instance_ctx = Arc::new(instance::InstanceContext {
         client: client.clone(),
         secrets: secrets.clone(),
+        recorder: app_ctx.recorder.clone(),
     });
     info!(
         namespace = namespace.unwrap_or("<all>"),

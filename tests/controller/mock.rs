@@ -86,14 +86,10 @@ fn context_over(
     store: Cache<ToolJetInstance>,
     source: SourceCache,
 ) -> Arc<Context> {
-    let reporter = Reporter {
-        controller: "tooljet-operator".into(),
-        instance: None,
-    };
     Arc::new(Context::new(
         client.clone(),
         source,
-        Recorder::new(client, reporter),
+        Recorder::new(client, reporter()),
         store,
         secret_cache(vec![admin_secret()]),
     ))
@@ -484,8 +480,9 @@ async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
                 "data": {"api-key": base64_of(key)}});
             let (client, server) = mock_api(echo_app(instance.clone()));
             let ctx = Arc::new(InstanceContext {
-                client,
+                client: client.clone(),
                 secrets: secret_cache(vec![secret]),
+                recorder: Recorder::new(client, reporter()),
             });
             let obj: ToolJetInstance = serde_json::from_value(instance).expect("instance");
             let action = reconcile_instance(Arc::new(obj), ctx.clone())
@@ -498,12 +495,15 @@ async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
 
     let (action, seen) = run(API_KEY).await;
     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
+    let (patches, events) = status_patches_and_events(&seen);
     assert_eq!(
+        patches.len() + events.len(),
         seen.len(),
-        1,
-        "one status patch; the Secret is cached: {seen:#?}"
+        "no other request; the Secret is cached: {seen:#?}"
     );
-    let patch = &seen[0];
+    assert_eq!(patches.len(), 1, "one status patch: {seen:#?}");
+    assert_eq!(event_reasons(&events), ["Normal Connected"]);
+    let patch = patches[0];
     assert_eq!(
         patch.uri,
         "/apis/gitops.tooljet.dev/v1alpha1/namespaces/team/tooljetinstances/tj/status?&force=true&fieldManager=tooljet-operator"
@@ -518,10 +518,55 @@ async fn instance_check_logs_in_and_applies_ready_with_the_workspace() {
 
     let (action, seen) = run("wrong-key").await;
     assert_eq!(action, Action::requeue(Duration::from_secs(60)));
-    let body = seen[0].json();
+    let (patches, events) = status_patches_and_events(&seen);
+    let body = patches[0].json();
     assert_eq!(body["status"]["conditions"][0]["status"], "False");
     assert_eq!(body["status"]["conditions"][0]["reason"], "LoginFailed");
-    assert!(!seen[0].body.contains("wrong-key"), "no secret in status");
+    let stalled = &body["status"]["conditions"][1];
+    assert_eq!(
+        (&stalled["type"], &stalled["status"], &stalled["reason"]),
+        (&json!("Stalled"), &json!("True"), &json!("LoginFailed")),
+        "kstatus: a login refused needs the user"
+    );
+    assert_eq!(event_reasons(&events), ["Warning LoginFailed"]);
+    for request in &seen {
+        assert!(
+            !request.body.contains("wrong-key"),
+            "no secret in status or Events"
+        );
+    }
+}
+
+fn reporter() -> Reporter {
+    Reporter {
+        controller: "tooljet-operator".into(),
+        instance: None,
+    }
+}
+
+/// The status patches and the Events among the requests a reconcile made.
+fn status_patches_and_events(seen: &[Seen]) -> (Vec<&Seen>, Vec<&Seen>) {
+    let patches = seen.iter().filter(|r| r.uri.contains("/status?")).collect();
+    let events = seen
+        .iter()
+        .filter(|r| r.method == "POST" && r.uri.contains("/events"))
+        .collect();
+    (patches, events)
+}
+
+/// "type reason" of each Event posted.
+fn event_reasons(events: &[&Seen]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            let body = e.json();
+            format!(
+                "{} {}",
+                body["type"].as_str().unwrap_or_default(),
+                body["reason"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// The controller reuses a ref listing for a few seconds across AppImports of one repository; a

@@ -798,6 +798,7 @@ mod controllers {
     use std::time::Duration;
 
     use kube::runtime::controller::Action as Requeue;
+    use kube::runtime::events::{Recorder, Reporter};
     use serde_json::json;
     use tooljet_operator::controller::instance::{InstanceContext, reconcile};
 
@@ -826,23 +827,44 @@ mod controllers {
             "metadata": {"name": name, "namespace": NS, "resourceVersion": "1"}, "data": data})
     }
 
+    /// One reconcile against the mock API server: the requeue, the status patch's body, every
+    /// request body (to search for secrets) and the Events posted ("type reason").
     async fn reconcile_once(
         instance: serde_json::Value,
         secrets: Vec<serde_json::Value>,
-    ) -> (Requeue, serde_json::Value, String) {
+    ) -> (Requeue, serde_json::Value, String, Vec<String>) {
         let obj: ToolJetInstance = serde_json::from_value(instance.clone()).expect("instance");
         let (client, server) = mock_api(move |_| (http::StatusCode::OK, instance.clone()));
+        let reporter = Reporter {
+            controller: "tooljet-operator".into(),
+            instance: None,
+        };
         let ctx = Arc::new(InstanceContext {
-            client,
+            client: client.clone(),
             secrets: secret_cache(secrets),
+            recorder: Recorder::new(client, reporter),
         });
         let action = reconcile(Arc::new(obj), ctx.clone())
             .await
             .expect("reconcile");
         drop(ctx);
         let seen = finish(server).await;
-        assert_eq!(seen.len(), 1, "one status patch: {seen:#?}");
-        (action, seen[0].json(), seen[0].body.clone())
+        let patches: Vec<_> = seen.iter().filter(|r| r.uri.contains("/status?")).collect();
+        assert_eq!(patches.len(), 1, "one status patch: {seen:#?}");
+        let events = seen
+            .iter()
+            .filter(|r| r.method == "POST" && r.uri.contains("/events"))
+            .map(|e| {
+                let body = e.json();
+                format!(
+                    "{} {}",
+                    body["type"].as_str().unwrap_or_default(),
+                    body["reason"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        let raw = seen.iter().map(|r| r.body.as_str()).collect();
+        (action, patches[0].json(), raw, events)
     }
 
     fn condition<'a>(body: &'a serde_json::Value, type_: &str) -> &'a serde_json::Value {
@@ -865,8 +887,10 @@ mod controllers {
         let admin = secret("tj-admin", json!({"api-key": base64_of(API_KEY)}));
 
         // The password Secret is missing: ConfigApplied=False, Ready=False, nothing written.
-        let (action, body, raw) = reconcile_once(instance.clone(), vec![admin.clone()]).await;
+        let (action, body, raw, events) =
+            reconcile_once(instance.clone(), vec![admin.clone()]).await;
         assert_eq!(action, Requeue::requeue(Duration::from_secs(60)));
+        assert_eq!(events, ["Warning SecretNotFound"]);
         let applied = condition(&body, "ConfigApplied");
         assert_eq!(
             (applied["status"].as_str(), applied["reason"].as_str()),
@@ -879,9 +903,10 @@ mod controllers {
 
         // With the Secret: applied, tested, recorded by name and hash only.
         let db = secret("sales-db", json!({"password": base64_of(DB_PASSWORD)}));
-        let (action, body, raw) =
+        let (action, body, raw, events) =
             reconcile_once(instance.clone(), vec![admin.clone(), db.clone()]).await;
         assert_eq!(action, Requeue::requeue(Duration::from_secs(300)));
+        assert_eq!(events, ["Normal Connected", "Normal Configured"]);
         assert_eq!(condition(&body, "Ready")["status"], "True");
         assert_eq!(condition(&body, "ConfigApplied")["reason"], "Configured");
         assert_eq!(condition(&body, "DataSourcesHealthy")["status"], "True");
@@ -898,7 +923,11 @@ mod controllers {
         let mut with_status = instance.clone();
         with_status["status"] = body["status"].clone();
         with_status["status"]["dataSources"][0]["connection"] = json!("Failed");
-        let (action, body, raw) = reconcile_once(with_status, vec![admin, db]).await;
+        let (action, body, raw, events) = reconcile_once(with_status, vec![admin, db]).await;
+        assert!(
+            !events.iter().any(|e| e.contains("Connected")),
+            "still Ready: no Event for it {events:?}"
+        );
         assert_eq!(action, Requeue::requeue(Duration::from_secs(300)));
         assert_eq!(condition(&body, "Ready")["status"], "True");
         let healthy = condition(&body, "DataSourcesHealthy");
