@@ -325,43 +325,9 @@ pub async fn export(
         })?;
     }
     let apps = Arc::new(apps);
-    let changed: Arc<std::sync::Mutex<Vec<bool>>> = Arc::default();
-    let meta_error: Arc<std::sync::Mutex<Option<ExportError>>> = Arc::default();
-    let planner: Planner = {
-        let (apps, changed, meta_error) = (apps.clone(), changed.clone(), meta_error.clone());
-        let (layout, path, source, user, branch) = (
-            req.layout,
-            req.path.trim_matches('/').to_string(),
-            req.source_name.clone(),
-            req.author_name.clone(),
-            req.branch.clone(),
-        );
-        Arc::new(move |head: &HeadTree<'_>| {
-            let plan = match layout {
-                ExportLayout::GitSync => plan_git_sync(head, &apps, &source, &user),
-                ExportLayout::Bundle => plan_bundles(head, &apps, &path, &source),
-            };
-            match plan {
-                Ok((flags, planned)) => {
-                    *changed.lock().unwrap_or_else(|p| p.into_inner()) = flags;
-                    Ok(planned)
-                }
-                Err(PlanError::Source(e)) => Err(e),
-                Err(PlanError::Meta(reason)) => {
-                    *meta_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some(ExportError::MetaUnreadable {
-                            path: META_PATH.into(),
-                            branch: branch.clone(),
-                            reason: reason.clone(),
-                        });
-                    Err(SourceError::MetaJsonInvalid {
-                        commit: head.head().unwrap_or_default().to_string(),
-                        reason,
-                    })
-                }
-            }
-        })
-    };
+    let changed: Shared<Vec<bool>> = Arc::default();
+    let meta_error: Shared<Option<ExportError>> = Arc::default();
+    let planner = planner(req, apps.clone(), changed.clone(), meta_error.clone());
     let outcome = cache
         .commit_and_push(
             &req.url,
@@ -418,6 +384,53 @@ pub async fn export(
             created_branch: false,
             branch_missing: !branch_exists,
         },
+    })
+}
+
+/// What the planner reports back to [`export`] from inside the push (it runs on the git
+/// worker, once per attempt).
+type Shared<T> = Arc<std::sync::Mutex<T>>;
+
+/// The push's planner: the files to write on top of the branch's head, in the request's layout.
+/// It records which apps differ (`changed`) and, for a meta.json it cannot read, the error the
+/// user sees (`meta_error`).
+fn planner(
+    req: &ExportRequest,
+    apps: Arc<Vec<Exported>>,
+    changed: Shared<Vec<bool>>,
+    meta_error: Shared<Option<ExportError>>,
+) -> Planner {
+    let (layout, path, source, user, branch) = (
+        req.layout,
+        req.path.trim_matches('/').to_string(),
+        req.source_name.clone(),
+        req.author_name.clone(),
+        req.branch.clone(),
+    );
+    Arc::new(move |head: &HeadTree<'_>| {
+        let plan = match layout {
+            ExportLayout::GitSync => plan_git_sync(head, &apps, &source, &user),
+            ExportLayout::Bundle => plan_bundles(head, &apps, &path, &source),
+        };
+        match plan {
+            Ok((flags, planned)) => {
+                *changed.lock().unwrap_or_else(|p| p.into_inner()) = flags;
+                Ok(planned)
+            }
+            Err(PlanError::Source(e)) => Err(e),
+            Err(PlanError::Meta(reason)) => {
+                *meta_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(ExportError::MetaUnreadable {
+                        path: META_PATH.into(),
+                        branch: branch.clone(),
+                        reason: reason.clone(),
+                    });
+                Err(SourceError::MetaJsonInvalid {
+                    commit: head.head().unwrap_or_default().to_string(),
+                    reason,
+                })
+            }
+        }
     })
 }
 
