@@ -6,4 +6,5 @@ mod diff_roundtrip;
 mod engine;
 mod faults;
 mod instance_config;
+mod noop_requests;
 mod properties;
