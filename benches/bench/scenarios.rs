@@ -27,7 +27,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn check(&mut self, ok: bool, what: String) -> &'static str {
+    pub fn check(&mut self, ok: bool, what: String) -> &'static str {
         if ok {
             "yes"
         } else {

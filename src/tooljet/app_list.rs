@@ -75,6 +75,13 @@ impl AppLists {
         last_write.map_or(window_start, |w| w.max(window_start))
     }
 
+    /// Drops every listing: the next caller lists again (a pass that wants ToolJet as it is now).
+    pub(super) fn forget(&self) {
+        // Listings that started before now are older than any write that ends from now on, so
+        // recording "a write ended now" retires them all, even one under way.
+        self.write_ended();
+    }
+
     /// Marks the start of an app write; the returned guard records its end when dropped, so an
     /// abandoned request (a cancelled run) counts as a write too.
     pub(super) fn write_guard(&self) -> WriteGuard<'_> {
@@ -136,6 +143,9 @@ mod tests {
         drop(lists.write_guard());
         assert_eq!(listed(&lists, &calls, "c").await, ["c"], "listed again");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        lists.forget();
+        assert_eq!(listed(&lists, &calls, "d").await, ["d"], "forgotten");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

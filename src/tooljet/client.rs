@@ -719,6 +719,12 @@ impl ToolJetClient {
             .await
     }
 
+    /// Makes every shared listing stale: the next [`ToolJetClient::list_apps_matching_shared`]
+    /// lists again, as after an app write of this client.
+    pub fn forget_shared_listings(&self) {
+        self.lists.forget();
+    }
+
     async fn ext_list(&self) -> Result<Vec<AppSummary>, ToolJetError> {
         let route = "GET /api/ext/workspace/:workspaceId/apps";
         let ws = self.workspace(route)?;
