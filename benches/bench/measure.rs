@@ -126,5 +126,8 @@ pub fn cpu_seconds(pid: &str) -> Option<(f64, f64)> {
     let [utime, stime, cutime, cstime] = fields[..] else {
         return None;
     };
-    Some(((utime + stime) as f64 / 100.0, (cutime + cstime) as f64 / 100.0))
+    Some((
+        (utime + stime) as f64 / 100.0,
+        (cutime + cstime) as f64 / 100.0,
+    ))
 }

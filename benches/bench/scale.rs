@@ -189,7 +189,11 @@ async fn one_at_a_time(fleet: &mut Fleet, n: usize, m: &mut Measured) -> Result<
             url: imp.spec.source.url.clone(),
             git_ref: GitRef::Branch("master".into()),
         };
-        let known = imp.state.last_applied_commit.as_ref().map(|c| c.sha.clone());
+        let known = imp
+            .state
+            .last_applied_commit
+            .as_ref()
+            .map(|c| c.sha.clone());
         let t = Instant::now();
         fleet
             .source

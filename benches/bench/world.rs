@@ -226,7 +226,11 @@ impl AppRepo {
 }
 
 fn bundle(i: usize, version: &str) -> Result<Vec<u8>, Fail> {
-    distinct([CREDIT_CARD.1, BASE64.1, CODE_EXPLAINER.1][(i - 1) % 3], i, version)
+    distinct(
+        [CREDIT_CARD.1, BASE64.1, CODE_EXPLAINER.1][(i - 1) % 3],
+        i,
+        version,
+    )
 }
 
 /// `template` made distinct for app number `i` at `version` (its icon).

@@ -674,8 +674,7 @@ fn follow_ref(
     if repo.find_commit(wanted).is_ok() {
         // Keep the mirror's branch where the remote's is (it may have moved back); writing a
         // ref that is already there would cost a lock file and a rename per call.
-        if refname.starts_with("refs/heads/") && repo.refname_to_id(refname).ok() != Some(wanted)
-        {
+        if refname.starts_with("refs/heads/") && repo.refname_to_id(refname).ok() != Some(wanted) {
             let _ = repo.reference(refname, wanted, true, "tooljet-operator: follow remote");
         }
         return Ok((wanted, false));

@@ -28,8 +28,11 @@ pub(super) struct AppLists {
     last_write_done: Mutex<Option<Instant>>,
     /// The latest listing per search text, with the instant it started. The async lock is held
     /// while listing, so concurrent callers wait for one listing instead of making their own.
-    lists: tokio::sync::Mutex<HashMap<String, (Instant, Arc<Vec<AppSummary>>)>>,
+    lists: tokio::sync::Mutex<HashMap<String, Listing>>,
 }
+
+/// A listing and the instant it started.
+type Listing = (Instant, Arc<Vec<AppSummary>>);
 
 impl AppLists {
     pub(super) fn new(reuse: Duration) -> Self {

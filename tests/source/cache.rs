@@ -221,24 +221,43 @@ async fn a_resolve_with_nothing_new_writes_nothing_to_the_mirror() {
         .unwrap()
         .set_modified(half_an_hour_ago)
         .unwrap();
-    let r = cache.resolve(&master(&url), anon, Some(&sha)).await.unwrap();
+    let r = cache
+        .resolve(&master(&url), anon, Some(&sha))
+        .await
+        .unwrap();
     assert!(!r.moved && !r.fetched);
-    assert_eq!(std::fs::metadata(&branch).unwrap().ino(), inode, "ref rewritten");
+    assert_eq!(
+        std::fs::metadata(&branch).unwrap().ino(),
+        inode,
+        "ref rewritten"
+    );
     let marked = std::fs::metadata(&marker).unwrap().modified().unwrap();
     assert_eq!(marked, half_an_hour_ago, "marked again within the minute");
-    assert!(cache.gc().await.unwrap().is_empty(), "a mirror in use is kept");
+    assert!(
+        cache.gc().await.unwrap().is_empty(),
+        "a mirror in use is kept"
+    );
 
     // The remote moved back to a commit the mirror has: the branch follows it.
     repo.write("README.md", "two");
     let second = repo.commit("two");
     repo.publish();
-    cache.resolve(&master(&url), anon, Some(&sha)).await.unwrap();
+    cache
+        .resolve(&master(&url), anon, Some(&sha))
+        .await
+        .unwrap();
     repo.reset_hard(&sha);
     repo.publish();
-    let r = cache.resolve(&master(&url), anon, Some(&second)).await.unwrap();
+    let r = cache
+        .resolve(&master(&url), anon, Some(&second))
+        .await
+        .unwrap();
     assert_eq!(r.commit.sha, sha);
     let git = git2::Repository::open_bare(&mirror).unwrap();
-    assert_eq!(git.refname_to_id("refs/heads/master").unwrap().to_string(), sha);
+    assert_eq!(
+        git.refname_to_id("refs/heads/master").unwrap().to_string(),
+        sha
+    );
 }
 
 #[tokio::test]
