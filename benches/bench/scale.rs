@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 use git_fixtures::tooljet::CREDIT_CARD;
 use serde::{Deserialize, Serialize};
 
-use tooljet_operator::source::{Credentials, GitRef, SourceSpec};
+use tooljet_operator::source::Credentials;
 
 use crate::Fail;
 use crate::chart;
 use crate::measure::{Spread, cpu_seconds, ms, reset_peak_rss, status_kib, status_kib_of};
 use crate::scenarios::{CONCURRENCY, Report};
-use crate::world::{AppRepo, Fleet, Import, StandInProc};
+use crate::world::{AppRepo, Fleet, StandInProc, imports_of};
 
 /// Set in the environment of a child that runs one size: the number of repositories.
 pub const SCALE_ENV: &str = "TOOLJET_OPERATOR_BENCH_SCALE";
@@ -100,18 +100,7 @@ async fn measure(n_repos: usize, runs: usize) -> Result<Measured, Fail> {
     let urls: Vec<String> = repos.iter().map(|r| r.git_url.clone()).collect();
     let daemons: Vec<u32> = repos.iter().map(AppRepo::daemon_pid).collect();
     let mut standin = StandInProc::start()?;
-    let mut imports = Vec::with_capacity(n_repos * PER_REPO);
-    for (r, repo) in repos.iter().enumerate() {
-        for (i, name) in repo.names.iter().enumerate() {
-            imports.push(Import::new(
-                &format!("team-{r:03}"),
-                &format!("app-{:03}", i + 1),
-                &repo.git_url,
-                name,
-                &format!("R{r:03} {name}"),
-            )?);
-        }
-    }
+    let imports = imports_of(&repos)?;
     let mut m = Measured {
         repos: n_repos,
         apps: imports.len(),
@@ -185,10 +174,7 @@ async fn one_at_a_time(fleet: &mut Fleet, n: usize, m: &mut Measured) -> Result<
     let (mut resolve, mut get, mut sync) = (vec![], vec![], vec![]);
     for &i in &picked {
         let imp = &fleet.imports[i];
-        let spec = SourceSpec {
-            url: imp.spec.source.url.clone(),
-            git_ref: GitRef::Branch("master".into()),
-        };
+        let spec = imp.source_spec();
         let known = imp
             .state
             .last_applied_commit

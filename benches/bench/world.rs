@@ -268,6 +268,33 @@ impl Import {
     }
 }
 
+impl Import {
+    /// The git side of this AppImport's spec (every bench AppImport follows `master`).
+    pub fn source_spec(&self) -> tooljet_operator::source::SourceSpec {
+        tooljet_operator::source::SourceSpec {
+            url: self.spec.source.url.clone(),
+            git_ref: tooljet_operator::source::GitRef::Branch("master".into()),
+        }
+    }
+}
+
+/// One AppImport per app of `repos`: `team-<r>/app-<i>`, named `R<r> App <i>` in ToolJet.
+pub fn imports_of(repos: &[AppRepo]) -> Result<Vec<Import>, Fail> {
+    let mut imports = Vec::with_capacity(repos.iter().map(|r| r.names.len()).sum());
+    for (r, repo) in repos.iter().enumerate() {
+        for (i, name) in repo.names.iter().enumerate() {
+            imports.push(Import::new(
+                &format!("team-{r:03}"),
+                &format!("app-{:03}", i + 1),
+                &repo.git_url,
+                name,
+                &format!("R{r:03} {name}"),
+            )?);
+        }
+    }
+    Ok(imports)
+}
+
 /// What one pass over a fleet measured.
 pub struct Pass {
     pub wall: Duration,

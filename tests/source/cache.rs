@@ -5,7 +5,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use common::{author, cache, tooljet_repo};
+use common::{author, cache, cache_with_ttl, tooljet_repo};
 use git_fixtures::HttpGitServer;
 use git_fixtures::tooljet::CREDIT_CARD;
 use tooljet_operator::source::{
@@ -158,12 +158,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn gc_removes_unused_mirrors_only() {
     let (repo, sha) = tooljet_repo();
     let (other, _) = tooljet_repo();
-    let dir = tempfile::tempdir().unwrap();
-    let cache = SourceCache::new(CacheConfig {
-        dir: dir.path().to_path_buf(),
-        unused_mirror_ttl: Duration::from_secs(3600),
-        ..CacheConfig::default()
-    });
+    let (cache, _dir) = cache_with_ttl(Duration::from_secs(3600));
     let anon = &Credentials::Anonymous;
     cache
         .resolve(&master(&repo.file_url()), anon, None)
@@ -201,12 +196,7 @@ async fn gc_removes_unused_mirrors_only() {
 async fn a_resolve_with_nothing_new_writes_nothing_to_the_mirror() {
     use std::os::unix::fs::MetadataExt;
     let (repo, sha) = tooljet_repo();
-    let dir = tempfile::tempdir().unwrap();
-    let cache = SourceCache::new(CacheConfig {
-        dir: dir.path().to_path_buf(),
-        unused_mirror_ttl: Duration::from_secs(3600),
-        ..CacheConfig::default()
-    });
+    let (cache, _dir) = cache_with_ttl(Duration::from_secs(3600));
     let anon = &Credentials::Anonymous;
     let url = repo.file_url();
     cache.resolve(&master(&url), anon, None).await.unwrap();
@@ -365,12 +355,7 @@ fn credentials_from_secret_data_and_redaction() {
 #[tokio::test]
 async fn periodic_gc_removes_an_expired_mirror() {
     let (repo, _) = tooljet_repo();
-    let dir = tempfile::tempdir().unwrap();
-    let cache = SourceCache::new(CacheConfig {
-        dir: dir.path().to_path_buf(),
-        unused_mirror_ttl: Duration::from_millis(1),
-        ..CacheConfig::default()
-    });
+    let (cache, _dir) = cache_with_ttl(Duration::from_millis(1));
     let anon = &Credentials::Anonymous;
     cache
         .resolve(&master(&repo.file_url()), anon, None)
