@@ -2,7 +2,7 @@
 //! See BENCHMARKS.md. Not part of `cargo test`: run it with
 //!
 //! ```text
-//! cargo bench --bench bench -- <one|many|thousand|cluster|diff|all> [--runs N] [--write]
+//! cargo bench --bench bench -- <one|many|thousand|cluster|diff|scale|all> [--runs N] [--write]
 //! ```
 //!
 //! It starts the ToolJet stand-in (in a child process, so its memory is not the engine's) and
@@ -18,6 +18,8 @@ mod cluster;
 mod diff;
 #[path = "bench/measure.rs"]
 mod measure;
+#[path = "bench/scale.rs"]
+mod scale;
 #[path = "bench/scenarios.rs"]
 mod scenarios;
 #[path = "bench/world.rs"]
@@ -30,14 +32,17 @@ use scenarios::Report;
 
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str =
-    "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|all> [--runs N] [--write]";
+const USAGE: &str = "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|scale|all> [--runs N] [--write]";
 const START: &str = "<!-- bench:results:start -->";
 const END: &str = "<!-- bench:results:end -->";
 const CLUSTER_START: &str = "<!-- bench:cluster:start -->";
 const CLUSTER_END: &str = "<!-- bench:cluster:end -->";
 const DIFF_START: &str = "<!-- bench:diff:start -->";
 const DIFF_END: &str = "<!-- bench:diff:end -->";
+const SCALE_START: &str = "<!-- bench:scale:start -->";
+const SCALE_END: &str = "<!-- bench:scale:end -->";
+/// The chart of scenario 6.
+const SCALE_SVG: &str = "docs/bench-scale.svg";
 
 fn main() -> ExitCode {
     if std::env::var_os(world::CHILD_ENV).is_some() {
@@ -45,6 +50,19 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("stand-in child: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(repos) = std::env::var_os(scale::SCALE_ENV) {
+        let run = || -> Result<(), Fail> {
+            let repos = repos.to_string_lossy().parse()?;
+            scale::child(repos, parse_args()?.runs)
+        };
+        return match run() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("scale child: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -92,9 +110,9 @@ fn parse_args() -> Result<Args, Fail> {
     if args.runs == 0 {
         return Err("--runs must be at least 1 (medians need 5)".into());
     }
-    if args.write && !matches!(args.scenario.as_str(), "all" | "cluster" | "diff") {
+    if args.write && !matches!(args.scenario.as_str(), "all" | "cluster" | "diff" | "scale") {
         return Err(
-            "--write rewrites BENCHMARKS.md from a full run: use it with `all` (or `cluster`, `diff`)"
+            "--write rewrites BENCHMARKS.md from a full run: use it with `all` (or `cluster`, `diff`, `scale`)"
                 .into(),
         );
     }
@@ -133,12 +151,16 @@ fn run() -> Result<(), Fail> {
             known = true;
             diff_md = Some(diff::scenario(args.runs)?);
         }
-        if !known {
+        if !known && args.scenario != "scale" {
             return Err(format!("unknown scenario {:?}\n{USAGE}", args.scenario).into());
         }
         Ok::<(), Fail>(())
     })?;
-    if !matches!(args.scenario.as_str(), "cluster" | "diff") {
+    // Scenario 6 runs its sizes in child processes of their own, outside this runtime.
+    if args.scenario == "all" || args.scenario == "scale" {
+        report_scale(&args)?;
+    }
+    if !matches!(args.scenario.as_str(), "cluster" | "diff" | "scale") {
         report_engine(&args, &rep, started.elapsed())?;
     }
     if let Some(md) = &diff_md {
@@ -148,7 +170,7 @@ fn run() -> Result<(), Fail> {
         }
     }
     match &cluster_md {
-        _ if args.scenario == "diff" => {}
+        _ if matches!(args.scenario.as_str(), "diff" | "scale") => {}
         Some(md) => {
             println!("{md}");
             if args.write {
@@ -163,6 +185,28 @@ fn run() -> Result<(), Fail> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+/// Runs scenario 6, prints its section and, with `--write`, puts it and its chart in place.
+fn report_scale(args: &Args) -> Result<(), Fail> {
+    let mut rep = Report::default();
+    let (mut md, svg) = scale::scenario(args.runs, &mut rep)?;
+    if rep.misses.is_empty() {
+        md.push_str("\nEvery goal of this scenario was met.\n");
+    } else {
+        md.push_str("\nGoals missed in this run:\n\n");
+        for m in &rep.misses {
+            md.push_str(&format!("- {m}\n"));
+        }
+    }
+    println!("{md}");
+    if args.write {
+        write_section(SCALE_START, SCALE_END, &md)?;
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCALE_SVG);
+        std::fs::write(&path, svg)?;
+        eprintln!("bench: wrote {SCALE_SVG}");
     }
     Ok(())
 }

@@ -109,3 +109,25 @@ pub fn machine() -> String {
         kernel.trim(),
     )
 }
+
+/// CPU time of process `pid` (a number, or `self`) in seconds: its own (user + system) and that
+/// of its reaped children (`cutime` + `cstime`), from `/proc/<pid>/stat` (in USER_HZ = 100 ticks
+/// a second, fixed by the kernel's ABI).
+pub fn cpu_seconds(pid: &str) -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let [utime, stime, cutime, cstime] = fields[..] else {
+        return None;
+    };
+    Some((
+        (utime + stime) as f64 / 100.0,
+        (cutime + cstime) as f64 / 100.0,
+    ))
+}

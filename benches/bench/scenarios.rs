@@ -4,11 +4,11 @@
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
-use tooljet_operator::source::{Credentials, GitRef, SourceSpec};
+use tooljet_operator::source::Credentials;
 
 use crate::Fail;
 use crate::measure::{Spread, median_u64, ms, reset_peak_rss, status_kib};
-use crate::world::{AppRepo, Fleet, Import, StandInProc, baseline};
+use crate::world::{AppRepo, Fleet, Import, StandInProc, baseline, imports_of};
 
 /// The controller's default worker count (`tooljet-operator run --concurrency`).
 pub const CONCURRENCY: usize = 4;
@@ -27,7 +27,7 @@ pub struct Report {
 }
 
 impl Report {
-    fn check(&mut self, ok: bool, what: String) -> &'static str {
+    pub fn check(&mut self, ok: bool, what: String) -> &'static str {
         if ok {
             "yes"
         } else {
@@ -351,18 +351,7 @@ pub async fn thousand(runs: usize, rep: &mut Report) -> Result<(), Fail> {
         .collect::<Result<Vec<_>, _>>()?;
     let urls: Vec<String> = repos.iter().map(|r| r.git_url.clone()).collect();
     let mut standin = StandInProc::start()?;
-    let mut imports = Vec::with_capacity(REPOS * PER_REPO);
-    for (r, repo) in repos.iter().enumerate() {
-        for (i, name) in repo.names.iter().enumerate() {
-            imports.push(Import::new(
-                &format!("team-{r:02}"),
-                &format!("app-{:03}", i + 1),
-                &repo.git_url,
-                name,
-                &format!("R{r:02} {name}"),
-            )?);
-        }
-    }
+    let imports = imports_of(&repos)?;
     let total = imports.len();
 
     let reset = reset_peak_rss();
@@ -510,10 +499,7 @@ pub async fn thousand(runs: usize, rep: &mut Report) -> Result<(), Fail> {
 /// Where a no-op goes: one remote ref listing and one ToolJet GET, timed alone, one at a time.
 async fn breakdown(fleet: &Fleet, n: usize) -> Result<(Spread, Spread), Fail> {
     let imp = fleet.imports.first().ok_or("no AppImport")?;
-    let spec = SourceSpec {
-        url: imp.spec.source.url.clone(),
-        git_ref: GitRef::Branch("master".into()),
-    };
+    let spec = imp.source_spec();
     let id = imp
         .state
         .app

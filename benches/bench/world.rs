@@ -25,7 +25,7 @@ pub const API_KEY: &str = "bench-admin-key";
 pub const CHILD_ENV: &str = "TOOLJET_OPERATOR_BENCH_STANDIN";
 
 /// Entry point of the child process: runs the stand-in and answers counters on stdin/stdout
-/// (`writes`, `requests`, `apps`) until stdin closes. The stand-in runs out of the measuring
+/// (`writes`, `requests`, `apps`, `lists`) until stdin closes. The stand-in runs out of the measuring
 /// process so that its memory (every imported bundle) is not counted as the engine's.
 pub fn standin_child() -> Result<(), Fail> {
     let rt = tokio::runtime::Runtime::new()?;
@@ -50,6 +50,11 @@ pub fn standin_child() -> Result<(), Fail> {
                 "writes" => standin.write_count(),
                 "requests" => standin.request_log().len(),
                 "apps" => standin.apps().len(),
+                "lists" => standin
+                    .request_log()
+                    .iter()
+                    .filter(|r| r.method == "GET" && r.path == "/api/apps")
+                    .count(),
                 other => return Err(format!("unknown stand-in command {other:?}").into()),
             };
             let mut out = std::io::stdout().lock();
@@ -104,6 +109,11 @@ impl StandInProc {
         Ok(line.trim().parse()?)
     }
 
+    /// The child's process id (its CPU time and memory are in `/proc/<pid>/`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes that reached ToolJet's handlers so far (see `StandIn::write_count`).
     pub fn writes(&mut self) -> Result<usize, Fail> {
         self.ask("writes")
@@ -117,11 +127,18 @@ impl StandInProc {
         self.ask("apps")
     }
 
+    /// Listings of apps (`GET /api/apps`) so far.
+    pub fn lists(&mut self) -> Result<usize, Fail> {
+        self.ask("lists")
+    }
+
     /// A client as the operator builds one for an instance.
     pub fn client(&self) -> Result<ToolJetClient, Fail> {
         let mut config = ClientConfig::new(&self.base_url, Auth::AdminApiKey(API_KEY.into()));
         config.workspace_id = Some(self.workspace_id.clone());
         config.request_timeout = Duration::from_secs(30);
+        // As the controller configures it: AppImports share their leftover listings.
+        config.reuse_app_lists = tooljet_operator::tooljet::REUSE_APP_LISTS;
         Ok(ToolJetClient::new(config)?)
     }
 
@@ -154,7 +171,7 @@ impl Drop for StandInProc {
 /// A repository of `n` apps in ToolJet's Git Sync layout, served over git:// (and file://).
 pub struct AppRepo {
     pub repo: TestRepo,
-    _daemon: GitDaemon,
+    daemon: GitDaemon,
     pub git_url: String,
     pub names: Vec<String>,
 }
@@ -163,11 +180,18 @@ impl AppRepo {
     /// `App 001`…: the three real bundles cycled, each made distinct (as real apps are) so that
     /// git stores one blob per app.
     pub fn new(name: &str, n: usize) -> Result<AppRepo, Fail> {
+        AppRepo::of(name, n, &[CREDIT_CARD.1, BASE64.1, CODE_EXPLAINER.1])
+    }
+
+    /// Like [`AppRepo::new`], cycling `templates` instead.
+    pub fn of(name: &str, n: usize, templates: &[&[u8]]) -> Result<AppRepo, Fail> {
         let repo = TestRepo::named(name);
         let mut names = Vec::with_capacity(n);
         for i in 1..=n {
             let app = format!("App {i:03}");
-            repo.git_sync_write(&format!("id-{i:03}"), &app, "v1", &bundle(i, "v1")?);
+            let template = templates[(i - 1) % templates.len()];
+            let bytes = distinct(template, i, "v1")?;
+            repo.git_sync_write(&format!("id-{i:03}"), &app, "v1", &bytes);
             names.push(app);
         }
         repo.commit(&format!("{n} apps"));
@@ -176,10 +200,15 @@ impl AppRepo {
         let git_url = daemon.url(&repo.served_name());
         Ok(AppRepo {
             repo,
-            _daemon: daemon,
+            daemon,
             git_url,
             names,
         })
+    }
+
+    /// The process id of the `git daemon` serving this repository.
+    pub fn daemon_pid(&self) -> u32 {
+        self.daemon.pid()
     }
 
     /// A new version of app number `i` (1-based), committed and published; its commit sha.
@@ -197,8 +226,16 @@ impl AppRepo {
 }
 
 fn bundle(i: usize, version: &str) -> Result<Vec<u8>, Fail> {
-    let base = [CREDIT_CARD.1, BASE64.1, CODE_EXPLAINER.1][(i - 1) % 3];
-    let mut bundle: serde_json::Value = serde_json::from_slice(base)?;
+    distinct(
+        [CREDIT_CARD.1, BASE64.1, CODE_EXPLAINER.1][(i - 1) % 3],
+        i,
+        version,
+    )
+}
+
+/// `template` made distinct for app number `i` at `version` (its icon).
+fn distinct(template: &[u8], i: usize, version: &str) -> Result<Vec<u8>, Fail> {
+    let mut bundle: serde_json::Value = serde_json::from_slice(template)?;
     bundle["app"][0]["definition"]["appV2"]["icon"] = json!(format!("app-{i}-{version}"));
     Ok(serde_json::to_vec_pretty(&bundle)?)
 }
@@ -229,6 +266,33 @@ impl Import {
             state: SyncState::default(),
         })
     }
+}
+
+impl Import {
+    /// The git side of this AppImport's spec (every bench AppImport follows `master`).
+    pub fn source_spec(&self) -> tooljet_operator::source::SourceSpec {
+        tooljet_operator::source::SourceSpec {
+            url: self.spec.source.url.clone(),
+            git_ref: tooljet_operator::source::GitRef::Branch("master".into()),
+        }
+    }
+}
+
+/// One AppImport per app of `repos`: `team-<r>/app-<i>`, named `R<r> App <i>` in ToolJet.
+pub fn imports_of(repos: &[AppRepo]) -> Result<Vec<Import>, Fail> {
+    let mut imports = Vec::with_capacity(repos.iter().map(|r| r.names.len()).sum());
+    for (r, repo) in repos.iter().enumerate() {
+        for (i, name) in repo.names.iter().enumerate() {
+            imports.push(Import::new(
+                &format!("team-{r:03}"),
+                &format!("app-{:03}", i + 1),
+                &repo.git_url,
+                name,
+                &format!("R{r:03} {name}"),
+            )?);
+        }
+    }
+    Ok(imports)
 }
 
 /// What one pass over a fleet measured.
@@ -319,6 +383,36 @@ impl Fleet {
             pass.reasons.push(out.report.reason.to_string());
         }
         Ok(pass)
+    }
+
+    /// One `Engine::sync` of AppImport `i` alone; fails unless it is a no-op. Its time.
+    pub async fn sync_one(&mut self, i: usize) -> Result<Duration, Fail> {
+        let imp = &self.imports[i];
+        let t = Instant::now();
+        let out = self
+            .engine
+            .sync(
+                SyncRequest {
+                    key: imp.key.clone(),
+                    spec: &imp.spec,
+                    instance: &self.instance,
+                    generation: Some(1),
+                    approve: None,
+                    force_pull: None,
+                    git_credentials: Credentials::Anonymous,
+                    state: imp.state.clone(),
+                },
+                &self.client,
+                Mode::Apply,
+                &NoCheckpoint,
+            )
+            .await;
+        let took = t.elapsed();
+        if out.report.reason != "UpToDate" {
+            return Err(format!("{}: {:?}", imp.key, out.report).into());
+        }
+        self.imports[i].state = out.state;
+        Ok(took)
     }
 
     /// Git counters summed over `urls`.

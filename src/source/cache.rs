@@ -141,6 +141,8 @@ struct MirrorState {
     /// Last remote listing per ref: when it started and the commit it found. A listing that
     /// started after a caller asked is as fresh as one the caller would make, so it is reused.
     checks: HashMap<String, (Instant, Oid)>,
+    /// When this process last marked the mirror as used ([`LAST_USED`]).
+    touched: Option<Instant>,
 }
 
 /// Everything a blocking operation on one mirror needs, lock included.
@@ -152,6 +154,8 @@ pub(super) struct Job {
     deadline: Instant,
     timeout: Duration,
     pub(super) limit: u64,
+    /// [`CacheConfig::unused_mirror_ttl`], for how often the mirror is marked as used.
+    unused_ttl: Duration,
     observer: Option<Arc<dyn SourceObserver>>,
 }
 
@@ -346,7 +350,8 @@ impl SourceCache {
                 .and_then(|m| m.modified())
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             let age = SystemTime::now().duration_since(used).unwrap_or_default();
-            if age <= ttl {
+            // A mirror in use may have been marked up to `touch_every` ago.
+            if age <= ttl + touch_every(ttl) {
                 continue;
             }
             let known = self.lock_map().get(&key).cloned();
@@ -480,6 +485,7 @@ impl SourceCache {
             deadline: Instant::now() + timeout,
             timeout,
             limit: self.inner.cfg.max_bundle_bytes,
+            unused_ttl: self.inner.cfg.unused_mirror_ttl,
             observer: self
                 .inner
                 .observer
@@ -504,6 +510,7 @@ impl SourceCache {
 fn run_job<T>(job: &mut Job, op: &dyn Fn(&mut Job, &Repository) -> Result<T>) -> Result<T> {
     let path = job.mirror.path.clone();
     let repo = open_mirror(job, &path)?;
+    touch_when_due(job, &path);
     match op(job, &repo) {
         Err(SourceError::Mirror { message, .. }) if verify(&repo).is_err() => {
             drop(repo);
@@ -515,6 +522,23 @@ fn run_job<T>(job: &mut Job, op: &dyn Fn(&mut Job, &Repository) -> Result<T>) ->
     }
 }
 
+/// How often a mirror in use is marked as used: every quarter of the unused-mirror TTL, at most
+/// every minute. [`SourceCache::gc`] allows for that lag.
+fn touch_every(unused_ttl: Duration) -> Duration {
+    (unused_ttl / 4).min(Duration::from_secs(60))
+}
+
+/// Marks the mirror as used for [`SourceCache::gc`] when [`touch_every`] says it is due: a write
+/// to the disk per operation costs more than a no-op's whole git work.
+fn touch_when_due(job: &mut Job, path: &Path) {
+    let every = touch_every(job.unused_ttl);
+    if job.state.touched.is_some_and(|t| t.elapsed() < every) {
+        return;
+    }
+    touch(path);
+    job.state.touched = Some(Instant::now());
+}
+
 fn open_mirror(job: &mut Job, path: &Path) -> Result<Repository> {
     let mirror_err = |e: std::io::Error| SourceError::Mirror {
         path: path.display().to_string(),
@@ -522,11 +546,8 @@ fn open_mirror(job: &mut Job, path: &Path) -> Result<Repository> {
     };
     if !path.exists() {
         std::fs::create_dir_all(path).map_err(mirror_err)?;
-        let repo = Repository::init_bare(path).map_err(|e| git_err_at(path, e))?;
-        touch(path);
-        return Ok(repo);
+        return Repository::init_bare(path).map_err(|e| git_err_at(path, e));
     }
-    touch(path);
     if !job.mirror.swept.swap(true, Ordering::SeqCst) {
         remove_stale_locks(path);
     }
@@ -583,7 +604,8 @@ fn rebuild(job: &mut Job, path: &Path) -> Result<Repository> {
         message: e.to_string(),
     })?;
     let repo = Repository::init_bare(path).map_err(|e| git_err_at(path, e))?;
-    touch(path);
+    job.state.touched = None;
+    touch_when_due(job, path);
     job.state.checks.clear();
     bump(job, |s| s.reclones += 1);
     Ok(repo)
@@ -685,8 +707,9 @@ fn follow_ref(
         }
     };
     if repo.find_commit(wanted).is_ok() {
-        if refname.starts_with("refs/heads/") {
-            // Keep the mirror's branch where the remote's is (it may have moved back).
+        // Keep the mirror's branch where the remote's is (it may have moved back); writing a
+        // ref that is already there would cost a lock file and a rename per call.
+        if refname.starts_with("refs/heads/") && repo.refname_to_id(refname).ok() != Some(wanted) {
             let _ = repo.reference(refname, wanted, true, "tooljet-operator: follow remote");
         }
         return Ok((wanted, false));

@@ -8,7 +8,7 @@ use std::fmt;
 use super::error::SyncError;
 use crate::api::{AuthMethod, SecretKeyRef, ToolJetInstanceSpec};
 use crate::source::Credentials;
-use crate::tooljet::{Auth, ClientConfig};
+use crate::tooljet::{Auth, ClientConfig, REUSE_APP_LISTS};
 
 /// The Secrets of one namespace, by name, as `data` (already base64-decoded).
 #[derive(Clone, Default)]
@@ -95,6 +95,8 @@ pub fn tooljet_config(
     };
     let mut config = ClientConfig::new(spec.url.trim_end_matches('/'), auth);
     config.workspace_id = spec.workspace_id.clone();
+    // The AppImports of one instance share their leftover listings (see `sync::recover`).
+    config.reuse_app_lists = REUSE_APP_LISTS;
     if let Some(tls) = &spec.tls {
         config.insecure_skip_verify = tls.insecure_skip_verify;
         if let Some(r) = &tls.ca_secret_ref {

@@ -49,11 +49,6 @@ impl ImportKey {
         format!("{NAME_PREFIX}tmp-{}-", self.tag())
     }
 
-    /// The search text that finds all of this AppImport's leftovers in one listing.
-    pub fn search_key(&self) -> String {
-        self.tag()
-    }
-
     /// True for a name this AppImport invented (temporary or aside).
     pub fn owns_name(&self, name: &str) -> bool {
         name == self.aside_name() || name.starts_with(&self.temp_prefix())

@@ -7,7 +7,7 @@ use super::convert::{app_status, observed};
 use super::datasources::versions_and_sources;
 use super::engine::{Mode, Run};
 use super::error::SyncError;
-use super::names::ImportKey;
+use super::names::{ImportKey, NAME_PREFIX};
 use super::outcome::Action;
 use crate::tooljet::{AppSummary, Family, ToolJetClient, ToolJetError};
 
@@ -94,16 +94,20 @@ impl Run<'_, '_> {
     }
 }
 
-/// This AppImport's leftovers in ToolJet, found by the tag in their names.
+/// This AppImport's leftovers in ToolJet, found by the tag in their names. Every name the engine
+/// invents starts with [`NAME_PREFIX`], so one listing of those serves every AppImport of the
+/// instance: the client shares it (within its reuse window, and never across one of its own app
+/// writes), and in steady state it holds nothing, so it is one request per window.
 pub(super) async fn leftovers(
     tj: &ToolJetClient,
     key: &ImportKey,
 ) -> Result<Vec<AppSummary>, SyncError> {
     Ok(tj
-        .list_apps_matching(&key.search_key())
+        .list_apps_matching_shared(NAME_PREFIX)
         .await?
-        .into_iter()
+        .iter()
         .filter(|a| key.owns_name(&a.name))
+        .cloned()
         .collect())
 }
 

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use url::Url;
 
+use super::app_list::AppLists;
 use super::config::{Auth, ClientConfig};
 use super::error::{ToolJetError, TransientKind};
 use super::model::{
@@ -47,6 +48,8 @@ pub struct ToolJetClient {
     /// (the server may have been upgraded), so the next call reads it again.
     version: std::sync::RwLock<Option<ServerVersion>>,
     observer: Option<std::sync::Arc<dyn RequestObserver>>,
+    /// Listings of apps by name shared by this client's callers, and the clock of its app writes.
+    lists: AppLists,
 }
 
 impl std::fmt::Debug for ToolJetClient {
@@ -70,6 +73,9 @@ pub(super) struct Call<'a> {
     raw_body: Option<Vec<u8>>,
     /// The `tooljet_version` of an imported bundle, for the "newer than the server" error.
     bundle_version: Option<String>,
+    /// Creates, renames, releases or deletes an app: shared listings made before it ended are
+    /// not reused ([`AppLists`]).
+    changes_apps: bool,
 }
 
 impl<'a> Call<'a> {
@@ -82,7 +88,12 @@ impl<'a> Call<'a> {
             body: None,
             raw_body: None,
             bundle_version: None,
+            changes_apps: false,
         }
+    }
+    fn changes_apps(mut self) -> Self {
+        self.changes_apps = true;
+        self
     }
     pub(super) fn query(mut self, key: &'static str, value: impl Into<String>) -> Self {
         self.query.push((key, value.into()));
@@ -179,6 +190,7 @@ impl ToolJetClient {
             session: tokio::sync::Mutex::new(None),
             version: std::sync::RwLock::new(None),
             observer: None,
+            lists: AppLists::new(config.reuse_app_lists),
         })
     }
 
@@ -362,6 +374,7 @@ impl ToolJetClient {
     /// Sends a call with authentication, logging in again once on a 401 in
     /// password mode, and maps failures to [`ToolJetError`].
     pub(super) async fn execute(&self, call: Call<'_>) -> Result<Vec<u8>, ToolJetError> {
+        let _app_write = call.changes_apps.then(|| self.lists.write_guard());
         let body = match (&call.raw_body, call.body) {
             (Some(raw), _) => Some(raw.clone()),
             (None, Some(v)) => Some(serde_json::to_vec(v).map_err(|e| {
@@ -694,6 +707,24 @@ impl ToolJetClient {
         Ok(all)
     }
 
+    /// Like [`ToolJetClient::list_apps_matching`], from a listing shared by this client's callers:
+    /// reused within `reuse_app_lists` of [`ClientConfig`], and never when it started before an
+    /// app write of this client ended, so it always shows what this client's writes did.
+    pub async fn list_apps_matching_shared(
+        &self,
+        text: &str,
+    ) -> Result<std::sync::Arc<Vec<AppSummary>>, ToolJetError> {
+        self.lists
+            .get_or_list(text, || self.list_apps_matching(text))
+            .await
+    }
+
+    /// Makes every shared listing stale: the next [`ToolJetClient::list_apps_matching_shared`]
+    /// lists again, as after an app write of this client.
+    pub fn forget_shared_listings(&self) {
+        self.lists.forget();
+    }
+
     async fn ext_list(&self) -> Result<Vec<AppSummary>, ToolJetError> {
         let route = "GET /api/ext/workspace/:workspaceId/apps";
         let ws = self.workspace(route)?;
@@ -819,7 +850,8 @@ impl ToolJetClient {
                 route,
                 format!("/api/ext/import/workspace/{}/apps", seg(&ws)),
             )
-            .raw_body(body, bundle_version);
+            .raw_body(body, bundle_version)
+            .changes_apps();
             self.execute(call).await?;
             // The external API answers without an id: find the app by name.
             let mut found = self.find_apps_by_name(name).await?;
@@ -853,7 +885,8 @@ impl ToolJetClient {
         })?;
         check_body_size(route, &body)?;
         let call = Call::new(Method::POST, route, "/api/v2/resources/import")
-            .raw_body(body, bundle_version);
+            .raw_body(body, bundle_version)
+            .changes_apps();
         let answer: Value = self.execute_json(call).await?;
         let app = answer.pointer("/imports/app/0").cloned().ok_or_else(|| {
             ToolJetError::InvalidResponse {
@@ -923,7 +956,8 @@ impl ToolJetClient {
             "PUT /api/apps/:id",
             format!("/api/apps/{}", seg(id)),
         )
-        .body(&body);
+        .body(&body)
+        .changes_apps();
         self.execute(call).await.map(drop)
     }
 
@@ -935,7 +969,8 @@ impl ToolJetClient {
             Method::DELETE,
             "DELETE /api/apps/:id",
             format!("/api/apps/{}", seg(id)),
-        );
+        )
+        .changes_apps();
         self.execute(call).await.map(drop)
     }
 
@@ -960,6 +995,7 @@ impl ToolJetClient {
                     format!("/api/apps/{}/release", seg(id)),
                 )
                 .raw_body(encode(&body)?, None)
+                .changes_apps()
             }
             Family::V2 => {
                 let body = json!({ "app": { "current_version_id": version_id } });
@@ -969,6 +1005,7 @@ impl ToolJetClient {
                     format!("/api/apps/{}", seg(id)),
                 )
                 .raw_body(encode(&body)?, None)
+                .changes_apps()
             }
         };
         self.execute(call).await?;

@@ -63,6 +63,11 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// Limit for one whole request, answer included.
     pub request_timeout: Duration,
+    /// How long a listing of apps by name is shared by the client's callers
+    /// ([`ToolJetClient::list_apps_matching_shared`](super::ToolJetClient::list_apps_matching_shared)).
+    /// Zero (the default) shares none; the controller and the command line use
+    /// [`REUSE_APP_LISTS`](super::REUSE_APP_LISTS).
+    pub reuse_app_lists: Duration,
 }
 
 impl ClientConfig {
@@ -76,6 +81,7 @@ impl ClientConfig {
             insecure_skip_verify: false,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(60),
+            reuse_app_lists: Duration::ZERO,
         }
     }
 }
@@ -93,6 +99,7 @@ impl fmt::Debug for ClientConfig {
             .field("insecure_skip_verify", &self.insecure_skip_verify)
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("reuse_app_lists", &self.reuse_app_lists)
             .finish()
     }
 }

@@ -4,6 +4,7 @@
 //! authentication modes ([`Auth`]). Every failure is a [`ToolJetError`] a caller can act
 //! on; only [`ToolJetError::Transient`] is worth retrying.
 
+mod app_list;
 mod client;
 mod config;
 mod constants;
@@ -11,6 +12,7 @@ mod datasource_options;
 mod error;
 mod model;
 
+pub use app_list::REUSE_APP_LISTS;
 pub use client::{MAX_REQUEST_BODY, RequestObserver, ToolJetClient};
 pub use config::{Auth, ClientConfig};
 pub use constants::EnvironmentConstant;

@@ -5,7 +5,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use common::{author, cache, tooljet_repo};
+use common::{author, cache, cache_with_ttl, tooljet_repo};
 use git_fixtures::HttpGitServer;
 use git_fixtures::tooljet::CREDIT_CARD;
 use tooljet_operator::source::{
@@ -158,12 +158,7 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 async fn gc_removes_unused_mirrors_only() {
     let (repo, sha) = tooljet_repo();
     let (other, _) = tooljet_repo();
-    let dir = tempfile::tempdir().unwrap();
-    let cache = SourceCache::new(CacheConfig {
-        dir: dir.path().to_path_buf(),
-        unused_mirror_ttl: Duration::from_secs(3600),
-        ..CacheConfig::default()
-    });
+    let (cache, _dir) = cache_with_ttl(Duration::from_secs(3600));
     let anon = &Credentials::Anonymous;
     cache
         .resolve(&master(&repo.file_url()), anon, None)
@@ -193,6 +188,66 @@ async fn gc_removes_unused_mirrors_only() {
         .await
         .unwrap();
     assert!(r.fetched && old.is_dir());
+}
+
+/// A resolve that finds nothing new writes nothing to the mirror: no ref rewritten (a lock file
+/// and a rename each time), and the mark gc reads at most once a minute (gc allows for the lag).
+#[tokio::test]
+async fn a_resolve_with_nothing_new_writes_nothing_to_the_mirror() {
+    use std::os::unix::fs::MetadataExt;
+    let (repo, sha) = tooljet_repo();
+    let (cache, _dir) = cache_with_ttl(Duration::from_secs(3600));
+    let anon = &Credentials::Anonymous;
+    let url = repo.file_url();
+    cache.resolve(&master(&url), anon, None).await.unwrap();
+    let mirror = cache.mirror_path(&url, anon);
+    let branch = mirror.join("refs/heads/master");
+    let marker = mirror.join("tooljet-operator-last-used");
+    let inode = std::fs::metadata(&branch).unwrap().ino();
+    let half_an_hour_ago = SystemTime::now() - Duration::from_secs(1800);
+    std::fs::File::options()
+        .write(true)
+        .open(&marker)
+        .unwrap()
+        .set_modified(half_an_hour_ago)
+        .unwrap();
+    let r = cache
+        .resolve(&master(&url), anon, Some(&sha))
+        .await
+        .unwrap();
+    assert!(!r.moved && !r.fetched);
+    assert_eq!(
+        std::fs::metadata(&branch).unwrap().ino(),
+        inode,
+        "ref rewritten"
+    );
+    let marked = std::fs::metadata(&marker).unwrap().modified().unwrap();
+    assert_eq!(marked, half_an_hour_ago, "marked again within the minute");
+    assert!(
+        cache.gc().await.unwrap().is_empty(),
+        "a mirror in use is kept"
+    );
+
+    // The remote moved back to a commit the mirror has: the branch follows it.
+    repo.write("README.md", "two");
+    let second = repo.commit("two");
+    repo.publish();
+    cache
+        .resolve(&master(&url), anon, Some(&sha))
+        .await
+        .unwrap();
+    repo.reset_hard(&sha);
+    repo.publish();
+    let r = cache
+        .resolve(&master(&url), anon, Some(&second))
+        .await
+        .unwrap();
+    assert_eq!(r.commit.sha, sha);
+    let git = git2::Repository::open_bare(&mirror).unwrap();
+    assert_eq!(
+        git.refname_to_id("refs/heads/master").unwrap().to_string(),
+        sha
+    );
 }
 
 #[tokio::test]
@@ -300,12 +355,7 @@ fn credentials_from_secret_data_and_redaction() {
 #[tokio::test]
 async fn periodic_gc_removes_an_expired_mirror() {
     let (repo, _) = tooljet_repo();
-    let dir = tempfile::tempdir().unwrap();
-    let cache = SourceCache::new(CacheConfig {
-        dir: dir.path().to_path_buf(),
-        unused_mirror_ttl: Duration::from_millis(1),
-        ..CacheConfig::default()
-    });
+    let (cache, _dir) = cache_with_ttl(Duration::from_millis(1));
     let anon = &Credentials::Anonymous;
     cache
         .resolve(&master(&repo.file_url()), anon, None)

@@ -21,6 +21,17 @@ pub fn cache() -> (SourceCache, tempfile::TempDir) {
     (cache, dir)
 }
 
+/// Like [`cache`], removing mirrors unused for `ttl` ([`SourceCache::gc`]).
+pub fn cache_with_ttl(ttl: Duration) -> (SourceCache, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = SourceCache::new(CacheConfig {
+        dir: dir.path().to_path_buf(),
+        unused_mirror_ttl: ttl,
+        ..CacheConfig::default()
+    });
+    (cache, dir)
+}
+
 pub fn author(n: u32) -> Author {
     Author {
         name: format!("Author {n}"),

@@ -7,4 +7,5 @@ mod engine;
 mod export;
 mod faults;
 mod instance_config;
+mod noop_requests;
 mod properties;

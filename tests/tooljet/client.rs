@@ -600,6 +600,101 @@ async fn configuration_errors() {
     assert!(matches!(err, ToolJetError::Config(_)), "{err}");
 }
 
+/// A client of the stand-in's flavour that shares its listings of apps by name for `reuse`.
+fn sharing_client(s: &StandIn, reuse: Duration) -> ToolJetClient {
+    let auth = match s.flavour() {
+        Flavour::V2_27 => Auth::Password {
+            email: EMAIL.into(),
+            password: PASSWORD.into(),
+        },
+        Flavour::V3 => Auth::AdminApiKey(ADMIN_KEY.into()),
+    };
+    let mut config = config(s, auth);
+    config.reuse_app_lists = reuse;
+    ToolJetClient::new(config).unwrap()
+}
+
+fn app_listings(s: &StandIn) -> usize {
+    s.request_log()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path == "/api/apps")
+        .count()
+}
+
+flavoured!(
+    a_shared_listing_walks_all_pages_and_is_reused_until_the_client_writes,
+    flavour,
+    {
+        let s = standin_of(flavour, None).await;
+        let c = sharing_client(&s, Duration::from_secs(3600));
+        let bundle = fixture("orders-report");
+        let mut ids = Vec::new();
+        for i in 1..=11 {
+            ids.push(
+                c.import_app(&bundle, &format!("tjop-tmp-{i}"))
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        c.import_app(&bundle, "Orders").await.unwrap();
+        s.clear_request_log();
+
+        // 11 matches at 9 per page: two pages, then none while nothing is written.
+        let first = c.list_apps_matching_shared("tjop-").await.unwrap();
+        assert_eq!(first.len(), 11);
+        assert_eq!(app_listings(&s), 2);
+        let again = c.list_apps_matching_shared("tjop-").await.unwrap();
+        assert_eq!(again.len(), 11);
+        assert_eq!(app_listings(&s), 2, "reused within the window");
+
+        // A write of this client ends the reuse: the next listing shows what it did.
+        c.update_app(
+            &ids[0],
+            &AppUpdate {
+                name: Some("Renamed".into()),
+                slug: None,
+            },
+        )
+        .await
+        .unwrap();
+        let after_rename = c.list_apps_matching_shared("tjop-").await.unwrap();
+        assert_eq!(after_rename.len(), 10);
+        assert!(!after_rename.iter().any(|a| a.id == ids[0]));
+        c.delete_app(&ids[1]).await.unwrap();
+        assert_eq!(c.list_apps_matching_shared("tjop-").await.unwrap().len(), 9);
+        c.import_app(&bundle, "tjop-tmp-new").await.unwrap();
+        assert_eq!(
+            c.list_apps_matching_shared("tjop-").await.unwrap().len(),
+            10
+        );
+        // A failed write counts too: it may have reached ToolJet.
+        let failed = c.import_app(&bundle, "Orders").await;
+        assert!(
+            matches!(failed, Err(ToolJetError::NameTaken { .. })),
+            "{failed:?}"
+        );
+        let before = app_listings(&s);
+        c.list_apps_matching_shared("tjop-").await.unwrap();
+        assert_eq!(app_listings(&s), before + 2);
+        // Another client's write is not this client's: its listing is kept for the window.
+        let other = client_of(&s);
+        other.delete_app(&ids[2]).await.unwrap();
+        assert_eq!(
+            c.list_apps_matching_shared("tjop-").await.unwrap().len(),
+            10
+        );
+        assert_eq!(app_listings(&s), before + 2);
+        // Without a window, every call lists.
+        let plain = sharing_client(&s, Duration::ZERO);
+        for _ in 0..2 {
+            let listed = plain.list_apps_matching_shared("tjop-").await.unwrap();
+            assert_eq!(listed.len(), 9);
+        }
+        assert_eq!(app_listings(&s), before + 4);
+    }
+);
+
 async fn standin_of(flavour: Flavour, version: Option<&str>) -> StandIn {
     let mut b = StandIn::builder()
         .flavour(flavour)

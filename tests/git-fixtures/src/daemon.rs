@@ -45,6 +45,12 @@ impl GitDaemon {
         GitDaemon { child, port }
     }
 
+    /// The daemon's process id (its children, one `git-upload-pack` per connection, are reaped
+    /// by it: their CPU time is in its `cutime`/`cstime`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
