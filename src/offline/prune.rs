@@ -98,10 +98,10 @@ async fn prune_one(
         },
         actions,
     };
-    let plan = what_pruning_does(policy, &state);
+    let (would, did) = what_pruning_does(policy, &state);
     if !run.opts.prune {
         let message = format!(
-            "in the state file but no longer in the manifests; {plan}; kept: run with --prune to apply it"
+            "no longer in the manifests; --prune would {would}; kept: run with --prune to apply it"
         );
         return result(OrphanStatus::Kept, message, Vec::new());
     }
@@ -109,7 +109,7 @@ async fn prune_one(
         Ok(client) => Some(client),
         Err(why) if deletes_app => {
             let message = format!(
-                "cannot delete its app: {why}; kept in the state file (pass the instance's manifest and Secret with -f, or remove the entry from the state file to leave the app)"
+                "no longer in the manifests, but its app cannot be deleted: {why}; kept in the state file (pass the instance's manifest and Secret with -f, or remove the entry from the state file to leave the app)"
             );
             return result(OrphanStatus::Failed, message, Vec::new());
         }
@@ -130,39 +130,53 @@ async fn prune_one(
             Ok(done) => actions = done,
             Err(e) => {
                 let message = format!(
-                    "{plan}, but ToolJet failed: {e}; kept in the state file, the next sync --prune retries"
+                    "no longer in the manifests; pruning failed in ToolJet: {e}; kept in the state file, the next sync --prune retries"
                 );
                 return result(OrphanStatus::Failed, message, Vec::new());
             }
         }
     }
     if run.opts.mode == Mode::Plan {
-        return result(OrphanStatus::WouldPrune, plan, actions);
+        let message = format!("no longer in the manifests: would {would}");
+        return result(OrphanStatus::WouldPrune, message, actions);
     }
     if let Err(e) = run.state.forget(key) {
-        let message = format!("{plan}, but the state file could not be saved: {e}");
+        let message = format!("{did}, but the state file could not be saved: {e}");
         return result(OrphanStatus::Failed, message, actions);
     }
-    result(OrphanStatus::Pruned, plan, actions)
+    result(
+        OrphanStatus::Pruned,
+        format!("no longer in the manifests: {did}"),
+        actions,
+    )
 }
 
-/// What `--prune` does with an orphan, in words.
-fn what_pruning_does(policy: Option<DeletionPolicy>, state: &SyncState) -> String {
+/// What `--prune` does with an orphan, in words: (what it would do, what it did).
+fn what_pruning_does(policy: Option<DeletionPolicy>, state: &SyncState) -> (String, String) {
     let app = state
         .app
         .as_ref()
         .map(|a| format!("app {:?} ({})", a.name, a.id));
     match (policy, app) {
-        (_, None) => "it owns no app in ToolJet: --prune forgets it".to_owned(),
-        (Some(DeletionPolicy::Delete), Some(app)) => {
-            format!("deletionPolicy Delete: --prune deletes {app} from ToolJet and forgets it")
-        }
-        (Some(DeletionPolicy::Retain), Some(app)) => {
-            format!("deletionPolicy Retain: --prune forgets it and leaves {app} in ToolJet")
-        }
-        (None, Some(app)) => format!(
-            "no deletionPolicy recorded (the entry predates --prune), so Retain, the default: --prune forgets it and leaves {app} in ToolJet"
+        (_, None) => (
+            "forget the entry (it owns no app in ToolJet)".to_owned(),
+            "forgot the entry (it owned no app in ToolJet)".to_owned(),
         ),
+        (Some(DeletionPolicy::Delete), Some(app)) => (
+            format!("delete {app} from ToolJet and forget the entry"),
+            format!("deleted {app} from ToolJet and forgot the entry"),
+        ),
+        (Some(DeletionPolicy::Retain), Some(app)) => (
+            format!("forget the entry and leave {app} in ToolJet"),
+            format!("forgot the entry and left {app} in ToolJet"),
+        ),
+        (None, Some(app)) => {
+            let why = "(no deletionPolicy recorded: the entry predates --prune, so Retain, the default)";
+            (
+                format!("forget the entry and leave {app} in ToolJet {why}"),
+                format!("forgot the entry and left {app} in ToolJet {why}"),
+            )
+        }
     }
 }
 

@@ -3,4 +3,5 @@
 
 mod diff;
 mod plan;
+mod prune;
 mod sync;
