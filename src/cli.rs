@@ -219,7 +219,10 @@ mod tests {
         assert_eq!(input.state, Some(PathBuf::from("s.json")));
         assert_eq!(input.output, OutputFormat::Json);
         assert_eq!(cache_dir, None);
-        assert_eq!(input.concurrency, DEFAULT_CONCURRENCY, "the controller's default");
+        assert_eq!(
+            input.concurrency, DEFAULT_CONCURRENCY,
+            "the controller's default"
+        );
         assert!(!input.prune);
     }
 
@@ -240,7 +243,14 @@ mod tests {
                 panic!("expected {verb}, got {:?}", cli.command);
             };
             assert_eq!((input.concurrency, input.prune), (16, true), "{verb}");
-            let zero = ["tooljet-operator", verb, "-f", "a.yaml", "--concurrency", "0"];
+            let zero = [
+                "tooljet-operator",
+                verb,
+                "-f",
+                "a.yaml",
+                "--concurrency",
+                "0",
+            ];
             assert!(Cli::try_parse_from(zero).is_err(), "{verb}");
         }
     }

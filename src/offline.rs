@@ -28,8 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use crate::api::condition::READY;
 use crate::api::{
     AppImport, AppImportStatus, DeletionPolicy, InstanceChoiceError, Reason, ToolJetInstance,
-    Verdict,
-    validate_against_crd,
+    Verdict, validate_against_crd,
 };
 use crate::diff::{AppDiff, markdown_text};
 use crate::source::{SourceCache, display_url};
@@ -42,8 +41,8 @@ use crate::sync::{
 };
 
 mod prune;
-pub use prune::{Orphan, OrphanResult, OrphanStatus, orphans_markdown, orphans_summary};
 use crate::tooljet::ToolJetClient;
+pub use prune::{Orphan, OrphanResult, OrphanStatus, orphans_markdown, orphans_summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -289,10 +288,7 @@ impl StateFile {
     }
 }
 
-type StateMaps = (
-    BTreeMap<String, StateEntry>,
-    BTreeMap<String, ConfigRecord>,
-);
+type StateMaps = (BTreeMap<String, StateEntry>, BTreeMap<String, ConfigRecord>);
 
 fn read_state_file(p: &Path) -> Result<StateMaps, OfflineError> {
     let text = std::fs::read_to_string(p).map_err(|e| OfflineError::State {

@@ -171,7 +171,8 @@ fn what_pruning_does(policy: Option<DeletionPolicy>, state: &SyncState) -> (Stri
             format!("forgot the entry and left {app} in ToolJet"),
         ),
         (None, Some(app)) => {
-            let why = "(no deletionPolicy recorded: the entry predates --prune, so Retain, the default)";
+            let why =
+                "(no deletionPolicy recorded: the entry predates --prune, so Retain, the default)";
             (
                 format!("forget the entry and leave {app} in ToolJet {why}"),
                 format!("forgot the entry and left {app} in ToolJet {why}"),
@@ -188,7 +189,10 @@ fn reach(
     clients: &mut BTreeMap<String, Arc<ToolJetClient>>,
 ) -> Result<Arc<ToolJetClient>, String> {
     let Some(record) = record else {
-        return Err("the state file does not record its ToolJetInstance (the entry predates --prune)".to_owned());
+        return Err(
+            "the state file does not record its ToolJetInstance (the entry predates --prune)"
+                .to_owned(),
+        );
     };
     let Some(instance) = run
         .manifests

@@ -705,7 +705,12 @@ fn follow_ref(
     // One fetch for this ref and every other expected one the mirror lacks, so a run of many
     // AppImports of one repository fetches it once.
     let missing: Vec<String> = std::iter::once(refname)
-        .chain(job.expected.iter().map(String::as_str).filter(|r| *r != refname))
+        .chain(
+            job.expected
+                .iter()
+                .map(String::as_str)
+                .filter(|r| *r != refname),
+        )
         .filter(|r| {
             listing
                 .commit_of(r)

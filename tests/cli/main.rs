@@ -4,4 +4,5 @@
 mod diff;
 mod plan;
 mod prune;
+mod scale;
 mod sync;

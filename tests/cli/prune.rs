@@ -70,7 +70,9 @@ impl Rig {
 
     /// Syncs both AppImports; returns the manifests without `gone`.
     async fn both_synced(&self, gone_extra: &str) -> PathBuf {
-        let out = self.run("sync", &self.manifests(Some(gone_extra)), &[]).await;
+        let out = self
+            .run("sync", &self.manifests(Some(gone_extra)), &[])
+            .await;
         assert!(out.status.success(), "{}", ci::text(&out));
         assert_eq!(self.named(GONE), 1);
         self.manifests(None)
@@ -124,10 +126,15 @@ flavoured!(delete_prunes_the_app_only_with_prune, flavour, {
     );
     assert!(text.contains("  would: delete app \"Gone App\""), "{text}");
     assert_eq!(rig.standin.write_count(), writes);
-    assert_eq!(std::fs::read(rig.ci.state_path()).expect("state"), state_before);
+    assert_eq!(
+        std::fs::read(rig.ci.state_path()).expect("state"),
+        state_before
+    );
 
     // sync --prune: the app goes, the entry goes, the other AppImport stays.
-    let out = rig.run("sync", &kept_only, &["--prune", "-o", "json"]).await;
+    let out = rig
+        .run("sync", &kept_only, &["--prune", "-o", "json"])
+        .await;
     assert_eq!(out.status.code(), Some(0), "{}", ci::text(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let gone = &json[1];
@@ -190,7 +197,10 @@ async fn an_orphan_whose_instance_is_gone_is_a_clear_error_and_nothing_is_lost()
     );
     assert_eq!(rig.named(GONE), 1);
     assert_eq!(rig.state_keys(), vec!["ci/gone"]);
-    assert_ne!(std::fs::read(rig.ci.state_path()).expect("state"), state_before);
+    assert_ne!(
+        std::fs::read(rig.ci.state_path()).expect("state"),
+        state_before
+    );
 
     // Passing the instance again lets the next run finish the job.
     let instance_only = rig
@@ -230,12 +240,9 @@ flavoured!(
         assert_eq!(rig.state_keys(), vec!["ci/gone", "ci/kept"]);
 
         // Killed after ToolJet deleted the app, before the answer came back.
-        rig.standin.faults().delay_answer_nth(
-            "DELETE",
-            "/api/apps/*",
-            1,
-            Duration::from_secs(60),
-        );
+        rig.standin
+            .faults()
+            .delay_answer_nth("DELETE", "/api/apps/*", 1, Duration::from_secs(60));
         let mut child = rig
             .ci
             .sync_command(&kept_only, &["--prune"])

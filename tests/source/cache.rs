@@ -453,7 +453,11 @@ async fn one_run_lists_a_repository_once_and_fetches_it_once() {
     let (first, shas) = resolve_all(run()).await;
     assert_eq!(
         (shas[0].as_str(), shas[1].as_str(), shas[2].as_str()),
-        (master_sha.as_str(), feature_sha.as_str(), master_sha.as_str())
+        (
+            master_sha.as_str(),
+            feature_sha.as_str(),
+            master_sha.as_str()
+        )
     );
     let stats = first.stats(&url);
     assert_eq!((stats.checks, stats.fetches), (1, 1), "{stats:?}");
@@ -512,5 +516,9 @@ async fn a_listing_serves_every_ref_of_the_repository_within_the_window() {
         matches!(&err, SourceError::RefNotFound { available, .. } if available == &vec!["master".to_string()]),
         "{err:?}"
     );
-    assert_eq!(cache.stats(&url).checks, 1, "answered from the same listing");
+    assert_eq!(
+        cache.stats(&url).checks,
+        1,
+        "answered from the same listing"
+    );
 }
