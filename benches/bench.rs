@@ -2,16 +2,19 @@
 //! See BENCHMARKS.md. Not part of `cargo test`: run it with
 //!
 //! ```text
-//! cargo bench --bench bench -- <one|many|thousand|cluster|diff|all> [--runs N] [--write]
+//! cargo bench --bench bench -- <one|many|thousand|cluster|diff|cli|all> [--runs N] [--write]
 //! ```
 //!
 //! It starts the ToolJet stand-in (in a child process, so its memory is not the engine's) and
 //! `git daemon` servers itself. `--write` (with `all`) rewrites the results section of
 //! BENCHMARKS.md and BENCHMARKS.svg from this run's measurements; scenario 4 (`cluster`, which
-//! needs `TOOLJET_OPERATOR_E2E_KUBECONFIG`) has its own section, rewritten only when it ran.
+//! needs `TOOLJET_OPERATOR_E2E_KUBECONFIG`) has its own section, rewritten only when it ran;
+//! scenarios 5 (`diff`) and 6 (`cli`) have their own sections too.
 
 #[path = "bench/chart.rs"]
 mod chart;
+#[path = "bench/cli.rs"]
+mod cli;
 #[path = "bench/cluster.rs"]
 mod cluster;
 #[path = "bench/diff.rs"]
@@ -31,13 +34,15 @@ use scenarios::Report;
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
 const USAGE: &str =
-    "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|all> [--runs N] [--write]";
+    "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|cli|all> [--runs N] [--write]";
 const START: &str = "<!-- bench:results:start -->";
 const END: &str = "<!-- bench:results:end -->";
 const CLUSTER_START: &str = "<!-- bench:cluster:start -->";
 const CLUSTER_END: &str = "<!-- bench:cluster:end -->";
 const DIFF_START: &str = "<!-- bench:diff:start -->";
 const DIFF_END: &str = "<!-- bench:diff:end -->";
+const CLI_START: &str = "<!-- bench:cli:start -->";
+const CLI_END: &str = "<!-- bench:cli:end -->";
 
 fn main() -> ExitCode {
     if std::env::var_os(world::CHILD_ENV).is_some() {
@@ -92,9 +97,9 @@ fn parse_args() -> Result<Args, Fail> {
     if args.runs == 0 {
         return Err("--runs must be at least 1 (medians need 5)".into());
     }
-    if args.write && !matches!(args.scenario.as_str(), "all" | "cluster" | "diff") {
+    if args.write && !matches!(args.scenario.as_str(), "all" | "cluster" | "diff" | "cli") {
         return Err(
-            "--write rewrites BENCHMARKS.md from a full run: use it with `all` (or `cluster`, `diff`)"
+            "--write rewrites BENCHMARKS.md from a full run: use it with `all` (or `cluster`, `diff`, `cli`)"
                 .into(),
         );
     }
@@ -109,6 +114,7 @@ fn run() -> Result<(), Fail> {
     let started = std::time::Instant::now();
     let mut cluster_md = None;
     let mut diff_md = None;
+    let mut cli_md = None;
     rt.block_on(async {
         let all = args.scenario == "all";
         let mut known = false;
@@ -133,13 +139,30 @@ fn run() -> Result<(), Fail> {
             known = true;
             diff_md = Some(diff::scenario(args.runs)?);
         }
+        if all || args.scenario == "cli" {
+            known = true;
+            // The script's pass over 100 apps takes about half a minute: at most 3 of them.
+            cli_md = Some(cli::scenario(args.runs, args.runs.min(3))?);
+        }
         if !known {
             return Err(format!("unknown scenario {:?}\n{USAGE}", args.scenario).into());
         }
         Ok::<(), Fail>(())
     })?;
-    if !matches!(args.scenario.as_str(), "cluster" | "diff") {
+    if !matches!(args.scenario.as_str(), "cluster" | "diff" | "cli") {
         report_engine(&args, &rep, started.elapsed())?;
+    }
+    if let Some(md) = &cli_md {
+        let md = format!(
+            "{md}\n\nRun: `cargo bench --bench bench -- {} --runs {}`.\n\nMachine:\n\n{}",
+            args.scenario,
+            args.runs,
+            measure::machine()
+        );
+        println!("{md}");
+        if args.write {
+            write_section(CLI_START, CLI_END, &md)?;
+        }
     }
     if let Some(md) = &diff_md {
         println!("{md}");
@@ -148,7 +171,7 @@ fn run() -> Result<(), Fail> {
         }
     }
     match &cluster_md {
-        _ if args.scenario == "diff" => {}
+        _ if matches!(args.scenario.as_str(), "diff" | "cli") => {}
         Some(md) => {
             println!("{md}");
             if args.write {
