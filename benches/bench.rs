@@ -33,8 +33,7 @@ use scenarios::Report;
 
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str =
-    "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|cli|all> [--runs N] [--write]";
+const USAGE: &str = "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|cli|all> [--runs N] [--write]";
 const START: &str = "<!-- bench:results:start -->";
 const END: &str = "<!-- bench:results:end -->";
 const CLUSTER_START: &str = "<!-- bench:cluster:start -->";

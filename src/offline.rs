@@ -170,6 +170,10 @@ pub struct StateFile {
     path: Option<PathBuf>,
     states: Mutex<BTreeMap<String, StateEntry>>,
     instances: Mutex<BTreeMap<String, ConfigRecord>>,
+    /// Counts changes to either map; bumped under that map's lock.
+    changes: std::sync::atomic::AtomicU64,
+    /// The change count the file on disk holds; held while writing, so writes never overlap.
+    written: Mutex<u64>,
 }
 
 /// One AppImport's entry of the state file.
@@ -209,6 +213,8 @@ impl StateFile {
             path: path.map(Path::to_owned),
             states: Mutex::new(states),
             instances: Mutex::new(instances),
+            changes: std::sync::atomic::AtomicU64::new(0),
+            written: Mutex::new(0),
         })
     }
 
@@ -226,8 +232,19 @@ impl StateFile {
 
     /// Records one AppImport's state and rewrites the file atomically (write, fsync, rename).
     pub fn put(&self, key: &str, state: &SyncState) -> Result<(), String> {
-        self.lock().entry(key.to_owned()).or_default().state = state.clone();
-        self.write()
+        let change = {
+            let mut states = self.lock();
+            states.entry(key.to_owned()).or_default().state = state.clone();
+            self.bump()
+        };
+        self.write(change)
+    }
+
+    /// A new change number; call it holding the lock of the map changed.
+    fn bump(&self) -> u64 {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
     }
 
     /// Sets what pruning this AppImport would need; written with its next [`put`](Self::put).
@@ -247,8 +264,12 @@ impl StateFile {
 
     /// Drops an AppImport's entry and rewrites the file atomically.
     pub fn forget(&self, key: &str) -> Result<(), String> {
-        self.lock().remove(key);
-        self.write()
+        let change = {
+            let mut states = self.lock();
+            states.remove(key);
+            self.bump()
+        };
+        self.write(change)
     }
 
     /// An instance's configuration record (`namespace/name`).
@@ -258,18 +279,31 @@ impl StateFile {
 
     /// Records an instance's configuration and rewrites the file atomically.
     pub fn put_instance(&self, key: &str, record: &ConfigRecord) -> Result<(), String> {
-        self.lock_instances().insert(key.to_owned(), record.clone());
-        self.write()
+        let change = {
+            let mut instances = self.lock_instances();
+            instances.insert(key.to_owned(), record.clone());
+            self.bump()
+        };
+        self.write(change)
     }
 
     fn lock_instances(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ConfigRecord>> {
         self.instances.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> Result<(), String> {
-        let text = {
+    /// Puts a state holding change `change` on disk, atomically (write, fsync, rename). One
+    /// write at a time: a writer that waited finds its change already written by the one before
+    /// it, or writes everything up to now itself (so concurrent checkpoints share writes, and
+    /// an older state never replaces a newer one).
+    fn write(&self, change: u64) -> Result<(), String> {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if *written >= change {
+            return Ok(());
+        }
+        let (text, now) = {
             let states = self.lock();
             let instances = self.lock_instances();
+            let now = self.changes.load(std::sync::atomic::Ordering::SeqCst);
             let mut all = serde_json::to_value(&*states).map_err(|e| e.to_string())?;
             if !instances.is_empty()
                 && let Some(map) = all.as_object_mut()
@@ -279,12 +313,17 @@ impl StateFile {
                     serde_json::to_value(&*instances).map_err(|e| e.to_string())?,
                 );
             }
-            serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
+            (
+                serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?,
+                now,
+            )
         };
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        write_atomically(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+        if let Some(path) = &self.path {
+            write_atomically(path, text.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        *written = now;
+        Ok(())
     }
 }
 
@@ -1000,6 +1039,36 @@ mod tests {
             StateFile::open(Some(&path)).expect("reopens").keys(),
             vec!["team/new"]
         );
+    }
+
+    /// AppImports of a run checkpoint at the same time: every put succeeds, and the file on disk
+    /// holds every one of them (no writer renames another's half-written file, none puts an
+    /// older state back over a newer one).
+    #[test]
+    fn concurrent_puts_all_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let file = StateFile::open(Some(&path)).expect("opens");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let file = &file;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let state = SyncState {
+                            last_applied_hash: Some(format!("{t}-{i}")),
+                            ..SyncState::default()
+                        };
+                        file.put(&format!("team/app-{t}"), &state).expect("put");
+                    }
+                });
+            }
+        });
+        let again = StateFile::open(Some(&path)).expect("reopens");
+        assert_eq!(again.keys().len(), 8);
+        for t in 0..8 {
+            let hash = again.get(&format!("team/app-{t}")).last_applied_hash;
+            assert_eq!(hash, Some(format!("{t}-24")), "the last put of writer {t}");
+        }
     }
 
     /// A state file written before the engine had its own state type (an AppImport status per
