@@ -304,27 +304,29 @@ impl StateFile {
             let states = self.lock();
             let instances = self.lock_instances();
             let now = self.changes.load(std::sync::atomic::Ordering::SeqCst);
-            let mut all = serde_json::to_value(&*states).map_err(|e| e.to_string())?;
-            if !instances.is_empty()
-                && let Some(map) = all.as_object_mut()
-            {
-                map.insert(
-                    INSTANCES_KEY.to_owned(),
-                    serde_json::to_value(&*instances).map_err(|e| e.to_string())?,
-                );
-            }
-            (
-                serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?,
-                now,
-            )
+            let whole = WholeFile {
+                states: &states,
+                instances: &instances,
+            };
+            let text = serde_json::to_vec_pretty(&whole).map_err(|e| e.to_string())?;
+            (text, now)
         };
         if let Some(path) = &self.path {
-            write_atomically(path, text.as_bytes())
+            write_atomically(path, &text)
                 .map_err(|e| format!("{}: {e}", path.display()))?;
         }
         *written = now;
         Ok(())
     }
+}
+
+/// The file as written: the AppImports' entries and, beside them, the instances' records.
+#[derive(Serialize)]
+struct WholeFile<'a> {
+    #[serde(flatten)]
+    states: &'a BTreeMap<String, StateEntry>,
+    #[serde(rename = "toolJetInstances", skip_serializing_if = "BTreeMap::is_empty")]
+    instances: &'a BTreeMap<String, ConfigRecord>,
 }
 
 type StateMaps = (BTreeMap<String, StateEntry>, BTreeMap<String, ConfigRecord>);
