@@ -2,16 +2,19 @@
 //! See BENCHMARKS.md. Not part of `cargo test`: run it with
 //!
 //! ```text
-//! cargo bench --bench bench -- <one|many|thousand|cluster|diff|scale|all> [--runs N] [--write]
+//! cargo bench --bench bench -- <one|many|thousand|cluster|diff|cli|scale|all> [--runs N] [--write]
 //! ```
 //!
 //! It starts the ToolJet stand-in (in a child process, so its memory is not the engine's) and
 //! `git daemon` servers itself. `--write` (with `all`) rewrites the results section of
 //! BENCHMARKS.md and BENCHMARKS.svg from this run's measurements; scenario 4 (`cluster`, which
-//! needs `TOOLJET_OPERATOR_E2E_KUBECONFIG`) has its own section, rewritten only when it ran.
+//! needs `TOOLJET_OPERATOR_E2E_KUBECONFIG`) has its own section, rewritten only when it ran;
+//! scenarios 5 (`diff`) and 6 (`cli`) have their own sections too.
 
 #[path = "bench/chart.rs"]
 mod chart;
+#[path = "bench/cli.rs"]
+mod cli;
 #[path = "bench/cluster.rs"]
 mod cluster;
 #[path = "bench/diff.rs"]
@@ -32,7 +35,7 @@ use scenarios::Report;
 
 type Fail = Box<dyn std::error::Error + Send + Sync>;
 
-const USAGE: &str = "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|scale|all> [--runs N] [--write]";
+const USAGE: &str = "usage: cargo bench --bench bench -- <one|many|thousand|cluster|diff|cli|scale|all> [--runs N] [--write]";
 const START: &str = "<!-- bench:results:start -->";
 const END: &str = "<!-- bench:results:end -->";
 const CLUSTER_START: &str = "<!-- bench:cluster:start -->";
@@ -43,6 +46,8 @@ const SCALE_START: &str = "<!-- bench:scale:start -->";
 const SCALE_END: &str = "<!-- bench:scale:end -->";
 /// The chart of scenario 6.
 const SCALE_SVG: &str = "docs/bench-scale.svg";
+const CLI_START: &str = "<!-- bench:cli:start -->";
+const CLI_END: &str = "<!-- bench:cli:end -->";
 
 fn main() -> ExitCode {
     if std::env::var_os(world::CHILD_ENV).is_some() {
@@ -110,9 +115,14 @@ fn parse_args() -> Result<Args, Fail> {
     if args.runs == 0 {
         return Err("--runs must be at least 1 (medians need 5)".into());
     }
-    if args.write && !matches!(args.scenario.as_str(), "all" | "cluster" | "diff" | "scale") {
+    if args.write
+        && !matches!(
+            args.scenario.as_str(),
+            "all" | "cluster" | "diff" | "cli" | "scale"
+        )
+    {
         return Err(
-            "--write rewrites BENCHMARKS.md from a full run: use it with `all` (or `cluster`, `diff`, `scale`)"
+            "--write rewrites BENCHMARKS.md from a full run: use it with `all` (or `cluster`, `diff`, `cli`, `scale`)"
                 .into(),
         );
     }
@@ -127,6 +137,7 @@ fn run() -> Result<(), Fail> {
     let started = std::time::Instant::now();
     let mut cluster_md = None;
     let mut diff_md = None;
+    let mut cli_md = None;
     rt.block_on(async {
         let all = args.scenario == "all";
         let mut known = false;
@@ -151,6 +162,11 @@ fn run() -> Result<(), Fail> {
             known = true;
             diff_md = Some(diff::scenario(args.runs)?);
         }
+        if all || args.scenario == "cli" {
+            known = true;
+            // The script's pass over 100 apps takes about half a minute: at most 3 of them.
+            cli_md = Some(cli::scenario(args.runs, args.runs.min(3))?);
+        }
         if !known && args.scenario != "scale" {
             return Err(format!("unknown scenario {:?}\n{USAGE}", args.scenario).into());
         }
@@ -160,8 +176,20 @@ fn run() -> Result<(), Fail> {
     if args.scenario == "all" || args.scenario == "scale" {
         report_scale(&args)?;
     }
-    if !matches!(args.scenario.as_str(), "cluster" | "diff" | "scale") {
+    if !matches!(args.scenario.as_str(), "cluster" | "diff" | "cli" | "scale") {
         report_engine(&args, &rep, started.elapsed())?;
+    }
+    if let Some(md) = &cli_md {
+        let md = format!(
+            "{md}\n\nRun: `cargo bench --bench bench -- {} --runs {}`.\n\nMachine:\n\n{}",
+            args.scenario,
+            args.runs,
+            measure::machine()
+        );
+        println!("{md}");
+        if args.write {
+            write_section(CLI_START, CLI_END, &md)?;
+        }
     }
     if let Some(md) = &diff_md {
         println!("{md}");
@@ -170,7 +198,7 @@ fn run() -> Result<(), Fail> {
         }
     }
     match &cluster_md {
-        _ if matches!(args.scenario.as_str(), "diff" | "scale") => {}
+        _ if matches!(args.scenario.as_str(), "diff" | "cli" | "scale") => {}
         Some(md) => {
             println!("{md}");
             if args.write {

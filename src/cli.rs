@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tooljet_operator::sync::DEFAULT_CONCURRENCY;
 
 /// Imports ToolJet apps from git into ToolJet instances, declaratively, per environment.
 ///
@@ -43,7 +44,7 @@ pub enum Command {
         #[arg(long, short = 'n', value_name = "NS")]
         namespace: Option<String>,
         /// How many AppImports are reconciled at the same time.
-        #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..))]
+        #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
         concurrency: u16,
         /// Directory for the shared git mirrors (kept between runs so update checks stay cheap).
         #[arg(long, value_name = "DIR")]
@@ -181,6 +182,15 @@ pub struct ManifestInput {
     /// only its one-line summary (text output; json and markdown always have it).
     #[arg(long)]
     pub detail: bool,
+    /// How many AppImports are synced at the same time (promotion order is kept: an AppImport
+    /// promoted from another one starts after it). The controller's default.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// Remove AppImports that the state file knows but the files no longer hold, as their last
+    /// recorded deletionPolicy says (Delete: the app is deleted from ToolJet; Retain: forgotten,
+    /// the app stays). Without it they are listed and kept. With `plan`: what would be removed.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -236,6 +246,40 @@ mod tests {
         assert_eq!(input.state, Some(PathBuf::from("s.json")));
         assert_eq!(input.output, OutputFormat::Json);
         assert_eq!(cache_dir, None);
+        assert_eq!(
+            input.concurrency, DEFAULT_CONCURRENCY,
+            "the controller's default"
+        );
+        assert!(!input.prune);
+    }
+
+    #[test]
+    fn sync_and_plan_take_concurrency_and_prune() {
+        for verb in ["sync", "plan"] {
+            let cli = Cli::try_parse_from([
+                "tooljet-operator",
+                verb,
+                "-f",
+                "a.yaml",
+                "--concurrency",
+                "16",
+                "--prune",
+            ])
+            .expect("parses");
+            let (Command::Sync { input, .. } | Command::Plan { input }) = cli.command else {
+                panic!("expected {verb}, got {:?}", cli.command);
+            };
+            assert_eq!((input.concurrency, input.prune), (16, true), "{verb}");
+            let zero = [
+                "tooljet-operator",
+                verb,
+                "-f",
+                "a.yaml",
+                "--concurrency",
+                "0",
+            ];
+            assert!(Cli::try_parse_from(zero).is_err(), "{verb}");
+        }
     }
 
     #[test]
@@ -256,7 +300,7 @@ mod tests {
         };
         assert!(install_crds);
         assert_eq!(namespace.as_deref(), Some("team-a"));
-        assert_eq!(concurrency, 4);
+        assert_eq!(concurrency, DEFAULT_CONCURRENCY);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tracing_subscriber::EnvFilter;
 use cli::{
     Cli, Command, DiffArgs, DiffFormat, ExportFormat, LogFormat, ManifestInput, OutputFormat,
 };
-use tooljet_operator::offline::{self, Manifests, StateFile};
+use tooljet_operator::offline::{self, Manifests, RunOptions, RunReport, StateFile};
 use tooljet_operator::source::{CacheConfig, SourceCache, default_cache_dir};
 use tooljet_operator::sync::Mode;
 
@@ -233,8 +233,32 @@ fn run_controller(
     })
 }
 
-/// `sync` and `plan`: exit 0 when every AppImport is ready, 1 when one is not, 2 when the input
-/// itself is unusable.
+/// The summary of a `sync` or `plan` run: the AppImports, then the orphans of the state file
+/// (in JSON, entries of the same array, with `orphan` in place of `report`).
+fn offline_output(report: &RunReport, format: OutputFormat, mode: Mode, detail: bool) -> String {
+    match format {
+        OutputFormat::Text => {
+            offline::summary(&report.results, mode, detail)
+                + &offline::orphans_summary(&report.orphans, mode)
+        }
+        OutputFormat::Markdown => {
+            offline::markdown(&report.results, mode) + &offline::orphans_markdown(&report.orphans)
+        }
+        OutputFormat::Json => {
+            let mut all: Vec<serde_json::Value> = Vec::new();
+            for r in &report.results {
+                all.push(serde_json::to_value(r).unwrap_or_default());
+            }
+            for o in &report.orphans {
+                all.push(serde_json::to_value(o).unwrap_or_default());
+            }
+            serde_json::to_string_pretty(&all).unwrap_or_default() + "\n"
+        }
+    }
+}
+
+/// `sync` and `plan`: exit 0 when every AppImport is ready, 1 when one is not (or pruning an
+/// orphan failed), 2 when the input itself is unusable.
 fn run_offline(input: ManifestInput, cache_dir: Option<PathBuf>, mode: Mode) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -270,23 +294,26 @@ fn run_offline(input: ManifestInput, cache_dir: Option<PathBuf>, mode: Mode) -> 
         };
         let cache = SourceCache::new(CacheConfig {
             dir,
+            // One ref listing per repository for the whole run, shared by its AppImports.
+            one_listing_per_run: true,
             ..CacheConfig::default()
         });
-        let results = match offline::run(&manifests, cache, &state, mode).await {
+        let opts = RunOptions {
+            mode,
+            concurrency: usize::from(input.concurrency),
+            prune: input.prune,
+        };
+        let report = match offline::run_with(&manifests, cache, &state, &opts).await {
             Ok(r) => r,
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::from(2);
             }
         };
-        let printed = match input.output {
-            OutputFormat::Text => offline::summary(&results, mode, input.detail),
-            OutputFormat::Markdown => offline::markdown(&results, mode),
-            OutputFormat::Json => serde_json::to_string_pretty(&results).unwrap_or_default() + "\n",
-        };
+        let printed = offline_output(&report, input.output, mode, input.detail);
         // A closed stdout (`| head`) must not turn a successful sync into a failure.
         let _ = std::io::stdout().lock().write_all(printed.as_bytes());
-        ExitCode::from(offline::exit_code(&results))
+        ExitCode::from(report.exit_code())
     });
     if mode == Mode::Plan {
         let _ = std::fs::remove_dir_all(&plan_dir);

@@ -19,7 +19,7 @@ use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use jiff::Timestamp;
@@ -27,8 +27,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::condition::READY;
 use crate::api::{
-    AppExport, AppImport, AppImportStatus, InstanceChoiceError, Reason, ToolJetInstance, Verdict,
-    validate_against_crd,
+    AppExport, AppImport, AppImportStatus, DeletionPolicy, InstanceChoiceError, Reason,
+    ToolJetInstance, Verdict, validate_against_crd,
 };
 use crate::diff::{AppDiff, markdown_text};
 use crate::source::{SourceCache, display_url};
@@ -36,13 +36,13 @@ use crate::sync::instance_config::{ConfigRecord, configure, has_configuration, h
 use crate::sync::promotion::{AppImportKey, Decision, Hold, Promotion, promotion_of, upstream_key};
 use crate::sync::request::{DEFAULT_NAMESPACE, namespace_of};
 use crate::sync::{
-    Checkpoint, Engine, Mode, Secrets, SyncOutcome, SyncState, sync_request, tooljet_client,
-    with_promotion,
+    Checkpoint, DEFAULT_CONCURRENCY, Engine, Mode, Secrets, SyncOutcome, SyncState, source_of,
+    sync_request, tooljet_client, with_promotion,
 };
-use crate::tooljet::ToolJetClient;
 
-/// AppImports synced at once.
-const CONCURRENCY: usize = 4;
+mod prune;
+use crate::tooljet::ToolJetClient;
+pub use prune::{Orphan, OrphanResult, OrphanStatus, orphans_markdown, orphans_summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OfflineError {
@@ -173,11 +173,37 @@ impl Manifests {
 
 /// The state file: the engine's state of each AppImport by `namespace/name`, in the JSON shape of
 /// an AppImport's status (files written before `SyncState` carried `observedGeneration` too, and
-/// still read).
+/// still read), with what pruning needs beside it ([`PruneRecord`], under `prune`).
 pub struct StateFile {
     path: Option<PathBuf>,
-    states: Mutex<BTreeMap<String, SyncState>>,
+    states: Mutex<BTreeMap<String, StateEntry>>,
     instances: Mutex<BTreeMap<String, ConfigRecord>>,
+    /// Counts changes to either map; bumped under that map's lock.
+    changes: std::sync::atomic::AtomicU64,
+    /// The change count the file on disk holds; held while writing, so writes never overlap.
+    written: Mutex<u64>,
+}
+
+/// One AppImport's entry of the state file.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+struct StateEntry {
+    #[serde(flatten)]
+    state: SyncState,
+    /// Absent in files written before `--prune` existed, and until the AppImport's first sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prune: Option<PruneRecord>,
+}
+
+/// What `sync --prune` needs once an AppImport has left the manifests: its last
+/// `deletionPolicy`, and the instance its app lives in.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneRecord {
+    pub deletion_policy: DeletionPolicy,
+    /// The ToolJetInstance, `namespace/name`.
+    pub instance: String,
+    /// Its `spec.url`: an instance of that name that now points elsewhere does not hold the app.
+    pub instance_url: String,
 }
 
 /// The state file's key for the instances' configuration records (AppImport keys always hold a
@@ -188,50 +214,70 @@ impl StateFile {
     /// Opens the file (a missing file is an empty state); `None` keeps state in memory only.
     pub fn open(path: Option<&Path>) -> Result<StateFile, OfflineError> {
         let (states, instances) = match path {
-            Some(p) if p.exists() => {
-                let text = std::fs::read_to_string(p).map_err(|e| OfflineError::State {
-                    path: p.to_owned(),
-                    reason: e.to_string(),
-                })?;
-                let bad = |e: serde_json::Error| OfflineError::State {
-                    path: p.to_owned(),
-                    reason: format!("not a state file ({e}); move it away to start afresh"),
-                };
-                let mut all: BTreeMap<String, serde_json::Value> =
-                    serde_json::from_str(&text).map_err(bad)?;
-                let instances = match all.remove(INSTANCES_KEY) {
-                    Some(v) => serde_json::from_value(v).map_err(bad)?,
-                    None => BTreeMap::new(),
-                };
-                let states = all
-                    .into_iter()
-                    .map(|(k, v)| Ok((k, serde_json::from_value(v)?)))
-                    .collect::<Result<_, serde_json::Error>>()
-                    .map_err(bad)?;
-                (states, instances)
-            }
+            Some(p) if p.exists() => read_state_file(p)?,
             _ => (BTreeMap::new(), BTreeMap::new()),
         };
         Ok(StateFile {
             path: path.map(Path::to_owned),
             states: Mutex::new(states),
             instances: Mutex::new(instances),
+            changes: std::sync::atomic::AtomicU64::new(0),
+            written: Mutex::new(0),
         })
     }
 
     pub fn get(&self, key: &str) -> SyncState {
-        self.lock().get(key).cloned().unwrap_or_default()
+        self.lock()
+            .get(key)
+            .map(|e| e.state.clone())
+            .unwrap_or_default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, SyncState>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, StateEntry>> {
         // A panic while holding the lock cannot leave the map half-written; keep using it.
         self.states.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Records one AppImport's state and rewrites the file atomically (write, fsync, rename).
     pub fn put(&self, key: &str, state: &SyncState) -> Result<(), String> {
-        self.lock().insert(key.to_owned(), state.clone());
-        self.write()
+        let change = {
+            let mut states = self.lock();
+            states.entry(key.to_owned()).or_default().state = state.clone();
+            self.bump()
+        };
+        self.write(change)
+    }
+
+    /// A new change number; call it holding the lock of the map changed.
+    fn bump(&self) -> u64 {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
+    }
+
+    /// Sets what pruning this AppImport would need; written with its next [`put`](Self::put).
+    pub fn set_prune_record(&self, key: &str, record: PruneRecord) {
+        self.lock().entry(key.to_owned()).or_default().prune = Some(record);
+    }
+
+    /// The prune record of an AppImport, when one was written.
+    pub fn prune_record(&self, key: &str) -> Option<PruneRecord> {
+        self.lock().get(key).and_then(|e| e.prune.clone())
+    }
+
+    /// The AppImports the file knows (`namespace/name`).
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Drops an AppImport's entry and rewrites the file atomically.
+    pub fn forget(&self, key: &str) -> Result<(), String> {
+        let change = {
+            let mut states = self.lock();
+            states.remove(key);
+            self.bump()
+        };
+        self.write(change)
     }
 
     /// An instance's configuration record (`namespace/name`).
@@ -241,34 +287,80 @@ impl StateFile {
 
     /// Records an instance's configuration and rewrites the file atomically.
     pub fn put_instance(&self, key: &str, record: &ConfigRecord) -> Result<(), String> {
-        self.lock_instances().insert(key.to_owned(), record.clone());
-        self.write()
+        let change = {
+            let mut instances = self.lock_instances();
+            instances.insert(key.to_owned(), record.clone());
+            self.bump()
+        };
+        self.write(change)
     }
 
     fn lock_instances(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ConfigRecord>> {
         self.instances.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> Result<(), String> {
-        let text = {
+    /// Puts a state holding change `change` on disk, atomically (write, fsync, rename). One
+    /// write at a time: a writer that waited finds its change already written by the one before
+    /// it, or writes everything up to now itself (so concurrent checkpoints share writes, and
+    /// an older state never replaces a newer one).
+    fn write(&self, change: u64) -> Result<(), String> {
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        if *written >= change {
+            return Ok(());
+        }
+        let (text, now) = {
             let states = self.lock();
             let instances = self.lock_instances();
-            let mut all = serde_json::to_value(&*states).map_err(|e| e.to_string())?;
-            if !instances.is_empty()
-                && let Some(map) = all.as_object_mut()
-            {
-                map.insert(
-                    INSTANCES_KEY.to_owned(),
-                    serde_json::to_value(&*instances).map_err(|e| e.to_string())?,
-                );
-            }
-            serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?
+            let now = self.changes.load(std::sync::atomic::Ordering::SeqCst);
+            let whole = WholeFile {
+                states: &states,
+                instances: &instances,
+            };
+            let text = serde_json::to_vec_pretty(&whole).map_err(|e| e.to_string())?;
+            (text, now)
         };
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        write_atomically(path, text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
+        if let Some(path) = &self.path {
+            write_atomically(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        *written = now;
+        Ok(())
     }
+}
+
+/// The file as written: the AppImports' entries and, beside them, the instances' records.
+#[derive(Serialize)]
+struct WholeFile<'a> {
+    #[serde(flatten)]
+    states: &'a BTreeMap<String, StateEntry>,
+    #[serde(
+        rename = "toolJetInstances",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    instances: &'a BTreeMap<String, ConfigRecord>,
+}
+
+type StateMaps = (BTreeMap<String, StateEntry>, BTreeMap<String, ConfigRecord>);
+
+fn read_state_file(p: &Path) -> Result<StateMaps, OfflineError> {
+    let text = std::fs::read_to_string(p).map_err(|e| OfflineError::State {
+        path: p.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let bad = |e: serde_json::Error| OfflineError::State {
+        path: p.to_owned(),
+        reason: format!("not a state file ({e}); move it away to start afresh"),
+    };
+    let mut all: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).map_err(bad)?;
+    let instances = match all.remove(INSTANCES_KEY) {
+        Some(v) => serde_json::from_value(v).map_err(bad)?,
+        None => BTreeMap::new(),
+    };
+    let states = all
+        .into_iter()
+        .map(|(k, v)| Ok((k, serde_json::from_value(v)?)))
+        .collect::<Result<_, serde_json::Error>>()
+        .map_err(bad)?;
+    Ok((states, instances))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -307,68 +399,164 @@ pub struct ImportResult {
     pub changes: Option<AppDiff>,
 }
 
-/// Syncs (or plans) every AppImport in the manifests. An AppImport promoted from another one
-/// (`fromAppImport`) runs after it, and reads its state from this run (see [`as_upstream`]).
+/// How a run goes.
+#[derive(Clone, Copy, Debug)]
+pub struct RunOptions {
+    pub mode: Mode,
+    /// AppImports synced at the same time (at least 1), within each promotion wave.
+    pub concurrency: usize,
+    /// Apply the recorded `deletionPolicy` of AppImports that the state file knows and the
+    /// manifests no longer hold (without it they are only reported).
+    pub prune: bool,
+}
+
+impl RunOptions {
+    /// The defaults of the command line: [`DEFAULT_CONCURRENCY`], no pruning.
+    pub fn new(mode: Mode) -> RunOptions {
+        RunOptions {
+            mode,
+            concurrency: usize::from(DEFAULT_CONCURRENCY),
+            prune: false,
+        }
+    }
+}
+
+/// What a run did: one result per configured instance and AppImport of the manifests, then one
+/// per AppImport of the state file that left them.
+pub struct RunReport {
+    pub results: Vec<ImportResult>,
+    pub orphans: Vec<OrphanResult>,
+}
+
+impl RunReport {
+    /// As [`exit_code`], and 1 when pruning an orphan failed (a reported orphan is no failure).
+    pub fn exit_code(&self) -> u8 {
+        let pruning_failed = self
+            .orphans
+            .iter()
+            .any(|o| o.orphan.status == OrphanStatus::Failed);
+        exit_code(&self.results).max(u8::from(pruning_failed))
+    }
+}
+
+/// Syncs (or plans) every AppImport in the manifests with the command line's defaults; see
+/// [`run_with`].
 pub async fn run(
     manifests: &Manifests,
     cache: SourceCache,
     state: &StateFile,
     mode: Mode,
 ) -> Result<Vec<ImportResult>, OfflineError> {
+    Ok(run_with(manifests, cache, state, &RunOptions::new(mode))
+        .await?
+        .results)
+}
+
+/// Syncs (or plans) every AppImport in the manifests, `concurrency` at a time. An AppImport
+/// promoted from another one (`fromAppImport`) runs after it, and reads its state from this run
+/// (see [`as_upstream`]). Then the AppImports the state file knows and the manifests no longer
+/// hold are reported, or with `prune` removed as their `deletionPolicy` says.
+pub async fn run_with(
+    manifests: &Manifests,
+    cache: SourceCache,
+    state: &StateFile,
+    opts: &RunOptions,
+) -> Result<RunReport, OfflineError> {
     let configured: Vec<&ToolJetInstance> = manifests
         .instances
         .iter()
         .filter(|i| has_configuration(&i.spec, &state.instance(&instance_key(i))))
         .collect();
-    if manifests.app_imports.is_empty() && configured.is_empty() {
+    let orphans = prune::orphans(manifests, state);
+    if manifests.app_imports.is_empty() && configured.is_empty() && orphans.is_empty() {
         return Err(OfflineError::NothingToSync);
     }
-    let engine = Engine::new(cache);
+    // Every AppImport of the run shares one listing and at most one fetch per repository.
+    cache.expect_refs(
+        manifests
+            .app_imports
+            .iter()
+            .filter_map(|a| source_of(&a.spec).ok().map(|(spec, _)| spec))
+            .collect::<Vec<_>>()
+            .iter(),
+    );
+    let engine = Engine::new(cache.clone());
     let mut clients: BTreeMap<String, Arc<ToolJetClient>> = BTreeMap::new();
     let mut results = Vec::new();
     // Instances whose configuration failed: their AppImports not imported yet wait.
     let mut unconfigured = Vec::new();
     for instance in configured {
-        let result = configure_one(manifests, instance, &mut clients, state, mode).await;
+        let result = configure_one(manifests, instance, &mut clients, state, opts.mode).await;
         if !result.report.ready() {
             unconfigured.push(instance_key(instance));
         }
         results.push(result);
     }
-    let apps = &manifests.app_imports;
-    let mut app_results: Vec<Option<ImportResult>> = apps.iter().map(|_| None).collect();
-    // The AppImports of this run as their downstreams see them: spec, and once run, status.
-    let mut seen: BTreeMap<AppImportKey, AppImport> =
-        apps.iter().map(|a| (key_of(a), a.clone())).collect();
-    for wave in promotion_waves(apps) {
-        let now = Timestamp::now();
-        let batch: Vec<(usize, ImportResult)> = stream::iter(wave)
-            .map(|i| {
-                let app = &apps[i];
-                let client = prepare(manifests, app, &mut clients, &unconfigured, state);
-                let promotion = offline_promotion(app, &seen, now);
-                let engine = &engine;
-                async move {
-                    (
-                        i,
-                        sync_one(engine, app, client, promotion, state, mode).await,
-                    )
-                }
-            })
-            .buffered(CONCURRENCY)
-            .collect()
-            .await;
-        for (i, result) in batch {
-            let key = key_of(&apps[i]);
-            seen.insert(
-                key,
-                as_upstream(&apps[i], &state.get(&result.name), &result.report),
-            );
-            app_results[i] = Some(result);
-        }
+    let run = AppRun {
+        manifests,
+        engine: &engine,
+        state,
+        opts,
+        unconfigured: &unconfigured,
+    };
+    results.extend(run.in_waves(&mut clients).await);
+    let orphans = prune::apply(&run, orphans, &mut clients).await;
+    for (url, traffic) in cache.traffic() {
+        tracing::info!(
+            url,
+            listings = traffic.checks,
+            fetches = traffic.fetches,
+            objects = traffic.objects_received,
+            bytes = traffic.bytes_received,
+            "git traffic of this run"
+        );
     }
-    results.extend(app_results.into_iter().flatten());
-    Ok(results)
+    Ok(RunReport { results, orphans })
+}
+
+/// What every AppImport of a run shares.
+struct AppRun<'r> {
+    manifests: &'r Manifests,
+    engine: &'r Engine,
+    state: &'r StateFile,
+    opts: &'r RunOptions,
+    /// Instances whose configuration failed: their AppImports not imported yet wait.
+    unconfigured: &'r [String],
+}
+
+impl AppRun<'_> {
+    /// The AppImports wave by wave (a wave ends before the next starts), `concurrency` at a
+    /// time within a wave; results in manifest order.
+    async fn in_waves(
+        &self,
+        clients: &mut BTreeMap<String, Arc<ToolJetClient>>,
+    ) -> Vec<ImportResult> {
+        let apps = &self.manifests.app_imports;
+        let mut app_results: Vec<Option<ImportResult>> = apps.iter().map(|_| None).collect();
+        // The AppImports of this run as their downstreams see them: spec, and once run, status.
+        let mut seen: BTreeMap<AppImportKey, AppImport> =
+            apps.iter().map(|a| (key_of(a), a.clone())).collect();
+        for wave in promotion_waves(apps) {
+            let now = Timestamp::now();
+            let batch: Vec<(usize, ImportResult)> = stream::iter(wave)
+                .map(|i| {
+                    let app = &apps[i];
+                    let prepared =
+                        prepare(self.manifests, app, clients, self.unconfigured, self.state);
+                    let promotion = offline_promotion(app, &seen, now);
+                    async move { (i, self.sync_one(app, prepared, promotion).await) }
+                })
+                .buffer_unordered(self.opts.concurrency.max(1))
+                .collect()
+                .await;
+            for (i, result) in batch {
+                let upstream = as_upstream(&apps[i], &self.state.get(&result.name), &result.report);
+                seen.insert(key_of(&apps[i]), upstream);
+                app_results[i] = Some(result);
+            }
+        }
+        app_results.into_iter().flatten().collect()
+    }
 }
 
 fn key_of(app: &AppImport) -> AppImportKey {
@@ -502,15 +690,7 @@ async fn configure_one(
     let name = format!("{key} (ToolJetInstance)");
     let client = match client_for(manifests, instance, clients) {
         Ok(c) => c,
-        Err(report) => {
-            return ImportResult {
-                name,
-                report: *report,
-                actions: Vec::new(),
-                server: None,
-                changes: None,
-            };
-        }
+        Err(report) => return ImportResult::not_run(name, *report, None),
     };
     let secrets = manifests.secrets_in(&namespace_of(instance.metadata.namespace.as_deref()));
     let hasher = hasher_for(&key, &instance.spec, &secrets);
@@ -590,96 +770,101 @@ fn prepare<'m>(
     })
 }
 
-async fn sync_one(
-    engine: &Engine,
-    app: &AppImport,
-    prepared: Result<Prepared<'_>, Box<Verdict>>,
-    promotion: Result<Option<Promotion>, Verdict>,
-    state: &StateFile,
-    mode: Mode,
-) -> ImportResult {
-    let ns = namespace_of(app.metadata.namespace.as_deref());
-    let name = format!("{ns}/{}", app.name_any());
-    let waiting = match &promotion {
-        Err(report) => Some(report.clone()),
-        Ok(p) => p.as_ref().and_then(Promotion::waiting_verdict),
-    };
-    if let Some(report) = waiting {
-        // Refused, or nothing to follow yet: the current app stays.
-        return ImportResult {
+impl ImportResult {
+    /// A result of an AppImport the engine did not run for.
+    fn not_run(name: String, report: Verdict, server: Option<String>) -> ImportResult {
+        ImportResult {
             name,
             report,
             actions: Vec::new(),
-            server: None,
+            server,
             changes: None,
+        }
+    }
+}
+
+impl AppRun<'_> {
+    async fn sync_one(
+        &self,
+        app: &AppImport,
+        prepared: Result<Prepared<'_>, Box<Verdict>>,
+        promotion: Result<Option<Promotion>, Verdict>,
+    ) -> ImportResult {
+        let (state, mode) = (self.state, self.opts.mode);
+        let ns = namespace_of(app.metadata.namespace.as_deref());
+        let name = format!("{ns}/{}", app.name_any());
+        let waiting = match &promotion {
+            Err(report) => Some(report.clone()),
+            Ok(p) => p.as_ref().and_then(Promotion::waiting_verdict),
         };
-    }
-    let promotion = promotion.ok().flatten();
-    let synced = with_promotion(app, promotion.as_ref().and_then(Promotion::followed_sha));
-    let app = synced.as_ref();
-    let prepared = match prepared {
-        Ok(p) => p,
-        Err(report) => {
-            return ImportResult {
-                name,
-                report: *report,
-                actions: Vec::new(),
-                server: None,
-                changes: None,
-            };
+        if let Some(report) = waiting {
+            // Refused, or nothing to follow yet: the current app stays.
+            return ImportResult::not_run(name, report, None);
         }
-    };
-    let request = match sync_request(
-        app,
-        prepared.instance,
-        &prepared.secrets,
-        Some(spec_generation(app)),
-        state.get(&name),
-    ) {
-        Ok(request) => request,
-        Err(report) => {
-            return ImportResult {
-                name,
-                report,
-                actions: Vec::new(),
-                server: server_of(&prepared.client),
-                changes: None,
-            };
+        let promotion = promotion.ok().flatten();
+        let synced = with_promotion(app, promotion.as_ref().and_then(Promotion::followed_sha));
+        let app = synced.as_ref();
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(report) => return ImportResult::not_run(name, *report, None),
+        };
+        let generation = Some(spec_generation(app));
+        let request = match sync_request(
+            app,
+            prepared.instance,
+            &prepared.secrets,
+            generation,
+            state.get(&name),
+        ) {
+            Ok(request) => request,
+            Err(report) => {
+                return ImportResult::not_run(name, report, server_of(&prepared.client));
+            }
+        };
+        if mode == Mode::Apply {
+            // Written with the first checkpoint, before anything is created in ToolJet.
+            state.set_prune_record(&name, prune_record(app, prepared.instance));
         }
-    };
-    let mut outcome: SyncOutcome = engine
-        .sync(
-            request,
-            &prepared.client,
-            mode,
-            &FileCheckpoint {
-                file: state,
-                key: name.clone(),
-            },
-        )
-        .await;
-    crate::sync::instance_config::mark_configured(
-        &mut outcome.state.data_sources,
-        &prepared.instance.spec,
-    );
-    let mut report = outcome.report;
-    if let Some(p) = &promotion {
-        report = p.engine_verdict(report, &display_url(&app.spec.source.url));
-    }
-    if mode == Mode::Apply
-        && let Err(e) = state.put(&name, &outcome.state)
-    {
-        report = Verdict::new(
-            Reason::StateNotSaved,
-            format!("could not save the state file: {e}"),
+        let checkpoint = FileCheckpoint {
+            file: state,
+            key: name.clone(),
+        };
+        let mut outcome: SyncOutcome = self
+            .engine
+            .sync(request, &prepared.client, mode, &checkpoint)
+            .await;
+        crate::sync::instance_config::mark_configured(
+            &mut outcome.state.data_sources,
+            &prepared.instance.spec,
         );
+        let mut report = outcome.report;
+        if let Some(p) = &promotion {
+            report = p.engine_verdict(report, &display_url(&app.spec.source.url));
+        }
+        if mode == Mode::Apply
+            && let Err(e) = state.put(&name, &outcome.state)
+        {
+            report = Verdict::new(
+                Reason::StateNotSaved,
+                format!("could not save the state file: {e}"),
+            );
+        }
+        ImportResult {
+            name,
+            report,
+            actions: outcome.actions,
+            server: server_of(&prepared.client),
+            changes: outcome.diff,
+        }
     }
-    ImportResult {
-        name,
-        report,
-        actions: outcome.actions,
-        server: server_of(&prepared.client),
-        changes: outcome.diff,
+}
+
+/// What pruning `app` would need once it leaves the manifests.
+fn prune_record(app: &AppImport, instance: &ToolJetInstance) -> PruneRecord {
+    PruneRecord {
+        deletion_policy: app.spec.deletion_policy,
+        instance: instance_key(instance),
+        instance_url: instance.spec.url.clone(),
     }
 }
 
@@ -830,6 +1015,72 @@ mod tests {
         assert_eq!(again.instance("team/tj"), record);
         assert_eq!(again.get("team/sales"), SyncState::default());
         assert_eq!(again.instance("team/other"), ConfigRecord::default());
+    }
+
+    /// The prune record rides beside the state, survives later puts, and is absent (not an
+    /// error) in entries written before it existed.
+    #[test]
+    fn prune_records_round_trip_and_old_entries_have_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        std::fs::write(&path, r#"{"team/old": {"lastAppliedHash": "h"}}"#).expect("write");
+        let file = StateFile::open(Some(&path)).expect("opens");
+        assert_eq!(file.prune_record("team/old"), None);
+        assert_eq!(file.get("team/old").last_applied_hash.as_deref(), Some("h"));
+        let record = PruneRecord {
+            deletion_policy: DeletionPolicy::Delete,
+            instance: "team/tj".into(),
+            instance_url: "https://tooljet.example".into(),
+        };
+        file.set_prune_record("team/new", record.clone());
+        file.put("team/new", &SyncState::default()).expect("put");
+        file.put("team/new", &SyncState::default())
+            .expect("a later put keeps the record");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let json: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(
+            json["team/new"]["prune"],
+            serde_json::json!({"deletionPolicy": "Delete", "instance": "team/tj",
+                               "instanceUrl": "https://tooljet.example"})
+        );
+        let again = StateFile::open(Some(&path)).expect("reopens");
+        assert_eq!(again.prune_record("team/new"), Some(record));
+        assert_eq!(again.keys(), vec!["team/new", "team/old"]);
+        again.forget("team/old").expect("forget");
+        assert_eq!(
+            StateFile::open(Some(&path)).expect("reopens").keys(),
+            vec!["team/new"]
+        );
+    }
+
+    /// AppImports of a run checkpoint at the same time: every put succeeds, and the file on disk
+    /// holds every one of them (no writer renames another's half-written file, none puts an
+    /// older state back over a newer one).
+    #[test]
+    fn concurrent_puts_all_land() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.json");
+        let file = StateFile::open(Some(&path)).expect("opens");
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let file = &file;
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let state = SyncState {
+                            last_applied_hash: Some(format!("{t}-{i}")),
+                            ..SyncState::default()
+                        };
+                        file.put(&format!("team/app-{t}"), &state).expect("put");
+                    }
+                });
+            }
+        });
+        let again = StateFile::open(Some(&path)).expect("reopens");
+        assert_eq!(again.keys().len(), 8);
+        for t in 0..8 {
+            let hash = again.get(&format!("team/app-{t}")).last_applied_hash;
+            assert_eq!(hash, Some(format!("{t}-24")), "the last put of writer {t}");
+        }
     }
 
     /// A state file written before the engine had its own state type (an AppImport status per

@@ -1,7 +1,7 @@
 //! The mirror cache: one bare mirror per (repository URL, credential identity), shared by all
 //! callers, one operation at a time per mirror. See the module docs in `mod.rs`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Once};
@@ -40,6 +40,10 @@ pub struct CacheConfig {
     /// reuses only a listing that started after the caller asked. [`SourceCache::forget_ref_checks`]
     /// makes earlier listings unusable (a push was announced).
     pub reuse_ref_checks: Duration,
+    /// The cache serves one run (`sync -f`, `plan -f`): the first listing of a repository
+    /// answers every later resolve of the cache, of any ref, however long the run takes (a push
+    /// made during the run is seen by the next run). Overrides `reuse_ref_checks`.
+    pub one_listing_per_run: bool,
 }
 
 impl Default for CacheConfig {
@@ -50,6 +54,7 @@ impl Default for CacheConfig {
             unused_mirror_ttl: Duration::from_secs(24 * 3600),
             max_bundle_bytes: MAX_BUNDLE_BYTES,
             reuse_ref_checks: Duration::ZERO,
+            one_listing_per_run: false,
         }
     }
 }
@@ -119,8 +124,13 @@ pub struct SourceCache {
 
 struct Inner {
     cfg: CacheConfig,
+    /// When the cache was made: with `one_listing_per_run`, any listing since then is reused.
+    created: Instant,
     mirrors: Mutex<HashMap<String, Arc<Mirror>>>,
     observer: std::sync::RwLock<Option<Arc<dyn SourceObserver>>>,
+    /// Branches and tags that callers announced they will resolve, by normalised URL
+    /// ([`SourceCache::expect_refs`]): a fetch of one brings the others the listing shows missing.
+    expected: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 struct Mirror {
@@ -138,11 +148,30 @@ struct Mirror {
 
 #[derive(Default)]
 struct MirrorState {
-    /// Last remote listing per ref: when it started and the commit it found. A listing that
-    /// started after a caller asked is as fresh as one the caller would make, so it is reused.
-    checks: HashMap<String, (Instant, Oid)>,
+    /// The last remote ref listing. A listing that started after a caller asked is as fresh as
+    /// one the caller would make, so it is reused, for any ref of the repository.
+    listing: Option<Listing>,
     /// When this process last marked the mirror as used ([`LAST_USED`]).
     touched: Option<Instant>,
+}
+
+/// One remote ref listing: when it started, and every ref the server advertised (peeled tags as
+/// `<name>^{}`).
+struct Listing {
+    started: Instant,
+    refs: Vec<(String, Oid)>,
+}
+
+impl Listing {
+    /// The commit a branch or tag points at (a tag peeled).
+    fn commit_of(&self, refname: &str) -> Option<Oid> {
+        let peeled = format!("{refname}^{{}}");
+        self.refs
+            .iter()
+            .find(|(n, _)| *n == peeled)
+            .or_else(|| self.refs.iter().find(|(n, _)| n == refname))
+            .map(|(_, oid)| *oid)
+    }
 }
 
 /// Everything a blocking operation on one mirror needs, lock included.
@@ -157,12 +186,14 @@ pub(super) struct Job {
     /// [`CacheConfig::unused_mirror_ttl`], for how often the mirror is marked as used.
     unused_ttl: Duration,
     observer: Option<Arc<dyn SourceObserver>>,
+    /// Other refs of this repository that callers will resolve ([`SourceCache::expect_refs`]).
+    expected: Vec<String>,
 }
 
 impl Job {
-    /// The remote ref listing of `refname` is out of date (this process moved the ref).
-    pub(super) fn forget_check(&mut self, refname: &str) {
-        self.state.checks.remove(refname);
+    /// The remote ref listing is out of date (this process moved a ref).
+    pub(super) fn forget_listing(&mut self) {
+        self.state.listing = None;
     }
 
     /// Lists the remote's refs (counted as a ref check).
@@ -192,8 +223,10 @@ impl SourceCache {
         SourceCache {
             inner: Arc::new(Inner {
                 cfg,
+                created: Instant::now(),
                 mirrors: Mutex::new(HashMap::new()),
                 observer: std::sync::RwLock::new(None),
+                expected: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -221,13 +254,17 @@ impl SourceCache {
         known: Option<&str>,
     ) -> Result<Resolved> {
         let asked = Instant::now();
-        let reuse = self.inner.cfg.reuse_ref_checks;
+        let window_start = if self.inner.cfg.one_listing_per_run {
+            self.inner.created
+        } else {
+            let reuse = self.inner.cfg.reuse_ref_checks;
+            asked.checked_sub(reuse).unwrap_or(asked)
+        };
         let git_ref = spec.git_ref.clone();
         let known = known.map(str::to_string);
         self.with_mirror(&spec.url, creds, "resolve", move |job, repo| {
-            // The oldest listing this call may reuse: within the reuse window, never one made
-            // before a push was announced.
-            let window_start = asked.checked_sub(reuse).unwrap_or(asked);
+            // The oldest listing this call may reuse: within the reuse window (or this run),
+            // never one made before a push was announced.
             let stale_before = *job
                 .mirror
                 .checks_stale_before
@@ -409,6 +446,45 @@ impl SourceCache {
         }
     }
 
+    /// Says which refs callers of this cache are about to resolve (the command line knows all of
+    /// a run's AppImports up front): when one of them must be fetched, the same fetch brings every
+    /// other expected branch and tag of that repository that the mirror lacks, so the run
+    /// fetches the repository once. Pinned commits are fetched on their own, when missing.
+    pub fn expect_refs<'s>(&self, specs: impl IntoIterator<Item = &'s SourceSpec>) {
+        let mut expected = self
+            .inner
+            .expected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for spec in specs {
+            let refname = match &spec.git_ref {
+                GitRef::Branch(b) => format!("refs/heads/{b}"),
+                GitRef::Tag(t) => format!("refs/tags/{t}"),
+                GitRef::Commit(_) => continue,
+            };
+            expected
+                .entry(normalize_url(&spec.url))
+                .or_default()
+                .insert(refname);
+        }
+    }
+
+    /// Counters of every repository this cache has used, by URL as it may be shown (no
+    /// credentials in it), all credential identities of a URL together.
+    pub fn traffic(&self) -> Vec<(String, MirrorStats)> {
+        let urls: BTreeSet<String> = self
+            .lock_map()
+            .values()
+            .map(|m| m.url_norm.clone())
+            .collect();
+        urls.into_iter()
+            .map(|url| {
+                let stats = self.stats(&url);
+                (display_url(&url), stats)
+            })
+            .collect()
+    }
+
     /// Counters of the mirrors of `url` (all credential identities together).
     pub fn stats(&self, url: &str) -> MirrorStats {
         let norm = normalize_url(url);
@@ -477,7 +553,16 @@ impl SourceCache {
             }
         };
         let timeout = self.inner.cfg.network_timeout;
+        let expected = self
+            .inner
+            .expected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&mirror.url_norm)
+            .map(|refs| refs.iter().cloned().collect())
+            .unwrap_or_default();
         let mut job = Job {
+            expected,
             mirror,
             state,
             url: url.to_string(),
@@ -606,7 +691,7 @@ fn rebuild(job: &mut Job, path: &Path) -> Result<Repository> {
     let repo = Repository::init_bare(path).map_err(|e| git_err_at(path, e))?;
     job.state.touched = None;
     touch_when_due(job, path);
-    job.state.checks.clear();
+    job.state.listing = None;
     bump(job, |s| s.reclones += 1);
     Ok(repo)
 }
@@ -660,53 +745,14 @@ fn follow_ref(
     refname: &str,
     requested_at: Instant,
 ) -> Result<(Oid, bool)> {
-    let fresh = job
-        .state
-        .checks
-        .get(refname)
-        .filter(|(started, _)| *started >= requested_at)
-        .map(|(_, oid)| *oid);
-    let wanted = match fresh {
-        Some(oid) => oid,
-        None => {
-            let started = Instant::now();
-            bump(job, |s| s.checks += 1);
-            let refs = remote(job).list_refs(repo);
-            if let Some(o) = &job.observer {
-                o.ref_checked(started.elapsed());
-            }
-            let refs = refs?;
-            let peeled = format!("{refname}^{{}}");
-            let oid = refs
-                .iter()
-                .find(|(n, _)| *n == peeled)
-                .or_else(|| refs.iter().find(|(n, _)| n == refname))
-                .map(|(_, oid)| *oid);
-            let Some(oid) = oid else {
-                let (kind, prefix) = if refname.starts_with("refs/tags/") {
-                    ("tag", "refs/tags/")
-                } else {
-                    ("branch", "refs/heads/")
-                };
-                let available = refs
-                    .iter()
-                    .filter_map(|(n, _)| n.strip_prefix(prefix))
-                    .filter(|n| !n.ends_with("^{}"))
-                    .take(50)
-                    .map(str::to_string)
-                    .collect();
-                return Err(SourceError::RefNotFound {
-                    url: display_url(&job.url),
-                    kind,
-                    name: refname.trim_start_matches(prefix).to_string(),
-                    available,
-                });
-            };
-            job.state.checks.insert(refname.to_string(), (started, oid));
-            oid
-        }
+    let listing = fresh_listing(job, repo, requested_at)?;
+    let Some(wanted) = listing.commit_of(refname) else {
+        let error = ref_not_found(&job.url, refname, &listing.refs);
+        job.state.listing = Some(listing);
+        return Err(error);
     };
     if repo.find_commit(wanted).is_ok() {
+        job.state.listing = Some(listing);
         // Keep the mirror's branch where the remote's is (it may have moved back); writing a
         // ref that is already there would cost a lock file and a rename per call.
         if refname.starts_with("refs/heads/") && repo.refname_to_id(refname).ok() != Some(wanted) {
@@ -714,18 +760,77 @@ fn follow_ref(
         }
         return Ok((wanted, false));
     }
-    let spec = format!("+{refname}:{refname}");
-    fetch(job, repo, &[&spec])?;
+    // One fetch for this ref and every other expected one the mirror lacks, so a run of many
+    // AppImports of one repository fetches it once.
+    let missing: Vec<String> = std::iter::once(refname)
+        .chain(
+            job.expected
+                .iter()
+                .map(String::as_str)
+                .filter(|r| *r != refname),
+        )
+        .filter(|r| {
+            listing
+                .commit_of(r)
+                .is_some_and(|oid| repo.find_commit(oid).is_err())
+        })
+        .map(|r| format!("+{r}:{r}"))
+        .collect();
+    job.state.listing = Some(listing);
+    let specs: Vec<&str> = missing.iter().map(String::as_str).collect();
+    fetch(job, repo, &specs)?;
     if repo.find_commit(wanted).is_err() {
-        // The ref moved again between listing and fetching: take what was fetched.
+        // The ref moved again between listing and fetching: take what was fetched, and list
+        // again next time.
         let now = repo
             .find_reference(refname)
             .and_then(|r| r.peel_to_commit())
             .map_err(|e| git_err(repo, e))?;
-        job.state.checks.remove(refname);
+        job.state.listing = None;
         return Ok((now.id(), true));
     }
     Ok((wanted, true))
+}
+
+/// The mirror's last listing when it started at or after `requested_at`, else a new one. The
+/// caller puts it back into `job.state` when it is still good.
+fn fresh_listing(job: &mut Job, repo: &Repository, requested_at: Instant) -> Result<Listing> {
+    if let Some(listing) = job.state.listing.take()
+        && listing.started >= requested_at
+    {
+        return Ok(listing);
+    }
+    let started = Instant::now();
+    bump(job, |s| s.checks += 1);
+    let refs = remote(job).list_refs(repo);
+    if let Some(o) = &job.observer {
+        o.ref_checked(started.elapsed());
+    }
+    Ok(Listing {
+        started,
+        refs: refs?,
+    })
+}
+
+fn ref_not_found(url: &str, refname: &str, refs: &[(String, Oid)]) -> SourceError {
+    let (kind, prefix) = if refname.starts_with("refs/tags/") {
+        ("tag", "refs/tags/")
+    } else {
+        ("branch", "refs/heads/")
+    };
+    let available = refs
+        .iter()
+        .filter_map(|(n, _)| n.strip_prefix(prefix))
+        .filter(|n| !n.ends_with("^{}"))
+        .take(50)
+        .map(str::to_string)
+        .collect();
+    SourceError::RefNotFound {
+        url: display_url(url),
+        kind,
+        name: refname.trim_start_matches(prefix).to_string(),
+        available,
+    }
 }
 
 /// A pinned commit: no network when present; else fetched by sha (servers that allow it), else

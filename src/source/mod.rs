@@ -13,8 +13,12 @@
 //! Concurrency: one operation at a time per mirror (an async mutex per key, held by the blocking
 //! git task until it ends, even after a timeout). A caller that waited reuses a ref listing that
 //! started after it asked, and fetches nothing when the commit is already there: N concurrent
-//! resolves of one ref cost one listing and at most one fetch. Mirrors are independent of each
-//! other. One process owns a cache directory.
+//! resolves of one ref cost one listing and at most one fetch. A listing is kept whole, so it
+//! answers for every branch and tag of the repository: the controller reuses it for
+//! `reuse_ref_checks`, the command line (`one_listing_per_run`) for the whole run, and a run that
+//! announced its refs ([`SourceCache::expect_refs`]) fetches the ones it lacks in one fetch.
+//! Mirrors (one per URL and credential identity) are independent of each other. One process owns
+//! a cache directory.
 //!
 //! Network: a ref check is a connection that lists refs (no objects); a fetch happens only when
 //! the wanted commit is missing. A pinned commit already in the mirror needs no network. Every

@@ -226,7 +226,7 @@ pub(super) fn commit_and_push(
             PushVerdict::Accepted => {
                 // The mirror's branch follows the remote's, as after a fetch.
                 let _ = repo.reference(&refname, oid, true, "tooljet-operator: pushed");
-                job.forget_check(&refname);
+                job.forget_listing();
                 let commit = repo.find_commit(oid).map_err(|e| git_err(repo, e))?;
                 tracing::info!(url = %display_url(&job.url), branch = %req.branch, commit = %oid, attempt, "pushed");
                 return Ok(PushOutcome::Pushed {
@@ -238,7 +238,7 @@ pub(super) fn commit_and_push(
             }
             PushVerdict::Stale(why) => {
                 tracing::info!(url = %display_url(&job.url), branch = %req.branch, attempt, reason = %why, "branch moved during the push; building the commit again on its new head");
-                job.forget_check(&refname);
+                job.forget_listing();
             }
             PushVerdict::Rejected(reason) => {
                 return Err(SourceError::PushRejected {

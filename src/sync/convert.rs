@@ -10,7 +10,7 @@ use crate::tooljet::{AppDetails, AppSummary};
 
 /// The git side of a spec; refuses specs the CRD would refuse (files read by `sync -f` did not
 /// pass an API server).
-pub(super) fn source_of(spec: &AppImportSpec) -> Result<(SourceSpec, AppLocator), SyncError> {
+pub fn source_of(spec: &AppImportSpec) -> Result<(SourceSpec, AppLocator), SyncError> {
     let git_ref = match spec.source.git_ref.kind() {
         Some(RefKind::Branch(b)) => GitRef::Branch(b.to_owned()),
         Some(RefKind::Tag(t)) => GitRef::Tag(t.to_owned()),

@@ -43,10 +43,14 @@ mod verify;
 
 pub use changes::change_summary;
 pub use connect::{Secrets, git_credentials, tooljet_config};
-pub use convert::commit_status;
+pub use convert::{commit_status, source_of};
 pub use engine::{Checkpoint, Engine, Mode, NoCheckpoint};
 pub use error::SyncError;
 pub use names::ImportKey;
 pub use outcome::{Action, SyncOutcome};
 pub use request::{SyncRequest, sync_request, tooljet_client, with_promotion};
 pub use state::SyncState;
+
+/// AppImports synced at the same time unless told otherwise: the controller's workers
+/// (`run --concurrency`) and a `sync -f` / `plan -f` run (`--concurrency`) alike.
+pub const DEFAULT_CONCURRENCY: u16 = 4;

@@ -4,4 +4,6 @@
 mod diff;
 mod export;
 mod plan;
+mod prune;
+mod scale;
 mod sync;

@@ -438,3 +438,137 @@ async fn ref_listings_are_reused_within_the_window_until_a_push_is_announced() {
     assert!(fresh.moved);
     assert_eq!(cache.stats(&url).checks, 2);
 }
+
+/// The command line's run: the first listing of a repository answers every resolve of the run,
+/// of any branch or tag, and the refs the run announced come in one fetch. A second run (a new
+/// cache over the same directory) with nothing new lists once and fetches nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_run_lists_a_repository_once_and_fetches_it_once() {
+    let repo = git_fixtures::TestRepo::new();
+    repo.write("README.md", "one");
+    let master_sha = repo.commit("one");
+    repo.tag("v1");
+    repo.branch("feature");
+    repo.checkout("feature");
+    repo.write("README.md", "feature");
+    let feature_sha = repo.commit("feature");
+    repo.checkout("master");
+    repo.publish();
+    let server = HttpGitServer::start(repo.base_dir());
+    let url = server.url(&repo.served_name());
+    let specs: Vec<SourceSpec> = [
+        GitRef::Branch("master".into()),
+        GitRef::Branch("feature".into()),
+        GitRef::Tag("v1".into()),
+    ]
+    .into_iter()
+    .map(|git_ref| SourceSpec {
+        url: url.clone(),
+        git_ref,
+    })
+    .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = || {
+        SourceCache::new(CacheConfig {
+            dir: dir.path().to_owned(),
+            one_listing_per_run: true,
+            ..CacheConfig::default()
+        })
+    };
+    let resolve_all = |cache: SourceCache| {
+        let specs = specs.clone();
+        async move {
+            cache.expect_refs(&specs);
+            // 30 AppImports over the three refs, ten at a time, as a run's waves would.
+            let results: Vec<String> = futures::stream::iter((0..30).map(|i| specs[i % 3].clone()))
+                .map(|spec| {
+                    let cache = cache.clone();
+                    async move {
+                        cache
+                            .resolve(&spec, &Credentials::Anonymous, None)
+                            .await
+                            .expect("resolves")
+                            .commit
+                            .sha
+                    }
+                })
+                .buffered(10)
+                .collect()
+                .await;
+            (cache, results)
+        }
+    };
+    use futures::StreamExt;
+
+    let (first, shas) = resolve_all(run()).await;
+    assert_eq!(
+        (shas[0].as_str(), shas[1].as_str(), shas[2].as_str()),
+        (
+            master_sha.as_str(),
+            feature_sha.as_str(),
+            master_sha.as_str()
+        )
+    );
+    let stats = first.stats(&url);
+    assert_eq!((stats.checks, stats.fetches), (1, 1), "{stats:?}");
+    // On the wire: the listing, and the fetch's own advertisement before its one negotiation.
+    assert_eq!(server.ref_advertisements(), 2);
+    assert_eq!(server.upload_pack_posts(), 1);
+    assert_eq!(
+        first.traffic(),
+        vec![(url.clone(), stats)],
+        "the run's counters by repository"
+    );
+
+    let (second, _) = resolve_all(run()).await;
+    let stats = second.stats(&url);
+    assert_eq!((stats.checks, stats.fetches), (1, 0), "{stats:?}");
+    assert_eq!(server.ref_advertisements(), 3, "one listing, no fetch");
+    assert_eq!(server.upload_pack_posts(), 1);
+}
+
+/// Within the controller's window too, AppImports following different refs of one repository
+/// share a listing (the listing is kept whole, not per ref).
+#[tokio::test]
+async fn a_listing_serves_every_ref_of_the_repository_within_the_window() {
+    let repo = git_fixtures::TestRepo::new();
+    repo.write("README.md", "one");
+    repo.commit("one");
+    repo.tag("v1");
+    repo.publish();
+    let url = repo.file_url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = SourceCache::new(CacheConfig {
+        dir: dir.path().to_owned(),
+        reuse_ref_checks: Duration::from_secs(3600),
+        ..CacheConfig::default()
+    });
+    for git_ref in [GitRef::Branch("master".into()), GitRef::Tag("v1".into())] {
+        let spec = SourceSpec {
+            url: url.clone(),
+            git_ref,
+        };
+        cache
+            .resolve(&spec, &Credentials::Anonymous, None)
+            .await
+            .expect("resolves");
+    }
+    assert_eq!(cache.stats(&url).checks, 1);
+    let missing = SourceSpec {
+        url: url.clone(),
+        git_ref: GitRef::Branch("nope".into()),
+    };
+    let err = cache
+        .resolve(&missing, &Credentials::Anonymous, None)
+        .await
+        .expect_err("no such branch");
+    assert!(
+        matches!(&err, SourceError::RefNotFound { available, .. } if available == &vec!["master".to_string()]),
+        "{err:?}"
+    );
+    assert_eq!(
+        cache.stats(&url).checks,
+        1,
+        "answered from the same listing"
+    );
+}

@@ -1,4 +1,4 @@
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use crate::util::{git_exec_path, spawn_listening};
@@ -7,21 +7,49 @@ use crate::util::{git_exec_path, spawn_listening};
 pub struct GitDaemon {
     child: Child,
     port: u16,
+    /// The daemon's `--verbose` log, when started with [`GitDaemon::start_counting`].
+    log: Option<(tempfile::TempDir, PathBuf)>,
 }
 
 impl GitDaemon {
     /// Serves the repositories under `base_dir` (e.g. [`TestRepo::base_dir`](crate::TestRepo::base_dir)).
     pub fn start(base_dir: &Path) -> GitDaemon {
-        Self::start_inner(base_dir, false)
+        Self::spawn(base_dir, false, None)
     }
 
     /// Like [`GitDaemon::start`], also accepting pushes (`--enable=receive-pack`).
     pub fn start_writable(base_dir: &Path) -> GitDaemon {
-        Self::start_inner(base_dir, true)
+        Self::spawn(base_dir, true, None)
     }
 
-    fn start_inner(base_dir: &Path, writable: bool) -> GitDaemon {
+    /// Like [`start`](Self::start), logging every request so that
+    /// [`upload_pack_requests`](Self::upload_pack_requests) can count them.
+    pub fn start_counting(base_dir: &Path) -> GitDaemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("daemon.log");
+        Self::spawn(base_dir, false, Some((dir, path)))
+    }
+
+    /// Connections that asked for `git-upload-pack` of `name` (a repository under the base
+    /// directory): every ref listing, and every fetch (which lists the refs on its own
+    /// connection first). Needs [`start_counting`](Self::start_counting).
+    pub fn upload_pack_requests(&self, name: &str) -> u64 {
+        let (_, path) = self.log.as_ref().expect("started with start_counting");
+        let log = std::fs::read_to_string(path).unwrap_or_default();
+        let wanted = format!("Request upload-pack for '/{name}'");
+        log.lines().filter(|l| l.contains(&wanted)).count() as u64
+    }
+
+    fn spawn(
+        base_dir: &Path,
+        writable: bool,
+        log: Option<(tempfile::TempDir, PathBuf)>,
+    ) -> GitDaemon {
         let (child, port) = spawn_listening("git daemon", |port| {
+            let stderr = match &log {
+                Some((_, path)) => Stdio::from(std::fs::File::create(path).expect("daemon log")),
+                None => Stdio::null(),
+            };
             // The dashed program itself: `git daemon` would leave it running when killed.
             let mut cmd = Command::new(git_exec_path().join("git-daemon"));
             if writable {
@@ -33,16 +61,17 @@ impl GitDaemon {
                 .arg(format!("--base-path={}", base_dir.display()))
                 .arg("--export-all")
                 .arg("--informative-errors")
+                .args(log.as_ref().map(|_| "--verbose"))
                 .arg(base_dir)
                 .env("GIT_CONFIG_NOSYSTEM", "1")
                 .env("GIT_CONFIG_GLOBAL", "/dev/null")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                .stderr(stderr)
                 .spawn()
                 .expect("spawn git daemon")
         });
-        GitDaemon { child, port }
+        GitDaemon { child, port, log }
     }
 
     /// The daemon's process id (its children, one `git-upload-pack` per connection, are reaped

@@ -25,6 +25,7 @@ pub struct HttpGitServer {
 #[derive(Default)]
 struct Counters {
     requests: AtomicU64,
+    ref_advertisements: AtomicU64,
     upload_pack_posts: AtomicU64,
     unauthorized: AtomicU64,
 }
@@ -115,6 +116,12 @@ impl HttpGitServer {
         self.counters.requests.load(Ordering::SeqCst)
     }
 
+    /// `GET .../info/refs?service=git-upload-pack` requests: every ref listing, and the one a
+    /// fetch starts with.
+    pub fn ref_advertisements(&self) -> u64 {
+        self.counters.ref_advertisements.load(Ordering::SeqCst)
+    }
+
     /// `POST .../git-upload-pack` requests: the ones that negotiate and transfer objects.
     pub fn upload_pack_posts(&self) -> u64 {
         self.counters.upload_pack_posts.load(Ordering::SeqCst)
@@ -162,6 +169,12 @@ async fn handle(
             .is_some_and(|q| q.contains("service=git-receive-pack"));
     if s.read_only && pushing {
         return error(StatusCode::FORBIDDEN, "write access denied\n");
+    }
+    if method == Method::GET
+        && uri.path().ends_with("/info/refs")
+        && uri.query() == Some("service=git-upload-pack")
+    {
+        s.counters.ref_advertisements.fetch_add(1, Ordering::SeqCst);
     }
     if method == Method::POST && uri.path().ends_with("/git-upload-pack") {
         s.counters.upload_pack_posts.fetch_add(1, Ordering::SeqCst);

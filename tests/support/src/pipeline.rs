@@ -102,11 +102,22 @@ impl Pipeline {
 
     /// Writes the manifests (Secret, ToolJetInstance, AppImport `ci/credit-card`).
     pub fn manifests(&self, standin: &StandIn, git_url: &str, app_import_extra: &str) -> PathBuf {
+        let yaml = format!(
+            "{}---\n{}",
+            self.instance_yaml(standin),
+            app_import_yaml("credit-card", git_url, app_import_extra)
+        );
+        self.write_manifests("staging.yaml", &yaml)
+    }
+
+    /// The Secrets and the ToolJetInstance `ci/tooljet-staging` (environment `staging`) of the
+    /// stand-in, as YAML documents.
+    pub fn instance_yaml(&self, standin: &StandIn) -> String {
         let auth = match self.flavour {
             Flavour::V2_27 => "{password: {secretRef: {name: tj-login}}}",
             Flavour::V3 => "{adminApiKey: {secretRef: {name: tj-admin, key: api-key}}}",
         };
-        let yaml = format!(
+        format!(
             r#"apiVersion: v1
 kind: Secret
 metadata: {{name: tj-admin, namespace: ci}}
@@ -125,20 +136,16 @@ spec:
   environment: staging
   workspaceId: {ws}
   auth: {auth}
----
-apiVersion: gitops.tooljet.dev/v1alpha1
-kind: AppImport
-metadata: {{name: credit-card, namespace: ci}}
-spec:
-  environment: staging
-  source: {{url: "{git_url}", ref: {{branch: master}}, app: "{APP}"}}
-{app_import_extra}
 "#,
             key = self.api_key,
             url = standin.base_url(),
             ws = standin.workspace_id(),
-        );
-        let path = self.dir.path().join("staging.yaml");
+        )
+    }
+
+    /// Writes `yaml` to `name` in the pipeline's directory.
+    pub fn write_manifests(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
         std::fs::write(&path, yaml).expect("write manifests");
         path
     }
@@ -179,6 +186,21 @@ spec:
         let v: serde_json::Value = serde_json::from_str(&text).expect("state file is JSON");
         v["ci/credit-card"]["app"]["id"].as_str().map(str::to_owned)
     }
+}
+
+/// An AppImport `ci/<name>` of [`APP`] from `git_url` (branch master) for the `staging`
+/// instance, with `extra` lines of its spec (two-space indented), as a YAML document.
+pub fn app_import_yaml(name: &str, git_url: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: gitops.tooljet.dev/v1alpha1
+kind: AppImport
+metadata: {{name: {name}, namespace: ci}}
+spec:
+  environment: staging
+  source: {{url: "{git_url}", ref: {{branch: master}}, app: "{APP}"}}
+{extra}
+"#
+    )
 }
 
 pub fn text(o: &Output) -> String {

@@ -234,6 +234,7 @@ impl StandInBuilder {
             router: routes::router(state.clone()),
             faults: Faults::default(),
             log: Mutex::new(Vec::new()),
+            in_flight: InFlight::default(),
         });
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         tokio::spawn(accept_loop(listener, inner.clone(), tls, shutdown_rx));
@@ -261,6 +262,33 @@ struct Inner {
     router: axum::Router,
     faults: Faults,
     log: Mutex<Vec<RequestRecord>>,
+    in_flight: InFlight,
+}
+
+/// Requests being handled now, and the most seen at once: whether a client overlaps its
+/// requests, told without timing.
+#[derive(Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    peak: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one request in flight until dropped.
+struct InFlightGuard<'a>(&'a InFlight);
+
+impl InFlight {
+    fn enter(&self) -> InFlightGuard<'_> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.now.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        InFlightGuard(self)
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.now.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Inner {
@@ -349,6 +377,22 @@ impl StandIn {
 
     pub fn clear_request_log(&self) {
         self.inner.log().clear();
+    }
+
+    /// The most requests handled at the same time since the start (or the last
+    /// [`reset_peak_in_flight`](Self::reset_peak_in_flight)), latency knob included.
+    pub fn peak_in_flight(&self) -> usize {
+        self.inner
+            .in_flight
+            .peak
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn reset_peak_in_flight(&self) {
+        self.inner
+            .in_flight
+            .peak
+            .store(0, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn state(&self) -> MutexGuard<'_, state::State> {
@@ -669,6 +713,7 @@ async fn handle(
         .uri()
         .path_and_query()
         .map_or_else(|| path.clone(), |p| p.as_str().to_string());
+    let _in_flight = inner.in_flight.enter();
     let latency = inner.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
