@@ -97,18 +97,22 @@ impl Run<'_, '_> {
 /// This AppImport's leftovers in ToolJet, found by the tag in their names. Every name the engine
 /// invents starts with [`NAME_PREFIX`], so one listing of those serves every AppImport of the
 /// instance: the client shares it (within its reuse window, and never across one of its own app
-/// writes), and in steady state it holds nothing, so it is one request per window.
+/// writes), and in steady state it holds nothing, so it is one request per window. While more
+/// temporary names exist than one answer holds (a busy pass), each AppImport lists its own tag.
 pub(super) async fn leftovers(
     tj: &ToolJetClient,
     key: &ImportKey,
 ) -> Result<Vec<AppSummary>, SyncError> {
-    Ok(tj
-        .list_apps_matching_shared(NAME_PREFIX)
-        .await?
-        .iter()
-        .filter(|a| key.owns_name(&a.name))
-        .cloned()
-        .collect())
+    let owned = |a: &AppSummary| key.owns_name(&a.name);
+    Ok(match tj.list_apps_matching_shared(NAME_PREFIX).await? {
+        Some(all) => all.iter().filter(|a| owned(a)).cloned().collect(),
+        None => tj
+            .list_apps_matching(&key.tag())
+            .await?
+            .into_iter()
+            .filter(owned)
+            .collect(),
+    })
 }
 
 pub(super) async fn delete_if_present(tj: &ToolJetClient, id: &str) -> Result<(), SyncError> {

@@ -31,8 +31,8 @@ pub(super) struct AppLists {
     lists: tokio::sync::Mutex<HashMap<String, Listing>>,
 }
 
-/// A listing and the instant it started.
-type Listing = (Instant, Arc<Vec<AppSummary>>);
+/// A listing and the instant it started; `None` when the matches did not fit in one answer.
+type Listing = (Instant, Option<Arc<Vec<AppSummary>>>);
 
 impl AppLists {
     pub(super) fn new(reuse: Duration) -> Self {
@@ -48,10 +48,10 @@ impl AppLists {
         &self,
         text: &str,
         list: F,
-    ) -> Result<Arc<Vec<AppSummary>>, ToolJetError>
+    ) -> Result<Option<Arc<Vec<AppSummary>>>, ToolJetError>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Vec<AppSummary>, ToolJetError>>,
+        Fut: Future<Output = Result<Option<Vec<AppSummary>>, ToolJetError>>,
     {
         let asked = Instant::now();
         let mut lists = self.lists.lock().await;
@@ -63,7 +63,7 @@ impl AppLists {
             return Ok(apps.clone());
         }
         let started = Instant::now();
-        let apps = Arc::new(list().await?);
+        let apps = list().await?.map(Arc::new);
         lists.insert(text.to_owned(), (started, apps.clone()));
         Ok(apps)
     }
@@ -127,10 +127,11 @@ mod tests {
         lists
             .get_or_list("tjop-", || async {
                 calls.fetch_add(1, Ordering::SeqCst);
-                Ok(vec![app(id)])
+                Ok(Some(vec![app(id)]))
             })
             .await
             .expect("listing")
+            .expect("in one answer")
             .iter()
             .map(|a| a.id.clone())
             .collect()
@@ -179,7 +180,7 @@ mod tests {
         let first = lists.get_or_list("tjop-", || async {
             calls.fetch_add(1, Ordering::SeqCst);
             let _ = gate_rx.await;
-            Ok(vec![app("a")])
+            Ok(Some(vec![app("a")]))
         });
         let others = futures::future::join_all((0..8).map(|i| {
             let (lists, calls) = (&lists, &calls);
@@ -191,13 +192,35 @@ mod tests {
             let _ = gate_tx.send(());
         };
         let (first, others, ()) = tokio::join!(first, others, release);
-        assert_eq!(first.expect("first")[0].id, "a");
+        assert_eq!(first.expect("first").expect("in one answer")[0].id, "a");
         assert!(others.iter().all(|ids| ids == &["a"]), "{others:?}");
         assert_eq!(
             calls.load(Ordering::SeqCst),
             1,
             "one listing for nine callers"
         );
+    }
+
+    #[tokio::test]
+    async fn an_answer_too_long_for_one_page_is_shared_as_such() {
+        let lists = AppLists::new(Duration::from_secs(3600));
+        for _ in 0..2 {
+            let got = lists
+                .get_or_list("tjop-", || async { Ok(None) })
+                .await
+                .expect("listing");
+            assert!(got.is_none());
+        }
+        let calls = AtomicUsize::new(0);
+        let again = lists
+            .get_or_list("tjop-", || async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Ok(None)
+            })
+            .await
+            .expect("listing");
+        assert!(again.is_none());
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "reused within the window");
     }
 
     #[tokio::test]

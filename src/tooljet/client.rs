@@ -28,6 +28,21 @@ const PAGE_SIZE: usize = 9;
 const MAX_PAGES: usize = 10_000;
 const MAX_DETAIL: usize = 300;
 
+/// One page of `GET /api/apps`.
+#[derive(serde::Deserialize)]
+struct AppPage {
+    apps: Vec<AppSummary>,
+    #[serde(default)]
+    meta: PageMeta,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct PageMeta {
+    /// All matches, on every page (ToolJet's `meta.total_count`).
+    #[serde(default)]
+    total_count: Option<usize>,
+}
+
 /// Told about every HTTP request the client made (for metrics); must be cheap and never block.
 pub trait RequestObserver: Send + Sync {
     /// `route` is the path template (e.g. `"PUT /api/apps/:id"`); `status` is `None` when no
@@ -663,31 +678,11 @@ impl ToolJetClient {
     /// Front-end apps whose name contains `text` (case-insensitive), all pages.
     pub async fn list_apps_matching(&self, text: &str) -> Result<Vec<AppSummary>, ToolJetError> {
         if self.ext_only() {
-            let needle = text.to_lowercase();
-            let apps = self.ext_list().await?;
-            return Ok(apps
-                .into_iter()
-                .filter(|a| a.name.to_lowercase().contains(&needle))
-                .collect());
-        }
-        #[derive(serde::Deserialize)]
-        struct Page {
-            apps: Vec<AppSummary>,
-            #[serde(default)]
-            meta: Meta,
-        }
-        #[derive(serde::Deserialize, Default)]
-        struct Meta {
-            #[serde(default)]
-            total_count: Option<usize>,
+            return self.ext_list_matching(text).await;
         }
         let mut all: Vec<AppSummary> = Vec::new();
         for page in 1..=MAX_PAGES {
-            let call = Call::new(Method::GET, "GET /api/apps", "/api/apps")
-                .query("page", page.to_string())
-                .query("searchKey", text)
-                .query("type", "front-end");
-            let got: Page = self.execute_json(call).await?;
+            let got = self.list_page(text, page).await?;
             let n = got.apps.len();
             for app in got.apps {
                 // Pages can shift while apps are created: keep each id once.
@@ -707,22 +702,62 @@ impl ToolJetClient {
         Ok(all)
     }
 
+    /// One page of [`ToolJetClient::list_apps_matching`].
+    async fn list_page(&self, text: &str, page: usize) -> Result<AppPage, ToolJetError> {
+        let call = Call::new(Method::GET, "GET /api/apps", "/api/apps")
+            .query("page", page.to_string())
+            .query("searchKey", text)
+            .query("type", "front-end");
+        self.execute_json(call).await
+    }
+
     /// Like [`ToolJetClient::list_apps_matching`], from a listing shared by this client's callers:
     /// reused within `reuse_app_lists` of [`ClientConfig`], and never when it started before an
     /// app write of this client ended, so it always shows what this client's writes did.
+    ///
+    /// `None` when the matches do not fit in one answer (more than one page): a listing of several
+    /// pages is no snapshot while apps are created, renamed and deleted (an app leaving a page
+    /// already read moves one of the next page onto it, unseen), so it is neither trusted nor
+    /// shared, and callers search more narrowly. One page is one query on ToolJet's side.
     pub async fn list_apps_matching_shared(
         &self,
         text: &str,
-    ) -> Result<std::sync::Arc<Vec<AppSummary>>, ToolJetError> {
+    ) -> Result<Option<std::sync::Arc<Vec<AppSummary>>>, ToolJetError> {
         self.lists
-            .get_or_list(text, || self.list_apps_matching(text))
+            .get_or_list(text, || self.list_in_one_answer(text))
             .await
+    }
+
+    /// The matches when one answer holds them all; `None` otherwise (one request either way).
+    async fn list_in_one_answer(
+        &self,
+        text: &str,
+    ) -> Result<Option<Vec<AppSummary>>, ToolJetError> {
+        if self.ext_only() {
+            // The external API lists the whole workspace in one answer.
+            return self.ext_list_matching(text).await.map(Some);
+        }
+        let first = self.list_page(text, 1).await?;
+        let complete = match first.meta.total_count {
+            Some(total) => first.apps.len() >= total,
+            None => first.apps.len() < PAGE_SIZE,
+        };
+        Ok(complete.then_some(first.apps))
     }
 
     /// Makes every shared listing stale: the next [`ToolJetClient::list_apps_matching_shared`]
     /// lists again, as after an app write of this client.
     pub fn forget_shared_listings(&self) {
         self.lists.forget();
+    }
+
+    async fn ext_list_matching(&self, text: &str) -> Result<Vec<AppSummary>, ToolJetError> {
+        let needle = text.to_lowercase();
+        let apps = self.ext_list().await?;
+        Ok(apps
+            .into_iter()
+            .filter(|a| a.name.to_lowercase().contains(&needle))
+            .collect())
     }
 
     async fn ext_list(&self) -> Result<Vec<AppSummary>, ToolJetError> {

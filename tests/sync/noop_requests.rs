@@ -249,3 +249,40 @@ flavoured!(
         assert!(passes >= 1);
     }
 );
+
+flavoured!(
+    with_more_temporary_names_than_one_answer_each_app_import_lists_its_own,
+    flavour,
+    {
+        const N: usize = 3;
+        let mut fleet = Fleet::new(flavour, N, Duration::from_secs(3600)).await;
+        fleet.pass(4).await;
+        // A busy workspace: ten temporary apps of other AppImports (another operator's run), more
+        // than one answer of 9 holds, and a leftover of AppImport 2 (its own client's write).
+        let other = test_support::engine::client(&fleet.rig.standin, flavour, API_KEY, None);
+        let bundle: serde_json::Value = serde_json::from_slice(CREDIT_CARD.1).expect("json");
+        let mut foreign = Vec::new();
+        for i in 0..10 {
+            let name = format!("tjop-tmp-ffffffffff-{i:08}");
+            foreign.push(other.import_app(&bundle, &name).await.expect("import").id);
+        }
+        let temp = fleet.imports[1].0.temp_name("0123456789abcdef");
+        let leftover = fleet
+            .rig
+            .client
+            .import_app(&bundle, &temp)
+            .await
+            .expect("import");
+        fleet.rig.standin.clear_request_log();
+        let reasons = fleet.pass(1).await;
+        assert!(all_up_to_date(&reasons), "{reasons:?}");
+        let apps = fleet.rig.standin.apps();
+        assert!(!apps.iter().any(|a| a.id == leftover.id), "{apps:#?}");
+        assert!(foreign.iter().all(|id| apps.iter().any(|a| &a.id == id)));
+        // One answer that did not hold them all (shared), one listing of its own tag each, and
+        // the shared one again after AppImport 2 deleted its leftover.
+        let (lists, gets, _) = requests(&fleet.rig.standin);
+        assert_eq!(lists, N + 2);
+        assert!(gets >= N);
+    }
+);
