@@ -181,7 +181,7 @@ pub struct StateFile {
     /// Counts changes to either map; bumped under that map's lock.
     changes: std::sync::atomic::AtomicU64,
     /// The change count the file on disk holds; held while writing, so writes never overlap.
-    written: Mutex<u64>,
+    written: tokio::sync::Mutex<u64>,
 }
 
 /// One AppImport's entry of the state file.
@@ -222,7 +222,7 @@ impl StateFile {
             states: Mutex::new(states),
             instances: Mutex::new(instances),
             changes: std::sync::atomic::AtomicU64::new(0),
-            written: Mutex::new(0),
+            written: tokio::sync::Mutex::new(0),
         })
     }
 
@@ -239,13 +239,13 @@ impl StateFile {
     }
 
     /// Records one AppImport's state and rewrites the file atomically (write, fsync, rename).
-    pub fn put(&self, key: &str, state: &SyncState) -> Result<(), String> {
+    pub async fn put(&self, key: &str, state: &SyncState) -> Result<(), String> {
         let change = {
             let mut states = self.lock();
             states.entry(key.to_owned()).or_default().state = state.clone();
             self.bump()
         };
-        self.write(change)
+        self.write(change).await
     }
 
     /// A new change number; call it holding the lock of the map changed.
@@ -271,13 +271,13 @@ impl StateFile {
     }
 
     /// Drops an AppImport's entry and rewrites the file atomically.
-    pub fn forget(&self, key: &str) -> Result<(), String> {
+    pub async fn forget(&self, key: &str) -> Result<(), String> {
         let change = {
             let mut states = self.lock();
             states.remove(key);
             self.bump()
         };
-        self.write(change)
+        self.write(change).await
     }
 
     /// An instance's configuration record (`namespace/name`).
@@ -286,44 +286,51 @@ impl StateFile {
     }
 
     /// Records an instance's configuration and rewrites the file atomically.
-    pub fn put_instance(&self, key: &str, record: &ConfigRecord) -> Result<(), String> {
+    pub async fn put_instance(&self, key: &str, record: &ConfigRecord) -> Result<(), String> {
         let change = {
             let mut instances = self.lock_instances();
             instances.insert(key.to_owned(), record.clone());
             self.bump()
         };
-        self.write(change)
+        self.write(change).await
     }
 
     fn lock_instances(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, ConfigRecord>> {
         self.instances.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Puts a state holding change `change` on disk, atomically (write, fsync, rename). One
-    /// write at a time: a writer that waited finds its change already written by the one before
-    /// it, or writes everything up to now itself (so concurrent checkpoints share writes, and
-    /// an older state never replaces a newer one).
-    fn write(&self, change: u64) -> Result<(), String> {
-        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+    /// Puts a state holding change `change` on disk, atomically (write, fsync, rename), off the
+    /// async threads. One write at a time: a writer that waited finds its change already written
+    /// by the one before it, or writes everything up to now itself (so concurrent checkpoints
+    /// share writes, and an older state never replaces a newer one).
+    async fn write(&self, change: u64) -> Result<(), String> {
+        let mut written = self.written.lock().await;
         if *written >= change {
             return Ok(());
         }
-        let (text, now) = {
-            let states = self.lock();
-            let instances = self.lock_instances();
-            let now = self.changes.load(std::sync::atomic::Ordering::SeqCst);
-            let whole = WholeFile {
-                states: &states,
-                instances: &instances,
-            };
-            let text = serde_json::to_vec_pretty(&whole).map_err(|e| e.to_string())?;
-            (text, now)
-        };
-        if let Some(path) = &self.path {
-            write_atomically(path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let (text, now) = self.serialize()?;
+        if let Some(path) = self.path.clone() {
+            tokio::task::spawn_blocking(move || {
+                write_atomically(&path, &text).map_err(|e| format!("{}: {e}", path.display()))
+            })
+            .await
+            .map_err(|e| format!("the write of the state file failed: {e}"))??;
         }
         *written = now;
         Ok(())
+    }
+
+    /// The whole file as it is now, and the change count it holds.
+    fn serialize(&self) -> Result<(Vec<u8>, u64), String> {
+        let states = self.lock();
+        let instances = self.lock_instances();
+        let now = self.changes.load(std::sync::atomic::Ordering::SeqCst);
+        let whole = WholeFile {
+            states: &states,
+            instances: &instances,
+        };
+        let text = serde_json::to_vec_pretty(&whole).map_err(|e| e.to_string())?;
+        Ok((text, now))
     }
 }
 
@@ -379,7 +386,7 @@ struct FileCheckpoint<'a> {
 
 impl Checkpoint for FileCheckpoint<'_> {
     fn save<'a>(&'a self, state: &'a SyncState) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { self.file.put(&self.key, state) })
+        Box::pin(async move { self.file.put(&self.key, state).await })
     }
 }
 
@@ -714,7 +721,7 @@ async fn configure_one(
         ));
     }
     if mode == Mode::Apply
-        && let Err(e) = state.put_instance(&key, &outcome.record)
+        && let Err(e) = state.put_instance(&key, &outcome.record).await
     {
         report = Verdict::new(
             Reason::StateNotSaved,
@@ -842,7 +849,7 @@ impl AppRun<'_> {
             report = p.engine_verdict(report, &display_url(&app.spec.source.url));
         }
         if mode == Mode::Apply
-            && let Err(e) = state.put(&name, &outcome.state)
+            && let Err(e) = state.put(&name, &outcome.state).await
         {
             report = Verdict::new(
                 Reason::StateNotSaved,
@@ -995,13 +1002,15 @@ mod tests {
     use super::*;
 
     /// Instances' configuration records share the file with the AppImports' states.
-    #[test]
-    fn instance_records_round_trip_beside_app_states() {
+    #[tokio::test]
+    async fn instance_records_round_trip_beside_app_states() {
         use crate::api::{ConstantKind, OwnedConstant};
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.json");
         let file = StateFile::open(Some(&path)).expect("opens");
-        file.put("team/sales", &SyncState::default()).expect("app");
+        file.put("team/sales", &SyncState::default())
+            .await
+            .expect("app");
         let record = ConfigRecord {
             constants: vec![OwnedConstant {
                 name: "REGION".into(),
@@ -1010,7 +1019,9 @@ mod tests {
             }],
             data_sources: Vec::new(),
         };
-        file.put_instance("team/tj", &record).expect("instance");
+        file.put_instance("team/tj", &record)
+            .await
+            .expect("instance");
         let again = StateFile::open(Some(&path)).expect("reopens");
         assert_eq!(again.instance("team/tj"), record);
         assert_eq!(again.get("team/sales"), SyncState::default());
@@ -1019,8 +1030,8 @@ mod tests {
 
     /// The prune record rides beside the state, survives later puts, and is absent (not an
     /// error) in entries written before it existed.
-    #[test]
-    fn prune_records_round_trip_and_old_entries_have_none() {
+    #[tokio::test]
+    async fn prune_records_round_trip_and_old_entries_have_none() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.json");
         std::fs::write(&path, r#"{"team/old": {"lastAppliedHash": "h"}}"#).expect("write");
@@ -1033,8 +1044,11 @@ mod tests {
             instance_url: "https://tooljet.example".into(),
         };
         file.set_prune_record("team/new", record.clone());
-        file.put("team/new", &SyncState::default()).expect("put");
         file.put("team/new", &SyncState::default())
+            .await
+            .expect("put");
+        file.put("team/new", &SyncState::default())
+            .await
             .expect("a later put keeps the record");
         let text = std::fs::read_to_string(&path).expect("read");
         let json: serde_json::Value = serde_json::from_str(&text).expect("json");
@@ -1046,7 +1060,7 @@ mod tests {
         let again = StateFile::open(Some(&path)).expect("reopens");
         assert_eq!(again.prune_record("team/new"), Some(record));
         assert_eq!(again.keys(), vec!["team/new", "team/old"]);
-        again.forget("team/old").expect("forget");
+        again.forget("team/old").await.expect("forget");
         assert_eq!(
             StateFile::open(Some(&path)).expect("reopens").keys(),
             vec!["team/new"]
@@ -1056,25 +1070,30 @@ mod tests {
     /// AppImports of a run checkpoint at the same time: every put succeeds, and the file on disk
     /// holds every one of them (no writer renames another's half-written file, none puts an
     /// older state back over a newer one).
-    #[test]
-    fn concurrent_puts_all_land() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_puts_all_land() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.json");
-        let file = StateFile::open(Some(&path)).expect("opens");
-        std::thread::scope(|s| {
-            for t in 0..8 {
-                let file = &file;
-                s.spawn(move || {
+        let file = Arc::new(StateFile::open(Some(&path)).expect("opens"));
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                let file = file.clone();
+                tokio::spawn(async move {
                     for i in 0..25 {
                         let state = SyncState {
                             last_applied_hash: Some(format!("{t}-{i}")),
                             ..SyncState::default()
                         };
-                        file.put(&format!("team/app-{t}"), &state).expect("put");
+                        file.put(&format!("team/app-{t}"), &state)
+                            .await
+                            .expect("put");
                     }
-                });
-            }
-        });
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer");
+        }
         let again = StateFile::open(Some(&path)).expect("reopens");
         assert_eq!(again.keys().len(), 8);
         for t in 0..8 {
@@ -1085,8 +1104,8 @@ mod tests {
 
     /// A state file written before the engine had its own state type (an AppImport status per
     /// key, with `observedGeneration`) still reads, and is rewritten in the same shape.
-    #[test]
-    fn a_state_file_of_the_status_shape_still_reads() {
+    #[tokio::test]
+    async fn a_state_file_of_the_status_shape_still_reads() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("state.json");
         let old = serde_json::json!({"team/sales": {
@@ -1115,7 +1134,7 @@ mod tests {
         );
         assert_eq!(state.history.len(), 1);
         assert_eq!(state.data_sources.len(), 1);
-        file.put("team/sales", &state).expect("rewrite");
+        file.put("team/sales", &state).await.expect("rewrite");
         let again: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
         for key in [

@@ -140,7 +140,7 @@ async fn prune_one(
         let message = format!("no longer in the manifests: would {would}");
         return result(OrphanStatus::WouldPrune, message, actions);
     }
-    if let Err(e) = run.state.forget(key) {
+    if let Err(e) = run.state.forget(key).await {
         let message = format!("{did}, but the state file could not be saved: {e}");
         return result(OrphanStatus::Failed, message, actions);
     }
