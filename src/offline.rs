@@ -723,10 +723,7 @@ async fn configure_one(
     if mode == Mode::Apply
         && let Err(e) = state.put_instance(&key, &outcome.record).await
     {
-        report = Verdict::new(
-            Reason::StateNotSaved,
-            format!("could not save the state file: {e}"),
-        );
+        report = state_not_saved(&e);
     }
     ImportResult {
         name,
@@ -851,10 +848,7 @@ impl AppRun<'_> {
         if mode == Mode::Apply
             && let Err(e) = state.put(&name, &outcome.state).await
         {
-            report = Verdict::new(
-                Reason::StateNotSaved,
-                format!("could not save the state file: {e}"),
-            );
+            report = state_not_saved(&e);
         }
         ImportResult {
             name,
@@ -864,6 +858,13 @@ impl AppRun<'_> {
             changes: outcome.diff,
         }
     }
+}
+
+fn state_not_saved(error: &str) -> Verdict {
+    Verdict::new(
+        Reason::StateNotSaved,
+        format!("could not save the state file: {error}"),
+    )
 }
 
 /// What pruning `app` would need once it leaves the manifests.

@@ -85,28 +85,31 @@ fn sync(dir: &Path, standin: &mut StandInProc, git_url: &str) -> Result<CliPass,
 }
 
 /// Scenario 6: first and no-op pass of `sync -f` over 100 AppImports, `runs` times, and the
-/// baseline script's first pass over the same apps `base_runs` times.
+/// baseline script's first pass over the same apps `base_runs` times, interleaved (run 1 of
+/// each, then run 2, ...) so that a busy spell of the shared machine weighs on both sides.
 pub fn scenario(runs: usize, base_runs: usize) -> Result<String, Fail> {
     eprintln!("bench: scenario cli, {APPS} apps ({runs} runs, baseline {base_runs} runs)");
     let apps = AppRepo::new("cli100", APPS)?;
     let mut first = Vec::new();
     let mut noop = Vec::new();
-    for _ in 0..runs {
-        let mut standin = StandInProc::start()?;
-        let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("apps.yaml"), manifest(&standin, &apps))?;
-        first.push(sync(dir.path(), &mut standin, &apps.git_url)?);
-        noop.push(sync(dir.path(), &mut standin, &apps.git_url)?);
-    }
     let mut base = Vec::new();
     let mut per_app = Vec::new();
-    for _ in 0..base_runs {
-        let standin = StandInProc::start()?;
-        let start = Instant::now();
-        for name in &apps.names {
-            per_app.push(baseline(&standin, &apps.git_url, name, name, false)?);
+    for run in 0..runs.max(base_runs) {
+        if run < runs {
+            let mut standin = StandInProc::start()?;
+            let dir = tempfile::tempdir()?;
+            std::fs::write(dir.path().join("apps.yaml"), manifest(&standin, &apps))?;
+            first.push(sync(dir.path(), &mut standin, &apps.git_url)?);
+            noop.push(sync(dir.path(), &mut standin, &apps.git_url)?);
         }
-        base.push(start.elapsed());
+        if run < base_runs {
+            let standin = StandInProc::start()?;
+            let start = Instant::now();
+            for name in &apps.names {
+                per_app.push(baseline(&standin, &apps.git_url, name, name, false)?);
+            }
+            base.push(start.elapsed());
+        }
     }
     Ok(table(runs, &first, &noop, &base, &per_app))
 }

@@ -56,15 +56,7 @@ impl Rig {
     }
 
     async fn run(&self, verb: &str, manifests: &PathBuf, extra: &[&str]) -> Output {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tooljet-operator"));
-        cmd.arg(verb)
-            .arg("-f")
-            .arg(manifests)
-            .arg("--state")
-            .arg(self.ci.state_path())
-            .args(extra)
-            .env("XDG_CACHE_HOME", self.ci.cache_dir())
-            .env("RUST_LOG", "warn");
+        let mut cmd = self.ci.command(verb, manifests, extra);
         cmd.output().await.expect("runs")
     }
 

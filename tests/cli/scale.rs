@@ -55,15 +55,9 @@ impl Rig {
     }
 
     async fn run(&self, verb: &str, manifests: &PathBuf, extra: &[&str]) -> Output {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tooljet-operator"));
-        cmd.arg(verb)
-            .arg("-f")
-            .arg(manifests)
-            .arg("--state")
-            .arg(self.ci.state_path())
-            .args(extra)
-            .args(["--log-format", "json"])
-            .env("XDG_CACHE_HOME", self.ci.cache_dir())
+        let mut cmd = self.ci.command(verb, manifests, extra);
+        // The run's own count of git traffic is an info line.
+        cmd.args(["--log-format", "json"])
             .env("RUST_LOG", "tooljet_operator=info");
         let out = cmd.output().await.expect("runs");
         assert!(out.status.success(), "{verb}: {}", ci::text(&out));

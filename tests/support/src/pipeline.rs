@@ -160,8 +160,14 @@ spec:
 
     /// `tooljet-operator sync -f <manifests> --state <state>` as a command, not yet started.
     pub fn sync_command(&self, manifests: &Path, extra: &[&str]) -> tokio::process::Command {
+        self.command("sync", manifests, extra)
+    }
+
+    /// `tooljet-operator <verb> -f <manifests> --state <state> <extra>` (`sync` or `plan`), with
+    /// the pipeline's git cache and warnings logged, as a command not yet started.
+    pub fn command(&self, verb: &str, manifests: &Path, extra: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(crate::operator_bin());
-        cmd.arg("sync")
+        cmd.arg(verb)
             .arg("-f")
             .arg(manifests)
             .arg("--state")
