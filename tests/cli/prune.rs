@@ -2,7 +2,7 @@
 //! manifests is removed as its last recorded `deletionPolicy` says, only with `--prune`; the real
 //! binary, a real git repository and the ToolJet stand-in.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -55,7 +55,7 @@ impl Rig {
         self.ci.write_manifests(name, &yaml)
     }
 
-    async fn run(&self, verb: &str, manifests: &PathBuf, extra: &[&str]) -> Output {
+    async fn run(&self, verb: &str, manifests: &Path, extra: &[&str]) -> Output {
         let mut cmd = self.ci.command(verb, manifests, extra);
         cmd.output().await.expect("runs")
     }

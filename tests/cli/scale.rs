@@ -3,7 +3,7 @@
 //! AppImports (and 1 does not), counted by the ToolJet stand-in, while promotion waves keep
 //! their order.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
@@ -54,7 +54,7 @@ impl Rig {
         self.ci.write_manifests("apps.yaml", &yaml)
     }
 
-    async fn run(&self, verb: &str, manifests: &PathBuf, extra: &[&str]) -> Output {
+    async fn run(&self, verb: &str, manifests: &Path, extra: &[&str]) -> Output {
         let mut cmd = self.ci.command(verb, manifests, extra);
         // The run's own count of git traffic is an info line.
         cmd.args(["--log-format", "json"])
