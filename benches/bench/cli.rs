@@ -136,7 +136,7 @@ fn table(
     let noop_listings = noop.iter().map(|p| p.listings).max().unwrap_or(u64::MAX);
     let met = |ok: bool| if ok { "yes" } else { "**no**" };
     let mut md = format!(
-        "### 6. The command line at {APPS} apps (`sync -f`, {runs} runs; baseline {} runs)\n\n\
+        "### 7. The command line at {APPS} apps (`sync -f`, {runs} runs; baseline {} runs)\n\n\
          | Pass | Wall median (min–max) | Ref listings | Fetches | ToolJet writes |\n|---|---|---|---|---|\n",
         base.len()
     );
