@@ -122,6 +122,14 @@ flavoured!(delete_prunes_the_app_only_with_prune, flavour, {
         std::fs::read(rig.ci.state_path()).expect("state"),
         state_before
     );
+    let out = rig
+        .run("plan", &kept_only, &["--prune", "-o", "markdown"])
+        .await;
+    let text = stdout(&out);
+    assert!(
+        text.contains("ci/gone: would prune (deletionPolicy Delete)"),
+        "the pull-request comment says it too: {text}"
+    );
 
     // sync --prune: the app goes, the entry goes, the other AppImport stays.
     let out = rig
