@@ -22,6 +22,7 @@ use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::ControllerError;
+use super::app_import::verdict_of;
 use super::apply::{apply_status, event_note};
 use super::caches::{Cache, CacheSynced};
 use super::conditions;
@@ -30,6 +31,7 @@ use crate::api::{
     ANNOTATION_RECONCILE_REQUESTED_AT, AppExport, AppExportStatus, AppImport, ExportCommit,
     ExportedAppStatus, Reason, ToolJetInstance, Verdict, select_instance, select_instance_for,
 };
+use crate::process::metrics::Metrics;
 use crate::process::shutdown::Shutdown;
 use crate::source::SourceCache;
 use crate::sync::export::{self, ExportOutcome, ExportRequest, ImportOnInstance};
@@ -47,6 +49,8 @@ pub struct ExportContext {
     pub apps: Cache<AppImport>,
     pub secrets: Cache<Secret>,
     pub recorder: Recorder,
+    /// `tooljet_operator_reconciles_total{kind="AppExport"}` and its duration.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Runs the AppExport controller (its own watch) until `shutdown`. A watch that never completes
@@ -121,11 +125,14 @@ pub async fn reconcile(
         apply_status(&api, obj.as_ref(), &status).await?;
         return Ok(Action::await_change());
     }
+    let started = tokio::time::Instant::now();
     let result = export_once(&obj, &ns, &ctx).await;
     let report = match &result {
         Ok(outcome) => outcome.verdict(&obj.spec.destination.branch),
         Err(e) => *e.clone(),
     };
+    ctx.metrics
+        .reconciled("AppExport", verdict_of(&report), started.elapsed());
     let status = status_after(&previous, &obj, result.as_ref().ok(), &report, now);
     apply_status(&api, obj.as_ref(), &status).await?;
     match &result {

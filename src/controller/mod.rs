@@ -295,6 +295,7 @@ async fn run_controllers(
         apps: apps.cache.clone(),
         secrets: secrets.clone(),
         recorder: app_ctx.recorder.clone(),
+        metrics: metrics.clone(),
     });
     let instance_ctx = Arc::new(instance::InstanceContext {
         client: client.clone(),

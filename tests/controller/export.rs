@@ -4,6 +4,7 @@
 //! a non-editable AppImport of the same app makes it refuse with ConflictsWithAppImport.
 
 use test_support::engine;
+use test_support::http_probe;
 use test_support::kube_mock::apiserver::ApiServer;
 use test_support::pipeline::start_standin;
 use test_support::poll::until_some;
@@ -70,6 +71,7 @@ async fn status_written(server: &ApiServer) -> Option<Value> {
 async fn start(
     server: &ApiServer,
     cache: &std::path::Path,
+    metrics_addr: Option<std::net::SocketAddr>,
 ) -> (
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), tooljet_operator::controller::ControllerError>>,
@@ -83,7 +85,10 @@ async fn start(
             cache_dir: cache.to_owned(),
             install_crds: false,
         },
-        ServeOptions::default(),
+        ServeOptions {
+            metrics_addr,
+            ..ServeOptions::default()
+        },
         async move {
             let _ = stopped.await;
         },
@@ -108,8 +113,27 @@ async fn the_controller_exports_and_reports_status() {
     let (standin, repo) = setup().await;
     let server = ApiServer::start(objects(&standin, &repo, None)).await;
     let cache = tempfile::tempdir().expect("tempdir");
-    let (stop, run) = start(&server, cache.path()).await;
+    let metrics_addr = http_probe::free_loopback_addr();
+    let (stop, run) = start(&server, cache.path(), Some(metrics_addr)).await;
     let status = status_written(&server).await.expect("status written");
+    // The reconcile is counted under its own kind.
+    let counted = until_some(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || async {
+            let text = http_probe::get_ok(metrics_addr, "/metrics").await?;
+            text.lines()
+                .any(|l| {
+                    l.starts_with("tooljet_operator_reconciles_total{")
+                        && l.contains("kind=\"AppExport\"")
+                        && l.contains("result=\"success\"")
+                        && l.ends_with(" 1")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(counted.is_some(), "no AppExport reconcile in /metrics");
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(30), run)
         .await
@@ -147,7 +171,7 @@ async fn a_non_editable_app_import_of_the_app_stalls_the_export() {
                  "source": {"url": "file:///nowhere", "ref": {"branch": "main"}, "app": BASE64.0}}});
     let server = ApiServer::start(objects(&standin, &repo, Some(import))).await;
     let cache = tempfile::tempdir().expect("tempdir");
-    let (stop, run) = start(&server, cache.path()).await;
+    let (stop, run) = start(&server, cache.path(), None).await;
     let status = status_written(&server).await.expect("status written");
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), run).await;

@@ -9,7 +9,6 @@ use kube_mock::apiserver::{ApiServer, Request};
 use test_support::http_probe;
 use test_support::kube_mock;
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -40,11 +39,6 @@ fn objects() -> Vec<Value> {
             "metadata": {"name": "unrelated", "namespace": NS, "resourceVersion": "7"},
             "data": {}}),
     ]
-}
-
-fn free_addr() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
 }
 
 fn patched(seen: &[Request], path: &str) -> bool {
@@ -92,7 +86,7 @@ async fn every_start_reconciles_both_kinds_and_turns_ready() {
     let mut failures = Vec::new();
     for cycle in 0..cycles {
         server.clear_seen();
-        let addr = free_addr();
+        let addr = test_support::http_probe::free_loopback_addr();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let run = tokio::spawn(run_until(
             server.client(),
