@@ -16,14 +16,14 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::{Predicate, PredicateConfig, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::ControllerError;
 use super::app_import::verdict_of;
-use super::apply::{apply_status, event_note};
+use super::apply::{apply_status, publish_event};
 use super::caches::{Cache, CacheSynced};
 use super::conditions;
 use super::resolve::{CACHE_WAIT, instance_secret_names, not_listed, read_secrets};
@@ -270,16 +270,7 @@ pub fn status_after(
 }
 
 async fn publish(ctx: &ExportContext, obj: &AppExport, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(event_note(note)),
-        action: "Export".into(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        warn!(appexport = %obj.name_any(), %error, "could not publish an Event");
-    }
+    publish_event(&ctx.recorder, obj, type_, reason, note, "Export").await;
 }
 
 #[cfg(test)]

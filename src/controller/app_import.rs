@@ -23,13 +23,13 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::ControllerError;
-use super::apply::{apply_status, event_note};
+use super::apply::{apply_status, publish_event};
 use super::caches::Cache;
 use super::conditions;
 use super::resolve::{CACHE_WAIT, ClientCache, not_listed, read_secrets, select_instance};
@@ -491,20 +491,9 @@ fn requested_at(obj: &AppImport) -> Option<String> {
 }
 
 async fn publish(ctx: &Context, obj: &AppImport, type_: EventType, reason: &str, note: &str) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(event_note(note)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        // An Event is informative; status already says the same.
-        warn!(appimport = %object_key(obj), %error, "could not publish an Event");
-    }
+    publish_event(&ctx.recorder, obj, type_, reason, note, "Reconcile").await;
 }
 
-/// The Events API limits notes to 1kB: cut on a character boundary.
 /// Events for what a sync did: Imported / Updated on a new app version, DriftCorrected, and a
 /// Warning with the verdict's reason (LocalChanges, NameConflict, ...) on every failure. Pure:
 /// `had_app` is whether the status named an app before the run, `outcome` the engine's when it ran.

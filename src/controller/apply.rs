@@ -2,10 +2,12 @@
 //! size the API server keeps.
 
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use tracing::warn;
 
 use super::ControllerError;
 
@@ -38,6 +40,28 @@ where
     .await
     .map(|_| ())
     .map_err(ControllerError::Kube)
+}
+
+/// Publishes an Event about `obj` (its note cut by [`event_note`]). An Event is informative, the
+/// status says the same: a failure is logged, not returned.
+pub async fn publish_event<K: Resource<DynamicType = ()>>(
+    recorder: &Recorder,
+    obj: &K,
+    type_: EventType,
+    reason: &str,
+    note: &str,
+    action: &str,
+) {
+    let event = Event {
+        type_,
+        reason: reason.to_owned(),
+        note: Some(event_note(note)),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(error) = recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(kind = %K::kind(&()), name = %obj.name_any(), %error, "could not publish an Event");
+    }
 }
 
 /// An Event's note: at most 1,000 bytes, cut on a character boundary.

@@ -11,12 +11,12 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
 use super::ControllerError;
-use super::apply::{apply_status, event_note};
+use super::apply::{apply_status, publish_event};
 use super::caches::Cache;
 use super::conditions::{condition, from_report};
 use super::resolve::{instance_secret_names, read_secrets};
@@ -383,16 +383,7 @@ async fn publish(
     reason: &str,
     note: &str,
 ) {
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(event_note(note)),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        warn!(instance = %obj.name_any(), %error, "could not publish an Event");
-    }
+    publish_event(&ctx.recorder, obj, type_, reason, note, "Reconcile").await;
 }
 
 /// API server errors: retry in a minute.
